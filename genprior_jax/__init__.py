@@ -1,0 +1,32 @@
+"""genprior_jax: imaging inverse problems with deep generative priors, in JAX.
+
+Quick start::
+
+    import jax
+    import genprior_jax as gp
+
+    prior = gp.load_prior("vae-mnist")
+    x = gp.load_mnist("test", n=16).images                      # (16, 28, 28, 1) in [0, 1]
+    k_op, k_noise, k_solve = jax.random.split(jax.random.key(0), 3)
+    op = gp.operators.GaussianCS(k_op, (28, 28, 1), m=100)       # A with N(0, 1/m) entries
+    y = jax.vmap(gp.measure, (0, None, 0, None))(jax.random.split(k_noise, 16), op, x, 0.1 / 100**0.5)
+    res = gp.csgm(prior, k_solve, y, op, lam=0.1)                # res.x: (16, 28, 28, 1)
+    print(gp.metrics.mse(x, res.x).mean())
+"""
+
+from . import metrics, operators, priors, solvers
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import Dataset, DatasetUnavailableError, load_mnist, load_tfds
+from .metrics import mse, psnr, ssim
+from .operators import check_adjoint, measure, noise_std_for_norm
+from .priors import Prior, available_priors, load_prior
+from .solvers import Result, Solver, Status, csgm, lasso, run
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Dataset", "DatasetUnavailableError", "Prior", "Result", "Solver", "Status", "available_priors",
+    "check_adjoint", "csgm", "lasso", "load_checkpoint", "load_mnist", "load_prior", "load_tfds", "measure",
+    "metrics", "mse", "noise_std_for_norm", "operators", "priors", "psnr", "run", "save_checkpoint", "solvers",
+    "ssim",
+]

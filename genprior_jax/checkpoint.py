@@ -1,0 +1,98 @@
+"""Checkpoints: a directory holding ``params.msgpack`` and ``config.json``, written atomically.
+
+``config.json`` records the model kind and configuration, the SHA-256 of ``params.msgpack``, training metrics
+and the command that produced it. :func:`save_checkpoint` writes everything into a temporary sibling
+directory and renames it into place, so a crash never leaves a half-written checkpoint (the previous one, if
+any, is kept until the new one is complete). :func:`load_checkpoint` verifies the checksum.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from typing import Any
+
+import flax.serialization
+import jax
+import numpy as np
+
+PARAMS_FILE = "params.msgpack"
+CONFIG_FILE = "config.json"
+
+
+def _to_jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_jsonable(v) for v in obj]
+    if isinstance(obj, (np.generic,)):
+        return obj.item()
+    return obj
+
+
+def save_checkpoint(path: str, params: Any, kind: str, config: dict[str, Any],
+                    metadata: dict[str, Any] | None = None) -> str:
+    """Write ``params`` (a pytree of arrays) and its description to directory ``path`` atomically."""
+    path = os.path.abspath(path)
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    blob = flax.serialization.msgpack_serialize(jax.tree_util.tree_map(np.asarray, params))
+    record = {
+        "kind": kind,
+        "config": _to_jsonable(config),
+        "sha256": hashlib.sha256(blob).hexdigest(),
+        "metadata": _to_jsonable(metadata or {}),
+    }
+    tmp = tempfile.mkdtemp(prefix=os.path.basename(path) + ".tmp-", dir=parent)
+    try:
+        with open(os.path.join(tmp, PARAMS_FILE), "wb") as fh:
+            fh.write(blob)
+            fh.flush()
+            os.fsync(fh.fileno())
+        with open(os.path.join(tmp, CONFIG_FILE), "w") as fh:
+            json.dump(record, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+        old = None
+        if os.path.exists(path):
+            old = path + ".old"
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str) -> tuple[Any, dict[str, Any]]:
+    """Read a checkpoint directory; returns ``(params, record)`` where ``record`` is ``config.json``.
+
+    Raises ``FileNotFoundError`` if a file is missing and ``ValueError`` if the checksum or format is wrong.
+    """
+    cfg_path = os.path.join(path, CONFIG_FILE)
+    par_path = os.path.join(path, PARAMS_FILE)
+    for p in (cfg_path, par_path):
+        if not os.path.isfile(p):
+            raise FileNotFoundError(f"checkpoint {path!r}: expected file {os.path.basename(p)!r}, which is missing")
+    try:
+        with open(cfg_path) as fh:
+            record = json.load(fh)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"checkpoint {path!r}: {CONFIG_FILE} is not valid JSON ({err})") from None
+    for field in ("kind", "config", "sha256"):
+        if field not in record:
+            raise ValueError(f"checkpoint {path!r}: {CONFIG_FILE} lacks the field {field!r}")
+    with open(par_path, "rb") as fh:
+        blob = fh.read()
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != record["sha256"]:
+        raise ValueError(
+            f"checkpoint {path!r}: {PARAMS_FILE} is corrupted: expected SHA-256 {record['sha256']}, got {digest}"
+        )
+    params = flax.serialization.msgpack_restore(blob)
+    return params, record

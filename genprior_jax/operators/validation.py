@@ -1,0 +1,39 @@
+"""Argument checks shared by the operator constructors (raise before anything is traced)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def check_image_shape(shape: Any, who: str) -> tuple[int, int, int]:
+    """Return ``shape`` as a tuple ``(H, W, C)`` of positive ints, or raise ``ValueError``."""
+    try:
+        shape = tuple(int(s) for s in shape)
+    except TypeError:
+        raise ValueError(f"{who}: expected an image shape (H, W, C), got {shape!r}") from None
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"{who}: expected an image shape (H, W, C) of positive sizes, got {shape}")
+    return shape  # type: ignore[return-value]
+
+
+def check_key(key: Any, who: str) -> None:
+    """Accept a typed PRNG key or a raw ``uint32[2]`` key."""
+    if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return
+    arr = np.asarray(key) if not isinstance(key, jax.core.Tracer) else key
+    if arr.dtype != np.uint32 or arr.shape[-1:] != (2,):
+        raise ValueError(
+            f"{who}: expected a PRNG key (jax.random.key(...) or jax.random.PRNGKey(...)), "
+            f"got {type(key).__name__} of dtype {getattr(arr, 'dtype', None)} and shape {np.shape(arr)}"
+        )
+
+
+def check_fraction(value: float, who: str, name: str) -> float:
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{who}: expected {name} in [0, 1], got {value}")
+    return value

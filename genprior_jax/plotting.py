@@ -1,0 +1,73 @@
+"""PNG figures: image grids (one row per method) and error-vs-measurements plots."""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping, Sequence
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_grid(rows: Mapping[str, np.ndarray], path: str, captions: Mapping[str, Sequence[str]] | None = None,
+              title: str | None = None, cell: float = 0.9) -> str:
+    """Save a grid: one row per entry of ``rows`` (``(N, H, W, C)`` images in ``[0, 1]``), labelled by its key;
+    ``captions[row][i]`` is printed under image ``i`` (e.g. its PSNR)."""
+    plt = _pyplot()
+    names = list(rows)
+    n = max(len(np.asarray(v)) for v in rows.values())
+    fig, axes = plt.subplots(len(names), n, figsize=(cell * n + 1.2, cell * len(names) * 1.15 + 0.4), squeeze=False)
+    for r, name in enumerate(names):
+        imgs = np.clip(np.nan_to_num(np.asarray(rows[name], np.float32)), 0.0, 1.0)
+        for c in range(n):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for s in ax.spines.values():
+                s.set_visible(False)
+            if c >= len(imgs):
+                continue
+            img = imgs[c]
+            ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1,
+                      interpolation="nearest")
+            if captions and name in captions:
+                ax.set_xlabel(captions[name][c], fontsize=6, labelpad=1)
+        axes[r, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def save_curves(xs: Sequence[float], curves: Mapping[str, Sequence[float]], path: str, xlabel: str, ylabel: str,
+                title: str | None = None, errors: Mapping[str, Sequence[float]] | None = None, logy: bool = True) -> str:
+    """Line plot of several curves over ``xs`` (error bars from ``errors``), log-scaled y by default."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, ys in curves.items():
+        err = None if errors is None else errors.get(name)
+        ax.errorbar(xs, ys, yerr=err, marker="o", ms=4, capsize=3, label=name)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path

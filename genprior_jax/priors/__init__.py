@@ -1,0 +1,7 @@
+"""Generative priors: the :class:`Prior` protocol, models, and loading by name."""
+
+from .base import Prior
+from .registry import available_priors, load_prior
+from .vae import elbo, init_vae, vae_functions, vae_prior
+
+__all__ = ["Prior", "available_priors", "elbo", "init_vae", "load_prior", "vae_functions", "vae_prior"]

@@ -1,0 +1,44 @@
+"""Inner optimizers by name, built inside the trace so the learning rate can be a traced value."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import optax
+
+Array = jax.Array
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop", "lbfgs")
+
+
+def check_optimizer(name: str) -> str:
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; expected one of {OPTIMIZERS}")
+    return name
+
+
+def make_optimizer(name: str, learning_rate: Array | float) -> optax.GradientTransformationExtraArgs:
+    """``adam``/``sgd``/``rmsprop`` with step ``learning_rate``; ``lbfgs`` is optax's L-BFGS with a zoom line
+    search, which chooses its own step (``learning_rate`` is then unused)."""
+    if name == "adam":
+        return optax.adam(learning_rate)
+    if name == "sgd":
+        return optax.sgd(learning_rate)
+    if name == "rmsprop":
+        return optax.rmsprop(learning_rate, momentum=0.9)
+    if name == "lbfgs":
+        return optax.lbfgs()
+    raise ValueError(f"unknown optimizer {name!r}; expected one of {OPTIMIZERS}")
+
+
+def optimizer_step(name: str, opt: optax.GradientTransformationExtraArgs, value_fn: Callable[[Any], Array],
+                   params: Any, opt_state: Any) -> tuple[Any, Any, Array]:
+    """One update of ``params`` minimizing ``value_fn``; returns ``(params, opt_state, value_before)``."""
+    if name == "lbfgs":
+        value, grad = optax.value_and_grad_from_state(value_fn)(params, state=opt_state)
+        updates, opt_state = opt.update(grad, opt_state, params, value=value, grad=grad, value_fn=value_fn)
+    else:
+        value, grad = jax.value_and_grad(value_fn)(params)
+        updates, opt_state = opt.update(grad, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, value
