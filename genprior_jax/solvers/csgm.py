@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from ..priors.base import Prior
-from .optim import check_optimizer, make_optimizer, optimizer_step
+from .optim import check_optimizer, check_schedule, make_optimizer, optimizer_step
 from .runner import Problem, Result, Solver, run
 
 Array = jax.Array
@@ -36,10 +36,16 @@ class CSGMState(NamedTuple):
 
 @functools.lru_cache(maxsize=None)
 def csgm_solver(generate: Callable[[Any, Array], Array], latent_shape: tuple[int, ...],
-                optimizer: str = "adam") -> Solver:
+                optimizer: str = "adam", schedule: str = "constant", num_steps: int = 1) -> Solver:
     """The CSGM :class:`Solver` for a generator ``generate(params, z)``; cached, so the same generator and
-    options give the same (already compiled) solver."""
+    options give the same (already compiled) solver. ``num_steps`` only matters for ``schedule="cosine"``."""
     check_optimizer(optimizer)
+    check_schedule(schedule)
+    if schedule == "constant":
+        num_steps = 1  # irrelevant: share one solver (and one compilation) across step counts
+
+    def opt_for(hyper: CSGMHyper) -> Any:
+        return make_optimizer(optimizer, hyper.learning_rate, schedule, num_steps)
 
     def loss(z: Array, problem: Problem, hyper: CSGMHyper, params: Any) -> Array:
         r = problem.op.mv(generate(params, z)) - problem.y
@@ -47,11 +53,10 @@ def csgm_solver(generate: Callable[[Any, Array], Array], latent_shape: tuple[int
 
     def init(key: Array, problem: Problem, hyper: CSGMHyper, params: Any) -> CSGMState:
         z = hyper.init_std * jax.random.normal(key, latent_shape, jnp.float32)
-        return CSGMState(z, make_optimizer(optimizer, hyper.learning_rate).init(z))
+        return CSGMState(z, opt_for(hyper).init(z))
 
     def step(state: CSGMState, problem: Problem, hyper: CSGMHyper, params: Any) -> tuple[CSGMState, Array]:
-        opt = make_optimizer(optimizer, hyper.learning_rate)
-        z, opt_state, value = optimizer_step(optimizer, opt, lambda z: loss(z, problem, hyper, params),
+        z, opt_state, value = optimizer_step(optimizer, opt_for(hyper), lambda z: loss(z, problem, hyper, params),
                                              state.z, state.opt_state)
         return CSGMState(z, opt_state), value
 
@@ -66,16 +71,17 @@ def csgm_solver(generate: Callable[[Any, Array], Array], latent_shape: tuple[int
 
 def csgm(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array = 0.0,
          learning_rate: float | Array = 0.01, init_std: float | Array = 1.0, num_steps: int = 1000,
-         num_restarts: int = 10, optimizer: str = "adam", op_batched: bool = False, history: bool = False) -> Result:
+         num_restarts: int = 10, optimizer: str = "adam", schedule: str = "constant", op_batched: bool = False,
+         history: bool = False) -> Result:
     """Recover images from ``y`` (``(B, *op.out_shape)`` or one) with the CSGM objective.
 
     ``lam``, ``learning_rate`` and ``init_std`` are traced (sweeps reuse the compiled code); ``num_steps``,
-    ``num_restarts`` and ``optimizer`` are static. Returns a :class:`Result` whose ``state.z`` is the best
+    ``num_restarts``, ``optimizer`` and ``schedule`` (``"constant"`` or ``"cosine"`` decay to 0) are static. Returns a :class:`Result` whose ``state.z`` is the best
     latent, ``x = G(z)``.
     """
     if tuple(op.in_shape) != tuple(prior.image_shape):
         raise ValueError(f"csgm: operator expects images of shape {op.in_shape}, prior {prior.name!r} "
                          f"generates {prior.image_shape}")
-    solver = csgm_solver(prior.generate, tuple(prior.latent_shape), optimizer)
+    solver = csgm_solver(prior.generate, tuple(prior.latent_shape), optimizer, schedule, int(num_steps))
     return run(solver, key, y, op, CSGMHyper(lam, learning_rate, init_std), prior.params, num_steps=num_steps,
                num_restarts=num_restarts, op_batched=op_batched, history=history)

@@ -10,6 +10,7 @@ import optax
 Array = jax.Array
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "lbfgs")
+SCHEDULES = ("constant", "cosine")
 
 
 def check_optimizer(name: str) -> str:
@@ -18,9 +19,19 @@ def check_optimizer(name: str) -> str:
     return name
 
 
-def make_optimizer(name: str, learning_rate: Array | float) -> optax.GradientTransformationExtraArgs:
-    """``adam``/``sgd``/``rmsprop`` with step ``learning_rate``; ``lbfgs`` is optax's L-BFGS with a zoom line
-    search, which chooses its own step (``learning_rate`` is then unused)."""
+def check_schedule(name: str) -> str:
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown learning-rate schedule {name!r}; expected one of {SCHEDULES}")
+    return name
+
+
+def make_optimizer(name: str, learning_rate: Array | float, schedule: str = "constant",
+                   num_steps: int = 1) -> optax.GradientTransformationExtraArgs:
+    """``adam``/``sgd``/``rmsprop`` with step ``learning_rate`` (``schedule="cosine"`` decays it to 0 over
+    ``num_steps``, which lets Adam settle on the minimizer instead of oscillating around it); ``lbfgs`` is optax's
+    L-BFGS with a zoom line search, which chooses its own step (``learning_rate`` is then unused)."""
+    if schedule == "cosine":
+        learning_rate = optax.cosine_decay_schedule(learning_rate, max(int(num_steps), 1))
     if name == "adam":
         return optax.adam(learning_rate)
     if name == "sgd":

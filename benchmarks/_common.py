@@ -1,0 +1,71 @@
+"""Shared helpers for the benchmark scripts: machine/version record and result files."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+from typing import Any
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def machine_info() -> dict[str, Any]:
+    import jax
+    import numpy as np
+
+    info: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "jax": jax.__version__,
+        "jax_backend": jax.default_backend(),
+        "numpy": np.__version__,
+    }
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        info["git_commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                            cwd=os.path.dirname(__file__)).stdout.strip()
+    except OSError:
+        pass
+    for mod in ("flax", "optax", "torch"):
+        try:
+            info[mod] = __import__(mod).__version__
+        except ImportError:
+            pass
+    return info
+
+
+def write_json(name: str, payload: dict[str, Any]) -> str:
+    os.makedirs(RESULTS, exist_ok=True)
+    path = os.path.join(RESULTS, name)
+    with open(path, "w") as fh:
+        json.dump(payload, fh, indent=2)
+        fh.write("\n")
+    return path
+
+
+def write_text(name: str, text: str) -> str:
+    os.makedirs(RESULTS, exist_ok=True)
+    path = os.path.join(RESULTS, name)
+    with open(path, "w") as fh:
+        fh.write(text)
+    return path
+
+
+def machine_line(info: dict[str, Any]) -> str:
+    return (f"Machine: {info.get('cpu', info['machine'])}, {info['cpu_count']} cores; Python {info['python']}, "
+            f"jax {info['jax']} ({info['jax_backend']}), flax {info.get('flax')}, optax {info.get('optax')}"
+            + (f", torch {info['torch']}" if "torch" in info else "") + f"; {info['date']}, commit {info.get('git_commit')}")

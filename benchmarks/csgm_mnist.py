@@ -1,0 +1,147 @@
+"""Bora et al. (2017) Fig. 2a on MNIST: per-pixel reconstruction error vs number of Gaussian measurements.
+
+Methods: VAE prior (CSGM, lam = 0), VAE+Reg (lam = 0.1), Lasso in the pixel basis and in the 2-D DCT basis.
+Settings as the csgm repo's MNIST script: A with N(0, 1/m) entries (one matrix per digit), noise
+eta ~ N(0, 0.1^2/m) per entry (||eta|| ~ 0.1), Adam lr 0.01, 1000 steps, 10 restarts, restart with the
+lowest objective kept. Lasso's lam is tuned per m and basis on the *validation* split (grid below), then
+applied to the held-out test digits.
+
+    python benchmarks/csgm_mnist.py                 # full: 200 test digits, 100 validation digits
+    python benchmarks/csgm_mnist.py --quick         # smoke run
+
+Writes benchmarks/results/csgm_mnist.{md,json,png} and csgm_mnist_examples.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import RESULTS, machine_info, machine_line, write_json, write_text  # noqa: E402
+
+import genprior_jax as gp  # noqa: E402
+from genprior_jax.operators import GaussianCS, measure, noise_std_for_norm  # noqa: E402
+from genprior_jax.plotting import save_curves, save_grid  # noqa: E402
+
+LASSO_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+
+
+def make_problem(key: jax.Array, x: np.ndarray, m: int) -> tuple[GaussianCS, jax.Array]:
+    k_op, k_noise = jax.random.split(key)
+    n = len(x)
+    ops = jax.vmap(lambda k: GaussianCS(k, (28, 28, 1), m))(jax.random.split(k_op, n))
+    sigma = noise_std_for_norm(0.1, m)
+    y = jax.vmap(measure, in_axes=(0, 0, 0, None))(jax.random.split(k_noise, n), ops, jnp.asarray(x), sigma)
+    return ops, y
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ms", type=int, nargs="+", default=[10, 25, 50, 100, 200, 300, 500, 750])
+    ap.add_argument("--n-test", type=int, default=200)
+    ap.add_argument("--n-val", type=int, default=100)
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--restarts", type=int, default=10)
+    ap.add_argument("--lasso-steps", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--prior", default="vae-mnist")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
+    ap.add_argument("--out-prefix", default="csgm_mnist")
+    args = ap.parse_args()
+    if args.quick:
+        args.ms, args.n_test, args.n_val, args.steps, args.restarts, args.lasso_steps = [25, 100], 8, 8, 50, 2, 100
+        args.out_prefix = "csgm_mnist_quick"
+
+    prior = gp.load_prior(args.prior)
+    x_test = gp.load_mnist("test", n=args.n_test).images
+    x_val = gp.load_mnist("validation", n=args.n_val).images
+    key = jax.random.key(args.seed)
+    methods = ["VAE", "VAE+Reg", "Lasso-pixel", "Lasso-DCT"]
+    table: dict[str, dict[int, dict[str, float]]] = {k: {} for k in methods}
+    tuned: dict[str, dict[int, float]] = {"pixel": {}, "dct": {}}
+    examples: dict[str, np.ndarray] = {}
+    t_start = time.perf_counter()
+    for m in tqdm(args.ms, desc="m", unit="m"):
+        k_m = jax.random.fold_in(key, m)
+        k_test, k_val, k_solve = jax.random.split(k_m, 3)
+        ops, y = make_problem(k_test, x_test, m)
+        ops_v, y_v = make_problem(k_val, x_val, m)
+        for name, lam in (("VAE", 0.0), ("VAE+Reg", 0.1)):
+            t0 = time.perf_counter()
+            res = jax.block_until_ready(gp.csgm(prior, k_solve, y, ops, lam=lam, num_steps=args.steps,
+                                                num_restarts=args.restarts, op_batched=True))
+            err = np.asarray(gp.mse(x_test, res.x))
+            table[name][m] = {"mse": float(err.mean()), "sem": float(err.std(ddof=1) / np.sqrt(len(err))),
+                              "psnr": float(np.asarray(gp.psnr(x_test, res.x)).mean()),
+                              "seconds": time.perf_counter() - t0,
+                              "nonfinite": int((np.asarray(res.status) != gp.Status.OK).sum())}
+            if m == 100:
+                examples[name] = np.asarray(res.x[:12])
+        for basis in ("pixel", "dct"):
+            val_err = []
+            for lam in LASSO_GRID:
+                r = gp.lasso(k_solve, y_v, ops_v, lam=lam, basis=basis, num_steps=args.lasso_steps, op_batched=True)
+                val_err.append(float(np.asarray(gp.mse(x_val, r.x)).mean()))
+            best = LASSO_GRID[int(np.argmin(val_err))]
+            tuned[basis][m] = best
+            t0 = time.perf_counter()
+            r = jax.block_until_ready(gp.lasso(k_solve, y, ops, lam=best, basis=basis, num_steps=args.lasso_steps,
+                                               op_batched=True))
+            err = np.asarray(gp.mse(x_test, r.x))
+            name = "Lasso-pixel" if basis == "pixel" else "Lasso-DCT"
+            table[name][m] = {"mse": float(err.mean()), "sem": float(err.std(ddof=1) / np.sqrt(len(err))),
+                              "psnr": float(np.asarray(gp.psnr(x_test, r.x)).mean()),
+                              "seconds": time.perf_counter() - t0, "lam": best,
+                              "nonfinite": int((np.asarray(r.status) != gp.Status.OK).sum())}
+            if m == 100:
+                examples[name] = np.asarray(r.x[:12])
+    total = time.perf_counter() - t_start
+
+    info = machine_info()
+    payload = {"machine": info, "args": vars(args), "lasso_grid": LASSO_GRID, "lasso_tuned_lam": tuned,
+               "results": {k: {str(m): v for m, v in d.items()} for k, d in table.items()}, "total_seconds": total}
+    write_json(f"{args.out_prefix}.json", payload)
+    save_curves(args.ms, {k: [table[k][m]["mse"] for m in args.ms] for k in methods},
+                os.path.join(RESULTS, f"{args.out_prefix}.png"), "number of measurements m",
+                "per-pixel reconstruction error (MSE)",
+                title=f"CSGM on MNIST ({args.n_test} held-out digits, noise ||eta||=0.1)",
+                errors={k: [table[k][m]["sem"] for m in args.ms] for k in methods})
+    if examples:
+        save_grid({"truth": x_test[:12], **examples}, os.path.join(RESULTS, f"{args.out_prefix}_examples.png"),
+                  title="m = 100 Gaussian measurements, first 12 held-out digits")
+    lines = [
+        "# CSGM on MNIST: per-pixel MSE vs m (Bora et al. 2017, Fig. 2a setting)", "",
+        f"Command: `python benchmarks/csgm_mnist.py{' --quick' if args.quick else ''}`  ",
+        machine_line(info) + "  ",
+        f"{args.n_test} held-out test digits (embedded MNIST, test split), one N(0, 1/m) matrix per digit, noise "
+        f"std 0.1/sqrt(m); CSGM: Adam lr 0.01, {args.steps} steps, {args.restarts} restarts; Lasso: FISTA "
+        f"{args.lasso_steps} steps, lam tuned per m on {args.n_val} validation digits over {list(LASSO_GRID)}. "
+        f"Total wall time {total:.0f} s.", "",
+        "Mean per-pixel MSE (± standard error of the mean):", "",
+        "| m | " + " | ".join(methods) + " |",
+        "|---|" + "---|" * len(methods),
+    ]
+    for m in args.ms:
+        lines.append(f"| {m} | " + " | ".join(f"{table[k][m]['mse']:.4f} ± {table[k][m]['sem']:.4f}" for k in methods) + " |")
+    lines += ["", "Tuned Lasso lam (ours = 2 x scikit-learn alpha):", "",
+              "| m | " + " | ".join(str(m) for m in args.ms) + " |", "|---|" + "---|" * len(args.ms),
+              "| pixel | " + " | ".join(str(tuned["pixel"][m]) for m in args.ms) + " |",
+              "| DCT | " + " | ".join(str(tuned["dct"][m]) for m in args.ms) + " |", "",
+              "Wall time per method and m (s): " + "; ".join(
+                  f"{k}: " + ", ".join(f"{table[k][m]['seconds']:.1f}" for m in args.ms) for k in methods), "",
+              f"![error vs m]({args.out_prefix}.png)", f"![examples]({args.out_prefix}_examples.png)", ""]
+    path = write_text(f"{args.out_prefix}.md", "\n".join(lines))
+    print("\n".join(lines))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""Operators: every registered operator passes the adjoint, jit, vmap, grad and bad-input tests."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from genprior_jax.operators import (EXAMPLES, OPERATORS, Blur, BoxMask, Downsample, GaussianCS, Identity,
+                                    LinearOperator, RandomMask, check_adjoint, make_operator, measure,
+                                    noise_std_for_norm, parse_spec)
+
+SHAPE = (28, 28, 1)
+SHAPES = [(28, 28, 1), (12, 16, 3)]
+NAMES = sorted(EXAMPLES)
+
+
+def build(name: str, key: jax.Array, shape=SHAPE) -> LinearOperator:
+    spec = EXAMPLES[name]
+    if shape != SHAPE and spec.startswith("gaussian"):
+        spec = "gaussian:m=50"
+    if shape != SHAPE and spec.startswith("box"):
+        spec = "box:size=5"
+    return make_operator(spec, key, shape)
+
+
+def test_registry_covers_every_operator():
+    assert {parse_spec(s)[0] for s in EXAMPLES.values()} == set(OPERATORS)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("name", NAMES)
+def test_adjoint(name, shape, key):
+    op = build(name, key, shape)
+    for k in jax.random.split(key, 3):
+        assert check_adjoint(op, k) < 1e-5
+        assert check_adjoint(op.T, k) < 1e-5
+    assert op.T.T is op
+    assert op.T.in_shape == op.out_shape and op.T.out_shape == op.in_shape
+
+
+def test_check_adjoint_detects_a_wrong_adjoint(key):
+    class Wrong(GaussianCS):
+        def _adjoint(self, y):
+            return 1.01 * super()._adjoint(y)
+
+    assert check_adjoint(Wrong(key, SHAPE, 30), key) > 1e-3
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_jit_equals_eager(name, key):
+    op = build(name, key)
+    x = jax.random.uniform(key, SHAPE)
+    y = op(x)
+    assert y.shape == op.out_shape and y.dtype == jnp.float32
+    np.testing.assert_allclose(jax.jit(lambda o, v: o(v))(op, x), y, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(jax.jit(lambda o, v: o.T(v))(op, y), op.T(y), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_vmap_over_images_equals_loop(name, key):
+    op = build(name, key)
+    xs = jax.random.uniform(key, (5, *SHAPE))
+    batched = jax.vmap(op)(xs)
+    looped = jnp.stack([op(x) for x in xs])
+    np.testing.assert_allclose(batched, looped, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_vmap_over_operators_equals_loop(name, key):
+    keys = jax.random.split(key, 4)
+    ops = jax.vmap(lambda k: build(name, k))(keys)
+    xs = jax.random.uniform(key, (4, *SHAPE))
+    batched = jax.vmap(lambda o, x: o(x))(ops, xs)
+    looped = jnp.stack([build(name, k)(x) for k, x in zip(keys, xs)])
+    np.testing.assert_allclose(batched, looped, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gradient_flows(name, key):
+    op = build(name, key)
+    x = jax.random.uniform(key, SHAPE)
+    g = jax.grad(lambda v: 0.5 * jnp.sum(op(v) ** 2))(x)
+    np.testing.assert_allclose(g, op.T(op(x)), rtol=1e-4, atol=1e-5)  # grad of ||Ax||^2/2 is A^T A x
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_input_raises(name, key):
+    op = build(name, key)
+    with pytest.raises(ValueError, match=r"expected an array of shape \(28, 28, 1\), got shape \(28, 28\)"):
+        op(jnp.zeros((28, 28)))
+    with pytest.raises(ValueError, match="expected a floating-point array, got dtype int32"):
+        op(jnp.zeros(SHAPE, jnp.int32))
+    with pytest.raises(ValueError, match=r"\.T input: expected an array of shape"):
+        op.T(jnp.zeros((3,)))
+    with pytest.raises(ValueError):  # also under jit: shapes are static, so the check runs at trace time
+        jax.jit(lambda v: op(v))(jnp.zeros((27, 28, 1)))
+
+
+def test_composition(key):
+    blur = Blur.uniform(SHAPE, 3)
+    down = Downsample(SHAPE, 2)
+    comp = down @ blur
+    x = jax.random.uniform(key, SHAPE)
+    np.testing.assert_allclose(comp(x), down(blur(x)), rtol=1e-6)
+    assert comp.out_shape == (14, 14, 1)
+    assert check_adjoint(comp, key) < 1e-5
+    with pytest.raises(ValueError, match="cannot compose"):
+        blur @ down
+
+
+def test_constructor_errors(key):
+    with pytest.raises(ValueError, match="positive integer number of measurements"):
+        GaussianCS(key, SHAPE, 0)
+    with pytest.raises(ValueError, match="PRNG key"):
+        GaussianCS(3, SHAPE, 10)
+    with pytest.raises(ValueError, match="image shape"):
+        Identity((28, 28))
+    with pytest.raises(ValueError, match=r"fraction_missing in \[0, 1\]"):
+        RandomMask(key, SHAPE, 1.5)
+    with pytest.raises(ValueError, match="box size"):
+        BoxMask(SHAPE, 29)
+    with pytest.raises(ValueError, match="position"):
+        BoxMask(SHAPE, 7, (25, 0))
+    with pytest.raises(ValueError, match="not divisible"):
+        Downsample(SHAPE, 3)
+    with pytest.raises(ValueError, match="larger than the image"):
+        Blur.uniform((4, 4, 1), 5)
+    with pytest.raises(ValueError, match="boundary"):
+        Blur.uniform(SHAPE, 3, boundary="reflect")
+    with pytest.raises(ValueError, match="unknown operator 'radon'"):
+        make_operator("radon:angles=30", key, SHAPE)
+    with pytest.raises(ValueError, match="unexpected keyword"):
+        make_operator("gaussian:q=3", key, SHAPE)
+
+
+def test_gaussian_cs_scaling(key):
+    op = GaussianCS(key, SHAPE, 400)
+    assert op.out_shape == (400,)
+    col_norms = jnp.linalg.norm(op.matrix, axis=0)
+    assert abs(float(col_norms.mean()) - 1.0) < 0.02  # N(0, 1/m): unit expected column norm
+    assert abs(float(op.matrix.std()) - 1 / 20) < 1e-3
+
+
+def test_measure_noise_level(key):
+    op = GaussianCS(key, SHAPE, 500)
+    x = jnp.zeros(SHAPE)
+    sigma = noise_std_for_norm(0.1, 500)
+    ys = jax.vmap(measure, in_axes=(0, None, None, None))(jax.random.split(key, 200), op, x, sigma)
+    norms = jnp.linalg.norm(ys, axis=1)
+    assert abs(float(norms.mean()) - 0.1) < 0.005
+
+
+def test_blur_preserves_constants_and_circular_is_periodic(key):
+    x = jnp.full(SHAPE, 0.7)
+    zero = Blur.gaussian(SHAPE, 1.0)(x)
+    np.testing.assert_allclose(zero[5:-5, 5:-5], 0.7, rtol=1e-5)  # kernel sums to 1
+    assert float(zero[0, 0, 0]) < 0.7  # zero boundary darkens the corner
+    np.testing.assert_allclose(Blur.uniform(SHAPE, 5, "circular")(x), 0.7, rtol=1e-5)
+    # circular blur commutes with a cyclic shift
+    img = jax.random.uniform(key, SHAPE)
+    op = Blur.gaussian(SHAPE, 1.5, boundary="circular")
+    np.testing.assert_allclose(op(jnp.roll(img, 3, axis=1)), jnp.roll(op(img), 3, axis=1), atol=1e-5)
+
+
+@settings(max_examples=25, deadline=None)
+@given(frac=st.floats(0.0, 1.0), seed=st.integers(0, 2**16))
+def test_random_mask_fraction(frac, seed):
+    op = RandomMask(jax.random.key(seed), SHAPE, frac)
+    n_missing = int(jnp.sum(op.mask == 0))
+    assert n_missing == round(frac * 28 * 28)
+    x = jnp.ones(SHAPE)
+    assert float(jnp.sum(op(x))) == 28 * 28 - n_missing
+    assert check_adjoint(op, jax.random.key(seed)) < 1e-5
+
+
+@settings(max_examples=25, deadline=None)
+@given(h=st.integers(1, 28), w=st.integers(1, 28), data=st.data())
+def test_box_mask_sizes(h, w, data):
+    r = data.draw(st.integers(0, 28 - h))
+    c = data.draw(st.integers(0, 28 - w))
+    op = BoxMask(SHAPE, (h, w), (r, c))
+    y = op(jnp.ones(SHAPE))
+    assert int(jnp.sum(y == 0)) == h * w
+    assert float(jnp.sum(y[r : r + h, c : c + w])) == 0.0
+
+
+@settings(max_examples=15, deadline=None)
+@given(k=st.integers(1, 9), circular=st.booleans(), seed=st.integers(0, 2**16))
+def test_blur_kernel_sizes(k, circular, seed):
+    op = Blur.uniform((16, 20, 2), k, "circular" if circular else "zero")
+    assert op.out_shape == (16, 20, 2)
+    assert check_adjoint(op, jax.random.key(seed)) < 1e-5
+    x = jax.random.uniform(jax.random.key(seed), (16, 20, 2))
+    if circular:  # a circulant convolution with a kernel summing to one preserves the image mean
+        np.testing.assert_allclose(op(x).mean(), x.mean(), rtol=1e-4)
+
+
+@settings(max_examples=15, deadline=None)
+@given(f=st.sampled_from([1, 2, 3, 4, 6, 12]), seed=st.integers(0, 2**16))
+def test_downsample_factors(f, seed):
+    shape = (12, 24, 3)
+    op = Downsample(shape, f)
+    assert op.out_shape == (12 // f, 24 // f, 3)
+    x = jax.random.uniform(jax.random.key(seed), shape)
+    np.testing.assert_allclose(op(x).mean(), x.mean(), rtol=1e-5)  # block means preserve the mean
+    assert check_adjoint(op, jax.random.key(seed)) < 1e-5
+    np.testing.assert_allclose(op(op.T(op(x))) * f * f, op(x), rtol=1e-5)  # A A^T = I / f^2
