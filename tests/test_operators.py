@@ -45,7 +45,8 @@ def test_check_adjoint_detects_a_wrong_adjoint(key):
         def _adjoint(self, y):
             return 1.01 * super()._adjoint(y)
 
-    assert check_adjoint(Wrong(key, SHAPE, 30), key) > 1e-3
+    for k in jax.random.split(key, 10):  # 1 % off: far above the 1e-5 pass mark for every draw
+        assert check_adjoint(Wrong(k, SHAPE, 30), k) > 1e-4
 
 
 @pytest.mark.parametrize("name", NAMES)

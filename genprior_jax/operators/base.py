@@ -187,16 +187,20 @@ class Composed(LinearOperator):
 def check_adjoint(op: LinearOperator, key: Array, *, dtype: Any = jnp.float32) -> float:
     """Dot-product test of the adjoint (as scico's ``valid_adjoint`` and deepinv's ``adjointness_test``):
 
-    ``|<A x, y> - <x, A^T y>| / max(|<A x, y>|, |<x, A^T y>|)``
+    ``|<A x, y> - <x, A^T y>| / max(|<A x, y>|, |<x, A^T y>|, ||A x||, ||A^T y||)``
 
-    for random Gaussian ``x`` (``in_shape``) and ``y`` (``out_shape``), the two inner products accumulated in
-    float64 so that only the operator's own round-off shows. A correct float32 operator gives about 1e-7;
-    0 when both products vanish (e.g. a mask that hides everything).
+    for standard-normal ``x`` (``in_shape``) and ``y`` (``out_shape``), the inner products accumulated in float64
+    so that only the operator's own round-off shows. ``||A x||`` is the standard deviation of ``<A x, y>`` over
+    ``y`` (likewise ``||A^T y||``), so an inner product that happens to be near zero does not inflate the figure.
+    A correct float32 operator gives about 1e-7; a 1 % error in the adjoint gives about 1e-2; 0 when everything
+    vanishes (e.g. a mask that hides every pixel).
     """
     kx, ky = jax.random.split(key)
     x = jax.random.normal(kx, op.in_shape, dtype)
     y = jax.random.normal(ky, op.out_shape, dtype)
-    lhs = float(np.vdot(np.asarray(op.mv(x), np.float64), np.asarray(y, np.float64)))
-    rhs = float(np.vdot(np.asarray(x, np.float64), np.asarray(op.rmv(y), np.float64)))
-    scale = max(abs(lhs), abs(rhs))
+    ax = np.asarray(op.mv(x), np.float64)
+    aty = np.asarray(op.rmv(y), np.float64)
+    lhs = float(np.vdot(ax, np.asarray(y, np.float64)))
+    rhs = float(np.vdot(np.asarray(x, np.float64), aty))
+    scale = max(abs(lhs), abs(rhs), float(np.linalg.norm(ax)), float(np.linalg.norm(aty)))
     return 0.0 if scale == 0.0 else abs(lhs - rhs) / scale
