@@ -39,7 +39,8 @@ def save_checkpoint(path: str, params: Any, kind: str, config: dict[str, Any],
     path = os.path.abspath(path)
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
-    blob = flax.serialization.msgpack_serialize(jax.tree_util.tree_map(np.asarray, params))
+    state = flax.serialization.to_state_dict(jax.tree_util.tree_map(np.asarray, params))
+    blob = flax.serialization.msgpack_serialize(state)
     record = {
         "kind": kind,
         "config": _to_jsonable(config),

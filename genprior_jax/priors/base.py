@@ -5,6 +5,7 @@ A :class:`Prior` bundles *pure functions over a params pytree* with static shape
 - ``generate(params, z) -> x``: one latent ``z`` of shape ``latent_shape`` to one image ``x`` of shape
   ``image_shape`` (``(H, W, C)``, values in ``[0, 1]``); vmap it for batches.
 - ``encode(params, x) -> z`` (optional): an image to a latent (a VAE's encoder mean, a flow's inverse).
+- ``log_prob(params, x) -> scalar`` (optional): the exact image log-density in nats (flows).
 
 Any JAX network can be plugged in by building a ``Prior`` around its apply function. Solvers key their
 compilation cache on the *function objects*, so keep ``generate`` the same object across calls (a module-level
@@ -31,6 +32,7 @@ class Prior:
     generate: Callable[[Params, Array], Array]
     params: Params
     encode: Callable[[Params, Array], Array] | None = None
+    log_prob: Callable[[Params, Array], Array] | None = None
     config: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def sample(self, key: Array, n: int) -> Array:

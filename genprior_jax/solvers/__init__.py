@@ -1,12 +1,15 @@
 """Solvers as pure ``init``/``step`` functions run by one shared ``lax.scan`` / ``vmap`` runner."""
 
-from .csgm import CSGMHyper, CSGMState, csgm, csgm_solver
+from .analysis import ANALYSIS_INITS, AnalysisHyper, AnalysisState, analysis, analysis_solver
+from .csgm import INITS, PENALTIES, CSGMHyper, CSGMState, asim, csgm, csgm_solver
+from .inits import BACKPROJECTIONS, backproject
 from .lasso import BASES, LassoHyper, lasso, lasso_solver, operator_norm_sq
 from .optim import OPTIMIZERS, make_optimizer
 from .runner import Problem, Result, Solver, Status, prepare_measurements, run, trace_count
 
 __all__ = [
-    "BASES", "CSGMHyper", "CSGMState", "LassoHyper", "OPTIMIZERS", "Problem", "Result", "Solver", "Status",
+    "ANALYSIS_INITS", "AnalysisHyper", "AnalysisState", "BACKPROJECTIONS", "INITS", "PENALTIES", "analysis",
+    "analysis_solver", "asim", "backproject", "BASES", "CSGMHyper", "CSGMState", "LassoHyper", "OPTIMIZERS", "Problem", "Result", "Solver", "Status",
     "csgm", "csgm_solver", "lasso", "lasso_solver", "make_optimizer", "operator_norm_sq", "prepare_measurements",
     "run", "trace_count",
 ]

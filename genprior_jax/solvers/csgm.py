@@ -1,11 +1,20 @@
-"""CSGM (Bora et al. 2017): recovery in the generator's latent space.
+"""Latent-space ("synthesis") recovery: CSGM (Bora et al. 2017) and the Asim et al. (2020) z-space MAP.
 
-    z_hat = argmin_z  ||A G(z) - y||^2 + lam ||z||^2,      x_hat = G(z_hat)
+    z_hat = argmin_z  ||A G(z) - y||^2 + lam R(z),      x_hat = G(z_hat)
 
-with ``z0 ~ N(0, init_std^2 I)`` per restart and an optax optimizer (Adam by default; defaults lr 0.01,
-1000 steps, 10 restarts as in the csgm repo's MNIST script). With ``A`` of ``N(0, 1/m)`` entries the sum of
-squares here equals the csgm repo's *mean* squared residual with its ``N(0, 1)`` matrix, so ``lam = 0.1`` is
-its "VAE+Reg" setting. The restart with the lowest final objective is kept.
+with the penalty ``R`` (static ``penalty``):
+
+- ``"sq"``: ``||z||^2`` (CSGM; Asim et al.'s ``gamma ||z||^2``),
+- ``"norm"``: ``||z||`` (Asim et al.'s unsquared variant),
+- ``"nll"``: ``-log p_G(G(z))``, the exact negative log-likelihood of the image under a flow prior.
+
+Initialisation (static ``init``): ``"random"``, ``z0 ~ N(0, init_std^2 I)`` per restart (``init_std = 0``
+gives ``z0 = 0``); ``"adjoint"`` / ``"pinv"``, ``z0 = E(clip(A^T y))`` / ``E(clip(A^+ y))`` through the
+prior's encoder (plus ``init_std`` noise). Optimizer: any of :data:`~genprior_jax.solvers.optim.OPTIMIZERS`
+(Adam by default; defaults lr 0.01, 1000 steps, 10 restarts as in the csgm repo's MNIST script; L-BFGS as
+GlowIP uses for flows). With ``A`` of ``N(0, 1/m)`` entries the sum of squares here equals the csgm repo's
+*mean* squared residual with its ``N(0, 1)`` matrix, so ``lam = 0.1`` is its "VAE+Reg" setting. The restart
+with the lowest final objective is kept.
 """
 
 from __future__ import annotations
@@ -17,8 +26,12 @@ import jax
 import jax.numpy as jnp
 
 from ..priors.base import Prior
+from .inits import BACKPROJECTIONS, backproject
 from .optim import check_optimizer, check_schedule, make_optimizer, optimizer_step
 from .runner import Problem, Result, Solver, run
+
+PENALTIES = ("sq", "norm", "nll")
+INITS = ("random", *BACKPROJECTIONS)
 
 Array = jax.Array
 
@@ -36,11 +49,22 @@ class CSGMState(NamedTuple):
 
 @functools.lru_cache(maxsize=None)
 def csgm_solver(generate: Callable[[Any, Array], Array], latent_shape: tuple[int, ...],
-                optimizer: str = "adam", schedule: str = "constant", num_steps: int = 1) -> Solver:
-    """The CSGM :class:`Solver` for a generator ``generate(params, z)``; cached, so the same generator and
-    options give the same (already compiled) solver. ``num_steps`` only matters for ``schedule="cosine"``."""
+                optimizer: str = "adam", schedule: str = "constant", num_steps: int = 1, penalty: str = "sq",
+                init: str = "random", encode: Callable[[Any, Array], Array] | None = None,
+                log_prob: Callable[[Any, Array], Array] | None = None) -> Solver:
+    """The latent-space :class:`Solver` for a generator ``generate(params, z)``; cached, so the same generator
+    and options give the same (already compiled) solver. ``num_steps`` only matters for ``schedule="cosine"``;
+    ``encode`` is needed by the back-projection inits and ``log_prob`` by ``penalty="nll"``."""
     check_optimizer(optimizer)
     check_schedule(schedule)
+    if penalty not in PENALTIES:
+        raise ValueError(f"unknown penalty {penalty!r}; expected one of {PENALTIES}")
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; expected one of {INITS}")
+    if init != "random" and encode is None:
+        raise ValueError(f"init={init!r} needs a prior with an encoder (encode=None)")
+    if penalty == "nll" and log_prob is None:
+        raise ValueError("penalty='nll' needs a prior with an exact log_prob (a flow)")
     if schedule == "constant":
         num_steps = 1  # irrelevant: share one solver (and one compilation) across step counts
 
@@ -48,11 +72,20 @@ def csgm_solver(generate: Callable[[Any, Array], Array], latent_shape: tuple[int
         return make_optimizer(optimizer, hyper.learning_rate, schedule, num_steps)
 
     def loss(z: Array, problem: Problem, hyper: CSGMHyper, params: Any) -> Array:
-        r = problem.op.mv(generate(params, z)) - problem.y
-        return jnp.sum(r**2) + hyper.lam * jnp.sum(z**2)
+        x = generate(params, z)
+        r = problem.op.mv(x) - problem.y
+        if penalty == "sq":
+            reg = jnp.sum(z**2)
+        elif penalty == "norm":
+            reg = jnp.sqrt(jnp.sum(z**2) + 1e-12)
+        else:
+            reg = -log_prob(params, x)  # type: ignore[misc]
+        return jnp.sum(r**2) + hyper.lam * reg
 
-    def init(key: Array, problem: Problem, hyper: CSGMHyper, params: Any) -> CSGMState:
+    def init_fn(key: Array, problem: Problem, hyper: CSGMHyper, params: Any) -> CSGMState:
         z = hyper.init_std * jax.random.normal(key, latent_shape, jnp.float32)
+        if init != "random":
+            z = z + encode(params, backproject(problem, init)).reshape(latent_shape)  # type: ignore[misc]
         return CSGMState(z, opt_for(hyper).init(z))
 
     def step(state: CSGMState, problem: Problem, hyper: CSGMHyper, params: Any) -> tuple[CSGMState, Array]:
@@ -66,22 +99,36 @@ def csgm_solver(generate: Callable[[Any, Array], Array], latent_shape: tuple[int
     def estimate(state: CSGMState, problem: Problem, hyper: CSGMHyper, params: Any) -> Array:
         return generate(params, state.z)
 
-    return Solver(init, step, objective, estimate)
+    return Solver(init_fn, step, objective, estimate)
 
 
 def csgm(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array = 0.0,
          learning_rate: float | Array = 0.01, init_std: float | Array = 1.0, num_steps: int = 1000,
-         num_restarts: int = 10, optimizer: str = "adam", schedule: str = "constant", op_batched: bool = False,
-         history: bool = False) -> Result:
+         num_restarts: int = 10, optimizer: str = "adam", schedule: str = "constant", penalty: str = "sq",
+         init: str = "random", op_batched: bool = False, history: bool = False) -> Result:
     """Recover images from ``y`` (``(B, *op.out_shape)`` or one) with the CSGM objective.
 
     ``lam``, ``learning_rate`` and ``init_std`` are traced (sweeps reuse the compiled code); ``num_steps``,
-    ``num_restarts``, ``optimizer`` and ``schedule`` (``"constant"`` or ``"cosine"`` decay to 0) are static. Returns a :class:`Result` whose ``state.z`` is the best
+    ``num_restarts``, ``optimizer``, ``schedule`` (``"constant"`` or ``"cosine"`` decay to 0), ``penalty`` and
+    ``init`` are static (see the module docstring). Returns a :class:`Result` whose ``state.z`` is the best
     latent, ``x = G(z)``.
     """
     if tuple(op.in_shape) != tuple(prior.image_shape):
         raise ValueError(f"csgm: operator expects images of shape {op.in_shape}, prior {prior.name!r} "
                          f"generates {prior.image_shape}")
-    solver = csgm_solver(prior.generate, tuple(prior.latent_shape), optimizer, schedule, int(num_steps))
+    solver = csgm_solver(prior.generate, tuple(prior.latent_shape), optimizer, schedule, int(num_steps), penalty,
+                         init, prior.encode if init != "random" else None,
+                         prior.log_prob if penalty == "nll" else None)
     return run(solver, key, y, op, CSGMHyper(lam, learning_rate, init_std), prior.params, num_steps=num_steps,
                num_restarts=num_restarts, op_batched=op_batched, history=history)
+
+
+def asim(prior: Prior, key: Array, y: Array, op: Any, *, gamma: float | Array = 0.0, num_steps: int = 30,
+         num_restarts: int = 1, optimizer: str = "lbfgs", init: str = "random", init_std: float | Array = 0.0,
+         penalty: str = "sq", learning_rate: float | Array = 0.01, op_batched: bool = False,
+         history: bool = False) -> Result:
+    """Asim et al. (2020) z-space MAP for an invertible prior: ``min_z ||A G(z) - y||^2 + gamma R(z)`` with
+    GlowIP's defaults (L-BFGS, 30 steps, ``z0 = 0``); the same solver as :func:`csgm` with other defaults."""
+    return csgm(prior, key, y, op, lam=gamma, learning_rate=learning_rate, init_std=init_std, num_steps=num_steps,
+                num_restarts=num_restarts, optimizer=optimizer, penalty=penalty, init=init, op_batched=op_batched,
+                history=history)

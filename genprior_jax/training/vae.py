@@ -17,9 +17,9 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from .checkpoint import save_checkpoint
-from .data import SPLIT_SEED, load_mnist
-from .priors.vae import DEFAULT_CONFIG, elbo, init_vae
+from ..checkpoint import save_checkpoint
+from ..data import SPLIT_SEED, load_mnist
+from ..priors.vae import DEFAULT_CONFIG, elbo, init_vae
 
 
 def _mean_elbo(params: Any, key: jax.Array, images: np.ndarray, config: dict[str, Any], samples: int = 4) -> float:

@@ -1,0 +1,141 @@
+"""Invertible layers for image flows, as Flax modules.
+
+Every layer maps a batch ``x`` of shape ``(B, H, W, C)`` in the *normalizing* direction (image -> latent) and
+back::
+
+    y, logdet = layer(x)                 # y = f(x),       logdet = log|det df/dx|    shape (B,)
+    x, logdet = layer(y, reverse=True)   # x = f^{-1}(y),  logdet = log|det df^{-1}/dy| = -log|det df/dx|
+
+Blocks: :class:`ActNorm` (data-dependent init: the first batch seen by ``init`` comes out zero-mean,
+unit-variance per channel), :class:`InvConv1x1` (LU-parametrized, Kingma & Dhariwal 2018),
+:class:`AffineCoupling` (scale ``sigmoid(h + 2)`` as in Glow, which keeps the scale in ``(0, 1)`` and the
+log-det finite), :class:`Reverse` (RealNVP's fixed channel permutation) and :func:`squeeze` / :func:`unsqueeze`.
+
+The bijectors are written as Flax modules rather than distrax bijectors because the parameters live in one
+params pytree handed to pure functions (the solvers' contract) and ActNorm needs data at ``init``; distrax
+bijectors hold their parameters as attributes.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+
+def squeeze(x: Array) -> Array:
+    """``(B, H, W, C) -> (B, H/2, W/2, 4C)`` space-to-depth; ``H`` and ``W`` must be even."""
+    b, h, w, c = x.shape
+    if h % 2 or w % 2:
+        raise ValueError(f"squeeze: expected even height and width, got {(h, w)}")
+    x = x.reshape(b, h // 2, 2, w // 2, 2, c)
+    return x.transpose(0, 1, 3, 2, 4, 5).reshape(b, h // 2, w // 2, 4 * c)
+
+
+def unsqueeze(x: Array) -> Array:
+    """Inverse of :func:`squeeze`: ``(B, H, W, 4C) -> (B, 2H, 2W, C)``."""
+    b, h, w, c4 = x.shape
+    c = c4 // 4
+    x = x.reshape(b, h, w, 2, 2, c).transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, 2 * h, 2 * w, c)
+
+
+class ActNorm(nn.Module):
+    """Per-channel affine ``y = (x + bias) * exp(logs)``, initialised from the first batch."""
+
+    @nn.compact
+    def __call__(self, x: Array, reverse: bool = False) -> tuple[Array, Array]:
+        def init_bias(_key: Array) -> Array:
+            return -jnp.mean(x, axis=(0, 1, 2))
+
+        def init_logs(_key: Array) -> Array:
+            return -jnp.log(jnp.std(x, axis=(0, 1, 2)) + 1e-6)
+
+        bias = self.param("bias", init_bias)
+        logs = self.param("logs", init_logs)
+        hw = x.shape[1] * x.shape[2]
+        logdet = hw * jnp.sum(logs) * jnp.ones(x.shape[0], x.dtype)
+        if reverse:
+            return x * jnp.exp(-logs) - bias, -logdet
+        return (x + bias) * jnp.exp(logs), logdet
+
+
+class InvConv1x1(nn.Module):
+    """Invertible 1x1 convolution ``y = x W`` per pixel, ``W = P L (U + diag(sign * exp(log_s)))``.
+
+    ``P`` (a permutation) and ``sign`` are fixed at init (stored in params; gradients stopped and values rounded
+    on use), ``L`` is unit
+    lower-triangular and ``U`` strictly upper-triangular. ``log|det W| = sum(log_s)``. Initialised from a random
+    rotation, as in Glow.
+    """
+
+    @nn.compact
+    def __call__(self, x: Array, reverse: bool = False) -> tuple[Array, Array]:
+        c = x.shape[-1]
+
+        def lu_init(key: Array) -> dict[str, Array]:
+            q, _ = jnp.linalg.qr(jax.random.normal(key, (c, c), jnp.float32))
+            p, low, up = jax.scipy.linalg.lu(q)
+            diag = jnp.diag(up)
+            return {"P": p, "L": low, "U": jnp.triu(up, 1), "sign": jnp.sign(diag), "log_s": jnp.log(jnp.abs(diag))}
+
+        w0 = self.param("lu", lu_init)
+        # P and sign are constants: rounded, so an optimizer that touches every leaf (weight decay) or a small
+        # perturbation cannot turn P into a non-permutation (which would break the inverse and the log-det)
+        p = jnp.round(jax.lax.stop_gradient(w0["P"]))
+        sign = jnp.sign(jax.lax.stop_gradient(w0["sign"]))
+        lower = jnp.tril(w0["L"], -1) + jnp.eye(c)
+        upper = jnp.triu(w0["U"], 1) + jnp.diag(sign * jnp.exp(w0["log_s"]))
+        w = p @ lower @ upper
+        hw = x.shape[1] * x.shape[2]
+        logdet = hw * jnp.sum(w0["log_s"]) * jnp.ones(x.shape[0], x.dtype)
+        if reverse:
+            # x = y W^{-1} = y U^{-1} L^{-1} P^T, by two triangular solves on the flattened pixels
+            flat = jax.scipy.linalg.solve_triangular(upper.T, x.reshape(-1, c).T, lower=True)
+            flat = jax.scipy.linalg.solve_triangular(lower.T, flat, lower=False, unit_diagonal=True).T @ p.T
+            return flat.reshape(x.shape), -logdet
+        return (x.reshape(-1, c) @ w).reshape(x.shape), logdet
+
+
+class Reverse(nn.Module):
+    """Reverse the channel order (RealNVP's fixed permutation between couplings); log-det 0."""
+
+    @nn.compact
+    def __call__(self, x: Array, reverse: bool = False) -> tuple[Array, Array]:
+        return x[..., ::-1], jnp.zeros(x.shape[0], x.dtype)
+
+
+class Conditioner(nn.Module):
+    """``conv3x3 - ReLU - conv1x1 - ReLU - conv3x3`` with a zero-initialised last layer (identity start)."""
+
+    hidden: int
+    out_channels: int
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        h = nn.relu(nn.Conv(self.hidden, (3, 3), padding="SAME")(x))
+        h = nn.relu(nn.Conv(self.hidden, (1, 1))(h))
+        return nn.Conv(self.out_channels, (3, 3), padding="SAME", kernel_init=nn.initializers.zeros)(h)
+
+
+class AffineCoupling(nn.Module):
+    """``y_a = x_a``, ``y_b = (x_b + t(x_a)) * s(x_a)`` with ``s = sigmoid(h + 2)``; channels split in halves."""
+
+    hidden: int
+
+    @nn.compact
+    def __call__(self, x: Array, reverse: bool = False) -> tuple[Array, Array]:
+        c = x.shape[-1]
+        if c < 2:
+            raise ValueError(f"AffineCoupling: expected at least 2 channels to split, got {c}")
+        ca = c // 2
+        xa, xb = x[..., :ca], x[..., ca:]
+        h = Conditioner(self.hidden, 2 * (c - ca))(xa)
+        shift, raw = h[..., 0::2], h[..., 1::2]
+        scale = jax.nn.sigmoid(raw + 2.0)
+        logdet = jnp.sum(jnp.log(scale), axis=(1, 2, 3))
+        if reverse:
+            return jnp.concatenate([xa, xb / scale - shift], axis=-1), -logdet
+        return jnp.concatenate([xa, (xb + shift) * scale], axis=-1), logdet

@@ -1,0 +1,92 @@
+"""The analysis formulation (Oberlin & Verm 2021): optimize the image, penalize its code.
+
+    x_hat = argmin_x  1/2 ||A x - y||^2 + lam ||E(x)||^2
+
+with ``E`` the prior's encoder: a flow's inverse (exact), or a VAE's encoder mean. Compare the synthesis
+formulation ``G(argmin_z 1/2 ||A G(z) - y||^2 + lam ||z||^2)`` (:func:`~genprior_jax.solvers.csgm`, whose data
+term has no 1/2: its ``lam`` is twice this one for the same trade-off). Start (static ``init``): ``"generate0"``,
+``x0 = G(0)`` as in the paper; ``"adjoint"`` / ``"pinv"``, ``x0 = clip(A^T y)`` / ``clip(A^+ y)``. The estimate
+is the final ``x``, unclipped.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ..priors.base import Prior
+from .inits import BACKPROJECTIONS, backproject
+from .optim import check_optimizer, check_schedule, make_optimizer, optimizer_step
+from .runner import Problem, Result, Solver, run
+
+Array = jax.Array
+
+ANALYSIS_INITS = ("generate0", *BACKPROJECTIONS)
+
+
+class AnalysisHyper(NamedTuple):
+    lam: Array | float = 0.1
+    learning_rate: Array | float = 0.01
+
+
+class AnalysisState(NamedTuple):
+    x: Array
+    opt_state: Any
+
+
+@functools.lru_cache(maxsize=None)
+def analysis_solver(encode: Callable[[Any, Array], Array], generate: Callable[[Any, Array], Array],
+                    latent_shape: tuple[int, ...], optimizer: str = "adam", schedule: str = "constant",
+                    num_steps: int = 1, init: str = "generate0") -> Solver:
+    check_optimizer(optimizer)
+    check_schedule(schedule)
+    if init not in ANALYSIS_INITS:
+        raise ValueError(f"unknown init {init!r}; expected one of {ANALYSIS_INITS}")
+    if schedule == "constant":
+        num_steps = 1
+
+    def opt_for(hyper: AnalysisHyper) -> Any:
+        return make_optimizer(optimizer, hyper.learning_rate, schedule, num_steps)
+
+    def loss(x: Array, problem: Problem, hyper: AnalysisHyper, params: Any) -> Array:
+        r = problem.op.mv(x) - problem.y
+        return 0.5 * jnp.sum(r**2) + hyper.lam * jnp.sum(encode(params, x) ** 2)
+
+    def init_fn(key: Array, problem: Problem, hyper: AnalysisHyper, params: Any) -> AnalysisState:
+        if init == "generate0":
+            x = generate(params, jnp.zeros(latent_shape, jnp.float32))
+        else:
+            x = backproject(problem, init)
+        return AnalysisState(x, opt_for(hyper).init(x))
+
+    def step(state: AnalysisState, problem: Problem, hyper: AnalysisHyper, params: Any) -> tuple[AnalysisState, Array]:
+        x, opt_state, value = optimizer_step(optimizer, opt_for(hyper), lambda x: loss(x, problem, hyper, params),
+                                             state.x, state.opt_state)
+        return AnalysisState(x, opt_state), value
+
+    def objective(state: AnalysisState, problem: Problem, hyper: AnalysisHyper, params: Any) -> Array:
+        return loss(state.x, problem, hyper, params)
+
+    def estimate(state: AnalysisState, problem: Problem, hyper: AnalysisHyper, params: Any) -> Array:
+        return state.x
+
+    return Solver(init_fn, step, objective, estimate)
+
+
+def analysis(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array = 0.1,
+             learning_rate: float | Array = 0.01, num_steps: int = 1000, optimizer: str = "adam",
+             schedule: str = "constant", init: str = "generate0", num_restarts: int = 1, op_batched: bool = False,
+             history: bool = False) -> Result:
+    """Oberlin–Verm analysis recovery with the prior's encoder; ``lam`` and ``learning_rate`` are traced."""
+    if prior.encode is None:
+        raise ValueError(f"analysis: prior {prior.name!r} has no encoder; expected a flow or a VAE")
+    if tuple(op.in_shape) != tuple(prior.image_shape):
+        raise ValueError(f"analysis: operator expects images of shape {op.in_shape}, prior {prior.name!r} "
+                         f"generates {prior.image_shape}")
+    solver = analysis_solver(prior.encode, prior.generate, tuple(prior.latent_shape), optimizer, schedule,
+                             int(num_steps), init)
+    return run(solver, key, y, op, AnalysisHyper(lam, learning_rate), prior.params, num_steps=num_steps,
+               num_restarts=num_restarts, op_batched=op_batched, history=history)

@@ -1,0 +1,112 @@
+"""Asim et al. z-space MAP and the Oberlin–Verm analysis formulation on small flows."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import genprior_jax as gp
+from genprior_jax.flows import flow_prior, init_flow
+from genprior_jax.operators import BoxMask, Downsample, GaussianCS, Identity, RandomMask, measure
+from genprior_jax.solvers import Problem, Status, analysis, asim, backproject, csgm, trace_count
+
+SHAPE = (4, 4, 1)
+
+
+@pytest.fixture(scope="module")
+def prior():
+    config = {"kind": "glow", "image_shape": SHAPE, "levels": 2, "steps": 2, "hidden": 8}
+    x = jax.random.uniform(jax.random.key(0), (32, *SHAPE))
+    return flow_prior(init_flow(jax.random.key(1), config, x), config, "tiny-glow")
+
+
+def test_backprojections():
+    x = jax.random.uniform(jax.random.key(0), (8, 8, 1))
+    down = Downsample((8, 8, 1), 2)
+    up = backproject(Problem(down(x), down), "pinv")
+    np.testing.assert_allclose(up, jnp.repeat(jnp.repeat(down(x), 2, 0), 2, 1), atol=1e-5)  # A^+ = f^2 A^T
+    mask = RandomMask(jax.random.key(1), (8, 8, 1), 0.5)
+    np.testing.assert_allclose(backproject(Problem(mask(x), mask), "pinv"), mask(x), atol=1e-6)
+    cs = GaussianCS(jax.random.key(2), (8, 8, 1), 100)  # over-determined: A^+ A = I
+    y = cs(x)
+    np.testing.assert_allclose(backproject(Problem(y, cs), "pinv"), x, atol=2e-3)
+    with pytest.raises(ValueError, match="unknown back-projection"):
+        backproject(Problem(y, cs), "dagger")
+
+
+def test_asim_variants_run_and_fit(prior):
+    op = GaussianCS(jax.random.key(3), SHAPE, 12)
+    x = jnp.clip(prior.generate(prior.params, 0.5 * jax.random.normal(jax.random.key(4), (16,))), 0, 1)
+    y = jnp.stack([op(x)] * 2)
+    variants = [("sq", "random", "lbfgs"), ("norm", "random", "adam"), ("nll", "random", "adam"),
+                ("sq", "adjoint", "adam"), ("sq", "pinv", "adam")]
+    for penalty, init, optimizer in variants:
+        res = asim(prior, jax.random.key(5), y, op, gamma=1e-3, penalty=penalty, init=init, optimizer=optimizer,
+                   learning_rate=0.05, num_steps=40 if optimizer == "lbfgs" else 300)
+        assert np.all(np.asarray(res.status) == Status.OK), (penalty, init)
+        resid = float(jnp.linalg.norm(op(res.x[0]) - y[0]) / jnp.linalg.norm(y[0]))
+        assert resid < 0.05, (penalty, init, resid)
+
+
+def test_nll_penalty_needs_log_prob():
+    vae = gp.load_prior("vae-mnist")
+    op = GaussianCS(jax.random.key(0), (28, 28, 1), 10)
+    with pytest.raises(ValueError, match="penalty='nll' needs a prior with an exact log_prob"):
+        csgm(vae, jax.random.key(0), jnp.zeros(10), op, penalty="nll")
+    with pytest.raises(ValueError, match="unknown penalty"):
+        csgm(vae, jax.random.key(0), jnp.zeros(10), op, penalty="l1")
+    with pytest.raises(ValueError, match="unknown init"):
+        csgm(vae, jax.random.key(0), jnp.zeros(10), op, init="zeros")
+
+
+def test_analysis_denoises_towards_the_data_as_lam_vanishes(prior):
+    op = Identity(SHAPE)
+    y = jax.random.uniform(jax.random.key(6), (3, *SHAPE))
+    res = analysis(prior, jax.random.key(0), y, op, lam=0.0, learning_rate=0.05, num_steps=300)
+    np.testing.assert_allclose(res.x, y, atol=1e-3)  # lam = 0: x = argmin ||x - y||^2
+    strong = analysis(prior, jax.random.key(0), y, op, lam=10.0, learning_rate=0.05, num_steps=300)
+    code = jax.vmap(prior.encode, (None, 0))
+    # a heavy penalty pulls the code towards 0, i.e. the image towards G(0)
+    assert float(jnp.linalg.norm(code(prior.params, strong.x))) < float(jnp.linalg.norm(code(prior.params, y)))
+
+
+def test_analysis_with_lbfgs_and_no_recompile(prior):
+    op = BoxMask(SHAPE, 2)
+    x = jax.random.uniform(jax.random.key(7), (2, *SHAPE))
+    y = jax.vmap(op)(x)
+    analysis(prior, jax.random.key(0), y, op, lam=0.1, optimizer="lbfgs", num_steps=20)
+    before = trace_count()
+    for lam in (0.0, 0.01, 1.0):
+        res = analysis(prior, jax.random.key(0), y, op, lam=lam, optimizer="lbfgs", num_steps=20)
+        assert np.all(np.asarray(res.status) == Status.OK)
+    assert trace_count() == before
+
+
+def test_analysis_with_the_vae_encoder():
+    vae = gp.load_prior("vae-mnist")
+    x = jnp.asarray(gp.load_mnist("test", n=2).images)
+    op = BoxMask((28, 28, 1), 7)
+    y = jax.vmap(op)(x)
+    res = analysis(vae, jax.random.key(0), y, op, lam=0.01, num_steps=200, history=True)
+    assert res.x.shape == (2, 28, 28, 1) and np.all(np.asarray(res.status) == Status.OK)
+    # the objective went down from x0 = G(0) and the observed pixels fit the data
+    assert np.all(np.asarray(res.objective) < np.asarray(res.history[:, 0, 0]))
+    assert float(jnp.mean((jax.vmap(op)(res.x) - y) ** 2)) < 1e-3
+
+
+def test_diverging_element_is_flagged_not_crashing(prior):
+    op = Identity(SHAPE)
+    y = jax.random.uniform(jax.random.key(8), (3, *SHAPE)).at[1].set(jnp.inf)
+    res = analysis(prior, jax.random.key(0), y, op, lam=0.1, num_steps=10)
+    np.testing.assert_array_equal(np.asarray(res.status), [0, Status.NONFINITE, 0])
+    assert np.all(np.isfinite(np.asarray(res.x[0]))) and np.all(np.isfinite(np.asarray(res.x[2])))
+
+
+def test_analysis_bad_input(prior):
+    with pytest.raises(ValueError, match=r"operator expects images of shape \(28, 28, 1\)"):
+        analysis(prior, jax.random.key(0), jnp.zeros((28, 28, 1)), Identity((28, 28, 1)))
+    no_encoder = gp.Prior("g", (16,), SHAPE, prior.generate, prior.params)
+    with pytest.raises(ValueError, match="has no encoder"):
+        analysis(no_encoder, jax.random.key(0), jnp.zeros(SHAPE), Identity(SHAPE))
+    with pytest.raises(ValueError, match="unknown init"):
+        analysis(prior, jax.random.key(0), jnp.zeros(SHAPE), Identity(SHAPE), init="zeros")
