@@ -1,13 +1,16 @@
 """Bora et al. (2017) Fig. 2a on MNIST: per-pixel reconstruction error vs number of Gaussian measurements.
 
-Methods: VAE prior (CSGM, lam = 0), VAE+Reg (lam = 0.1), Lasso in the pixel basis and in the 2-D DCT basis.
-Settings as the csgm repo's MNIST script: A with N(0, 1/m) entries (one matrix per digit), noise
+Methods: VAE prior (CSGM, lam = 0), VAE+Reg (lam = 0.1), Lasso in the pixel basis and in the 2-D DCT basis,
+and the Glow flow prior with GlowIP's compressed-sensing settings (Asim et al.: L-BFGS, 30 steps, z0 = 0,
+gamma = 0). Settings as the csgm repo's MNIST script: A with N(0, 1/m) entries (one matrix per digit), noise
 eta ~ N(0, 0.1^2/m) per entry (||eta|| ~ 0.1), Adam lr 0.01, 1000 steps, 10 restarts, restart with the
 lowest objective kept. Lasso's lam is tuned per m and basis on the *validation* split (grid below), then
-applied to the held-out test digits.
+applied to the held-out test digits. Problems (matrices, noise) depend only on the seed and m, so methods
+run separately (--methods, --merge) see the same measurements.
 
-    python benchmarks/csgm_mnist.py                 # full: 200 test digits, 100 validation digits
-    python benchmarks/csgm_mnist.py --quick         # smoke run
+    python benchmarks/csgm_mnist.py                        # full: 200 test digits, 100 validation digits
+    python benchmarks/csgm_mnist.py --methods Flow --merge # add one method to the existing results
+    python benchmarks/csgm_mnist.py --quick                # smoke run
 
 Writes benchmarks/results/csgm_mnist.{md,json,png} and csgm_mnist_examples.png.
 """
@@ -15,6 +18,7 @@ Writes benchmarks/results/csgm_mnist.{md,json,png} and csgm_mnist_examples.png.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -32,6 +36,7 @@ from genprior_jax.operators import GaussianCS, measure, noise_std_for_norm  # no
 from genprior_jax.plotting import save_curves, save_grid  # noqa: E402
 
 LASSO_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+METHODS = ("VAE", "VAE+Reg", "Lasso-pixel", "Lasso-DCT", "Flow")
 
 
 def make_problem(key: jax.Array, x: np.ndarray, m: int) -> tuple[GaussianCS, jax.Array]:
@@ -53,39 +58,60 @@ def main() -> None:
     ap.add_argument("--lasso-steps", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--prior", default="vae-mnist")
+    ap.add_argument("--flow", default="glow-mnist")
+    ap.add_argument("--flow-steps", type=int, default=30)
+    ap.add_argument("--methods", nargs="+", default=list(METHODS))
+    ap.add_argument("--merge", action="store_true", help="update the existing results file instead of replacing it")
     ap.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
     ap.add_argument("--out-prefix", default="csgm_mnist")
     args = ap.parse_args()
+    args.argv = sys.argv[1:]
     if args.quick:
         args.ms, args.n_test, args.n_val, args.steps, args.restarts, args.lasso_steps = [25, 100], 8, 8, 50, 2, 100
         args.out_prefix = "csgm_mnist_quick"
 
+    unknown = set(args.methods) - set(METHODS)
+    if unknown:
+        raise SystemExit(f"unknown methods {sorted(unknown)}; expected some of {list(METHODS)}")
     prior = gp.load_prior(args.prior)
+    flow = gp.load_prior(args.flow) if "Flow" in args.methods else None
     x_test = gp.load_mnist("test", n=args.n_test).images
     x_val = gp.load_mnist("validation", n=args.n_val).images
     key = jax.random.key(args.seed)
-    methods = ["VAE", "VAE+Reg", "Lasso-pixel", "Lasso-DCT"]
-    table: dict[str, dict[int, dict[str, float]]] = {k: {} for k in methods}
+    table: dict[str, dict[int, dict[str, float]]] = {k: {} for k in args.methods}
     tuned: dict[str, dict[int, float]] = {"pixel": {}, "dct": {}}
     examples: dict[str, np.ndarray] = {}
+
+    def record(name: str, m: int, x_hat: jax.Array, status: jax.Array, seconds: float, **extra: float) -> None:
+        err = np.asarray(gp.mse(x_test, x_hat))
+        table[name][m] = {"mse": float(err.mean()), "sem": float(err.std(ddof=1) / np.sqrt(len(err))),
+                          "psnr": float(np.asarray(gp.psnr(x_test, x_hat)).mean()), "seconds": seconds,
+                          "nonfinite": int((np.asarray(status) != gp.Status.OK).sum()), **extra}
+        if m == 100:
+            examples[name] = np.asarray(x_hat[:12])
+
     t_start = time.perf_counter()
     for m in tqdm(args.ms, desc="m", unit="m"):
         k_m = jax.random.fold_in(key, m)
         k_test, k_val, k_solve = jax.random.split(k_m, 3)
         ops, y = make_problem(k_test, x_test, m)
-        ops_v, y_v = make_problem(k_val, x_val, m)
         for name, lam in (("VAE", 0.0), ("VAE+Reg", 0.1)):
+            if name not in args.methods:
+                continue
             t0 = time.perf_counter()
             res = jax.block_until_ready(gp.csgm(prior, k_solve, y, ops, lam=lam, num_steps=args.steps,
                                                 num_restarts=args.restarts, op_batched=True))
-            err = np.asarray(gp.mse(x_test, res.x))
-            table[name][m] = {"mse": float(err.mean()), "sem": float(err.std(ddof=1) / np.sqrt(len(err))),
-                              "psnr": float(np.asarray(gp.psnr(x_test, res.x)).mean()),
-                              "seconds": time.perf_counter() - t0,
-                              "nonfinite": int((np.asarray(res.status) != gp.Status.OK).sum())}
-            if m == 100:
-                examples[name] = np.asarray(res.x[:12])
+            record(name, m, res.x, res.status, time.perf_counter() - t0)
+        if flow is not None:
+            t0 = time.perf_counter()
+            res = jax.block_until_ready(gp.asim(flow, k_solve, y, ops, gamma=0.0, num_steps=args.flow_steps,
+                                                optimizer="lbfgs", init_std=0.0, op_batched=True))
+            record("Flow", m, jnp.clip(res.x, 0.0, 1.0), res.status, time.perf_counter() - t0)
         for basis in ("pixel", "dct"):
+            name = "Lasso-pixel" if basis == "pixel" else "Lasso-DCT"
+            if name not in args.methods:
+                continue
+            ops_v, y_v = make_problem(k_val, x_val, m)
             val_err = []
             for lam in LASSO_GRID:
                 r = gp.lasso(k_solve, y_v, ops_v, lam=lam, basis=basis, num_steps=args.lasso_steps, op_batched=True)
@@ -95,49 +121,71 @@ def main() -> None:
             t0 = time.perf_counter()
             r = jax.block_until_ready(gp.lasso(k_solve, y, ops, lam=best, basis=basis, num_steps=args.lasso_steps,
                                                op_batched=True))
-            err = np.asarray(gp.mse(x_test, r.x))
-            name = "Lasso-pixel" if basis == "pixel" else "Lasso-DCT"
-            table[name][m] = {"mse": float(err.mean()), "sem": float(err.std(ddof=1) / np.sqrt(len(err))),
-                              "psnr": float(np.asarray(gp.psnr(x_test, r.x)).mean()),
-                              "seconds": time.perf_counter() - t0, "lam": best,
-                              "nonfinite": int((np.asarray(r.status) != gp.Status.OK).sum())}
-            if m == 100:
-                examples[name] = np.asarray(r.x[:12])
+            record(name, m, r.x, r.status, time.perf_counter() - t0, lam=best)
     total = time.perf_counter() - t_start
 
+    results = {k: {str(m): v for m, v in d.items()} for k, d in table.items()}
+    ex_path = os.path.join(RESULTS, f"{args.out_prefix}_examples.npz")
+    json_path = os.path.join(RESULTS, f"{args.out_prefix}.json")
+    runs = [{"methods": args.methods, "args": vars(args), "seconds": total}]
+    if args.merge and os.path.exists(json_path):
+        with open(json_path) as fh:
+            old = json.load(fh)
+        results = {**old["results"], **results}
+        for basis in ("pixel", "dct"):
+            tuned[basis] = {**{int(k): v for k, v in old["lasso_tuned_lam"][basis].items()}, **tuned[basis]}
+        runs = (old.get("runs") or [{"methods": list(old["results"]), "args": {**old.get("args", {}), "argv": []},
+                                     "seconds": old.get("total_seconds", 0.0)}]) + runs
+        if os.path.exists(ex_path):
+            examples = {**dict(np.load(ex_path)), **examples}
+    if examples:
+        np.savez_compressed(ex_path, **examples)
+    methods = [k for k in METHODS if k in results]
+    ms = sorted({int(m) for k in methods for m in results[k]})
+    table = {k: {int(m): v for m, v in results[k].items()} for k in methods}
     info = machine_info()
-    payload = {"machine": info, "args": vars(args), "lasso_grid": LASSO_GRID, "lasso_tuned_lam": tuned,
-               "results": {k: {str(m): v for m, v in d.items()} for k, d in table.items()}, "total_seconds": total}
+    payload = {"machine": info, "runs": runs, "lasso_grid": LASSO_GRID,
+               "lasso_tuned_lam": {b: {str(m): v for m, v in d.items()} for b, d in tuned.items()}, "results": results}
     write_json(f"{args.out_prefix}.json", payload)
-    save_curves(args.ms, {k: [table[k][m]["mse"] for m in args.ms] for k in methods},
+    save_curves(ms, {k: [table[k][m]["mse"] if m in table[k] else np.nan for m in ms] for k in methods},
                 os.path.join(RESULTS, f"{args.out_prefix}.png"), "number of measurements m",
                 "per-pixel reconstruction error (MSE)",
                 title=f"CSGM on MNIST ({args.n_test} held-out digits, noise ||eta||=0.1)",
-                errors={k: [table[k][m]["sem"] for m in args.ms] for k in methods})
+                errors={k: [table[k][m]["sem"] if m in table[k] else np.nan for m in ms] for k in methods})
+    ex_png = f"{args.out_prefix}_examples.png" if not args.merge else \
+        f"{args.out_prefix}_examples_{'_'.join(k.replace('+', '') for k in args.methods)}.png"
     if examples:
-        save_grid({"truth": x_test[:12], **examples}, os.path.join(RESULTS, f"{args.out_prefix}_examples.png"),
+        save_grid({"truth": x_test[:12], **{k: examples[k] for k in methods if k in examples}},
+                  os.path.join(RESULTS, ex_png),
                   title="m = 100 Gaussian measurements, first 12 held-out digits")
     lines = [
         "# CSGM on MNIST: per-pixel MSE vs m (Bora et al. 2017, Fig. 2a setting)", "",
-        f"Command: `python benchmarks/csgm_mnist.py{' --quick' if args.quick else ''}`  ",
+        "Commands: " + "; ".join(f"`python benchmarks/csgm_mnist.py {' '.join(r['args'].get('argv', []))}`".replace(" `", "`")
+                                 for r in runs) + "  ",
         machine_line(info) + "  ",
         f"{args.n_test} held-out test digits (embedded MNIST, test split), one N(0, 1/m) matrix per digit, noise "
         f"std 0.1/sqrt(m); CSGM: Adam lr 0.01, {args.steps} steps, {args.restarts} restarts; Lasso: FISTA "
-        f"{args.lasso_steps} steps, lam tuned per m on {args.n_val} validation digits over {list(LASSO_GRID)}. "
-        f"Total wall time {total:.0f} s.", "",
+        f"{args.lasso_steps} steps, lam tuned per m on {args.n_val} validation digits over {list(LASSO_GRID)}; "
+        f"Flow: {args.flow}, L-BFGS {args.flow_steps} steps, z0 = 0, gamma = 0 (GlowIP's CS setting). "
+        "Wall time per run: " + ", ".join(f"{'+'.join(r['methods'])} {r['seconds']:.0f} s" for r in runs) + ".", "",
         "Mean per-pixel MSE (± standard error of the mean):", "",
         "| m | " + " | ".join(methods) + " |",
         "|---|" + "---|" * len(methods),
     ]
-    for m in args.ms:
-        lines.append(f"| {m} | " + " | ".join(f"{table[k][m]['mse']:.4f} ± {table[k][m]['sem']:.4f}" for k in methods) + " |")
+    def cell(k: str, m: int) -> str:
+        return f"{table[k][m]['mse']:.4f} ± {table[k][m]['sem']:.4f}" if m in table[k] else "-"
+
+    for m in ms:
+        lines.append(f"| {m} | " + " | ".join(cell(k, m) for k in methods) + " |")
     lines += ["", "Tuned Lasso lam (ours = 2 x scikit-learn alpha):", "",
-              "| m | " + " | ".join(str(m) for m in args.ms) + " |", "|---|" + "---|" * len(args.ms),
-              "| pixel | " + " | ".join(str(tuned["pixel"][m]) for m in args.ms) + " |",
-              "| DCT | " + " | ".join(str(tuned["dct"][m]) for m in args.ms) + " |", "",
+              "| m | " + " | ".join(str(m) for m in ms) + " |", "|---|" + "---|" * len(ms),
+              "| pixel | " + " | ".join(str(tuned["pixel"].get(m, "-")) for m in ms) + " |",
+              "| DCT | " + " | ".join(str(tuned["dct"].get(m, "-")) for m in ms) + " |", "",
               "Wall time per method and m (s): " + "; ".join(
-                  f"{k}: " + ", ".join(f"{table[k][m]['seconds']:.1f}" for m in args.ms) for k in methods), "",
-              f"![error vs m]({args.out_prefix}.png)", f"![examples]({args.out_prefix}_examples.png)", ""]
+                  f"{k}: " + ", ".join(f"{table[k][m]['seconds']:.1f}" for m in ms if m in table[k]) for k in methods), "",
+              f"![error vs m]({args.out_prefix}.png)", "",
+              "Examples at m = 100: " + ", ".join(f"[{f}]({f})" for f in sorted(os.listdir(RESULTS))
+                                                  if f.startswith(f"{args.out_prefix}_examples") and f.endswith(".png")), ""]
     path = write_text(f"{args.out_prefix}.md", "\n".join(lines))
     print("\n".join(lines))
     print(f"wrote {path}")
