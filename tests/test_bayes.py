@@ -1,0 +1,169 @@
+"""MAP, variational inference and Langevin sampling: exact on a linear-Gaussian model."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import genprior_jax as gp
+from genprior_jax.operators import BoxMask, GaussianCS, measure
+from genprior_jax.priors import Prior
+from genprior_jax.solvers import (Status, langevin, langevin_summary, map_estimate, reconstruct, sample_q, trace_count,
+                                  variational)
+
+SHAPE = (4, 4, 1)
+D = 3
+SIGMA = 0.3
+
+
+def linear_generate(params, z):
+    return (params["W"] @ z + params["b"]).reshape(SHAPE)
+
+
+@pytest.fixture(scope="module")
+def model():
+    key = jax.random.key(0)
+    kw, kb, ka, kz, kn = jax.random.split(key, 5)
+    params = {"W": jax.random.normal(kw, (16, D)) / 3.0, "b": 0.5 + 0.1 * jax.random.normal(kb, (16,))}
+    prior = Prior("linear", (D,), SHAPE, linear_generate, params)
+    op = GaussianCS(ka, SHAPE, 6)
+    x = linear_generate(params, jax.random.normal(kz, (D,)))
+    y = measure(kn, op, x, SIGMA)
+    A, W, b = (np.asarray(a, np.float64) for a in (op.matrix, params["W"], params["b"]))
+    M = A @ W
+    precision = np.eye(D) + M.T @ M / SIGMA**2
+    cov = np.linalg.inv(precision)
+    mean = cov @ M.T @ (np.asarray(y, np.float64) - A @ b) / SIGMA**2
+    return prior, op, y, mean, cov, precision
+
+
+def test_map_is_the_posterior_mode(model):
+    prior, op, y, mean, _, _ = model
+    res = map_estimate(prior, jax.random.key(1), y, op, sigma=SIGMA, optimizer="lbfgs", num_steps=50)
+    assert int(res.status) == Status.OK
+    np.testing.assert_allclose(res.state.z, mean, rtol=1e-3, atol=1e-4)
+
+
+def test_map_estimates_the_noise_level():
+    """Denoising a generated image (n_y = 784 entries) with known truth noise: the joint MAP recovers sigma."""
+    vae = gp.load_prior("vae-mnist")
+    op = gp.operators.Identity((28, 28, 1))
+    x = vae.generate(vae.params, jax.random.normal(jax.random.key(2), (20,)))
+    y = jnp.stack([measure(k, op, x, 0.2) for k in jax.random.split(jax.random.key(3), 2)])
+    res = map_estimate(vae, jax.random.key(4), y, op, sigma=1.0, estimate_sigma=True, learning_rate=0.02,
+                       num_steps=1500, num_restarts=2)
+    est = np.exp(np.asarray(res.state.log_sigma))
+    np.testing.assert_allclose(est, 0.2, rtol=0.1)
+
+
+def test_vi_matches_the_mean_field_optimum(model):
+    """For a Gaussian posterior N(m, P^-1) the best mean-field Gaussian has mean m and variances 1 / P_ii."""
+    prior, op, y, mean, _, precision = model
+    res = variational(prior, jax.random.key(5), y, op, sigma=SIGMA, num_samples=16, learning_rate=0.02,
+                      num_steps=4000, schedule="cosine")
+    assert int(res.status) == Status.OK
+    mu, var = np.asarray(res.state.mu), np.exp(2 * np.asarray(res.state.log_s))
+    assert np.all(np.abs(mu - mean) <= 0.05 * np.abs(mean) + 0.02 * np.sqrt(1 / np.diag(precision)))
+    np.testing.assert_allclose(var, 1 / np.diag(precision), rtol=0.05)
+    samples, m, s = sample_q(prior, res, jax.random.key(6), 64)
+    assert samples.shape == (64, *SHAPE) and m.shape == SHAPE and s.shape == SHAPE
+
+
+def test_vi_entropy_carries_gradient(model):
+    """With a vanishing likelihood weight the ELBO optimum is the prior: s -> 1 (the BRGM bug would give s -> 0)."""
+    prior, op, y, _, _, _ = model
+    res = variational(prior, jax.random.key(7), y, op, sigma=1e3, num_samples=8, learning_rate=0.05, num_steps=2000,
+                      schedule="cosine")
+    np.testing.assert_allclose(np.exp(np.asarray(res.state.log_s)), 1.0, rtol=0.05)
+
+
+@pytest.mark.parametrize("kernel", ["mala", "ula"])
+def test_langevin_matches_the_posterior(model, kernel):
+    prior, op, y, mean, cov, _ = model
+    chains, keep = 200, 3
+    res = langevin(prior, jax.random.key(8), y, op, sigma=SIGMA, kernel=kernel, step_size=0.01, num_steps=800,
+                   num_chains=chains, burn_in=500, thin=100, num_keep=keep, init_std=1.0)
+    assert int(res.status) == Status.OK
+    _, _, samples, acc = langevin_summary(res)
+    W, b = np.asarray(prior.params["W"], np.float64), np.asarray(prior.params["b"], np.float64)
+    z = np.linalg.lstsq(W, (np.asarray(samples, np.float64).reshape(-1, 16) - b).T, rcond=None)[0].T
+    n = len(z)  # samples 100 steps apart on independent chains: treated as independent draws
+    assert n == chains * keep
+    sd = np.sqrt(np.diag(cov))
+    assert np.all(np.abs(z.mean(0) - mean) < 4 * sd / np.sqrt(n)), (z.mean(0), mean)
+    emp = np.cov(z.T)
+    tol = 4 * np.sqrt((np.outer(np.diag(cov), np.diag(cov)) + cov**2) / n)
+    if kernel == "ula":  # ULA is biased by O(step size); allow it on top of the Monte-Carlo error
+        tol = tol + 0.05 * np.abs(cov).max()
+    assert np.all(np.abs(emp - cov) < tol), (emp, cov)
+    if kernel == "mala":
+        assert 0.5 < float(acc.mean()) <= 1.0
+
+
+def test_no_recompilation_across_noise_and_weights(model):
+    prior, op, y, _, _, _ = model
+    map_estimate(prior, jax.random.key(0), y, op, sigma=0.3, num_steps=10)
+    variational(prior, jax.random.key(0), y, op, sigma=0.3, num_steps=10)
+    langevin(prior, jax.random.key(0), y, op, sigma=0.3, num_steps=20, burn_in=10, thin=2, num_keep=2)
+    before = trace_count()
+    for sigma in (0.1, 0.5):
+        for w in (0.0, 2.0):
+            map_estimate(prior, jax.random.key(0), y, op, sigma=sigma, prior_weight=1.0 + w, pixel_weight=w,
+                         num_steps=10)
+            variational(prior, jax.random.key(0), y, op, sigma=sigma, pixel_weight=w, num_steps=10)
+            langevin(prior, jax.random.key(0), y, op, sigma=sigma, step_size=1e-3 * (1 + w), pixel_weight=w,
+                     num_steps=20, burn_in=10, thin=2, num_keep=2)
+    assert trace_count() == before
+
+
+def test_diverging_ula_is_flagged_per_element(model):
+    prior, op, y, _, _, _ = model
+    ys = jnp.stack([y, y.at[0].set(jnp.nan), y])
+    res = langevin(prior, jax.random.key(9), ys, op, sigma=SIGMA, kernel="ula", step_size=0.01, num_steps=50,
+                   burn_in=10, thin=5, num_keep=2)
+    np.testing.assert_array_equal(np.asarray(res.status), [0, Status.NONFINITE, 0])
+    huge = langevin(prior, jax.random.key(9), y, op, sigma=SIGMA, kernel="ula", step_size=10.0, num_steps=200,
+                    burn_in=10, thin=5, num_keep=2)
+    assert int(huge.status) == Status.NONFINITE  # the chain blew up: reported, not raised
+    mala = langevin(prior, jax.random.key(9), y, op, sigma=SIGMA, kernel="mala", step_size=10.0, num_steps=200,
+                    burn_in=10, thin=5, num_keep=2)
+    _, _, _, acc = langevin_summary(mala)
+    assert int(mala.status) == Status.OK and float(acc.mean()) < 0.05  # MALA rejects instead of diverging
+
+
+def test_bad_input(model):
+    prior, op, y, _, _, _ = model
+    with pytest.raises(ValueError, match="expected noise level sigma > 0, got 0.0"):
+        map_estimate(prior, jax.random.key(0), y, op, sigma=0.0)
+    with pytest.raises(ValueError, match="expected noise level sigma > 0, got -1.0"):
+        langevin(prior, jax.random.key(0), y, op, sigma=-1.0)
+    with pytest.raises(ValueError, match=r"num_samples \(K\) >= 1, got 0"):
+        variational(prior, jax.random.key(0), y, op, num_samples=0)
+    with pytest.raises(ValueError, match="num_steps > burn_in"):
+        langevin(prior, jax.random.key(0), y, op, num_steps=100, burn_in=100)
+    with pytest.raises(ValueError, match="unknown Langevin kernel"):
+        langevin(prior, jax.random.key(0), y, op, kernel="hmc")
+    with pytest.raises(ValueError, match="image_prior=True needs a prior with an exact log_prob"):
+        map_estimate(prior, jax.random.key(0), y, op, image_prior=True)
+    with pytest.raises(ValueError, match="unknown method"):
+        reconstruct(prior, jax.random.key(0), y, op, method="hmc")
+    with pytest.raises(ValueError, match="point estimate"):
+        reconstruct(prior, jax.random.key(0), y, op, method="map", posterior=True)
+
+
+def test_reconstruct_posterior_outputs_on_inpainting():
+    """Box inpainting with the VAE: the posterior std is larger inside the hidden box than outside."""
+    vae = gp.load_prior("vae-mnist")
+    x = jnp.asarray(gp.load_mnist("test", n=3).images)
+    op = BoxMask((28, 28, 1), 12)
+    y = jax.vmap(measure, (0, None, 0, None))(jax.random.split(jax.random.key(0), 3), op, x, 0.05)
+    for method, kw in (("vi", dict(num_steps=800, learning_rate=0.02, num_samples=4)),
+                       ("langevin", dict(num_steps=600, burn_in=300, thin=10, num_keep=4, step_size=2e-4,
+                                         init_std=0.0))):
+        rec = reconstruct(vae, jax.random.key(1), y, op, method=method, posterior=True, num_draws=8, sigma=0.05,
+                          **kw)
+        assert rec.x.shape == (3, 28, 28, 1) and rec.std.shape == (3, 28, 28, 1)
+        assert rec.samples.shape[0] == 3 and rec.samples.shape[2:] == (28, 28, 1)
+        hidden = np.asarray(op.mask[..., 0] == 0)
+        std = np.asarray(rec.std[..., 0])
+        assert np.all(std[:, hidden].mean(1) > 2 * std[:, ~hidden].mean(1)), method
