@@ -44,6 +44,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_posterior(args: argparse.Namespace) -> int:
+    from .demo import run_posterior_demo
+
+    run_posterior_demo(out_dir=args.out, prior=args.prior, operator=args.operator, method=args.method,
+                       n_images=args.n, sigma=args.noise, seed=args.seed, steps=args.steps, num_draws=args.draws)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genprior-jax", description="Inverse problems with deep generative priors (JAX).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -72,6 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="flow: continue from <out>.state")
     train.add_argument("--lr", type=float, default=1e-3)
     train.set_defaults(func=_cmd_train)
+
+    post = sub.add_parser("posterior", help="posterior sampling (VI or Langevin): mean, std map and samples as a PNG")
+    post.add_argument("--out", default="posterior_out")
+    post.add_argument("--prior", default="vae-mnist", help="prior name or checkpoint path")
+    post.add_argument("--operator", default="box:size=10", help="operator spec, e.g. box:size=10, mask:missing=0.6, sr:factor=2")
+    post.add_argument("--method", choices=["vi", "langevin"], default="vi")
+    post.add_argument("--n", type=int, default=4, help="number of held-out test digits")
+    post.add_argument("--noise", type=float, default=0.05, help="noise std per measurement entry (known)")
+    post.add_argument("--steps", type=int, default=1000)
+    post.add_argument("--draws", type=int, default=16, help="posterior samples for the mean / std (VI)")
+    post.add_argument("--seed", type=int, default=0)
+    post.set_defaults(func=_cmd_posterior)
 
     priors = sub.add_parser("priors", help="list the priors shipped with the package")
     priors.set_defaults(func=_cmd_priors)

@@ -15,7 +15,7 @@ def test_help_lists_commands(capsys):
         main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for cmd in ("demo", "train", "priors"):
+    for cmd in ("demo", "train", "posterior", "priors"):
         assert cmd in out
 
 
@@ -50,3 +50,19 @@ def test_train_vae_one_epoch(tmp_path, capsys):
     assert record["metadata"]["metrics"]["command"].startswith("genprior-jax ")
     assert "test ELBO" in capsys.readouterr().out
     assert sorted(os.listdir(tmp_path)) == ["vae"]
+
+
+@pytest.mark.parametrize("method", ["vi", "langevin"])
+def test_posterior_command(tmp_path, method):
+    out = tmp_path / "post"
+    assert main(["posterior", "--out", str(out), "--n", "2", "--steps", "60", "--method", method,
+                 "--operator", "mask:missing=0.5"]) == 0
+    assert (out / "posterior.png").stat().st_size > 1000
+    with open(out / "metrics.json") as fh:
+        m = json.load(fh)
+    assert m["status_ok"] == 2 and m["config"]["method"] == method
+
+
+def test_posterior_bad_operator(tmp_path):
+    with pytest.raises(ValueError, match="unknown operator 'radon'"):
+        main(["posterior", "--out", str(tmp_path), "--operator", "radon:angles=3"])
