@@ -58,7 +58,7 @@ def natural_images(names: tuple[str, ...]) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ms", type=int, nargs="+", default=[100, 300, 500])
-    ap.add_argument("--n-digits", type=int, default=24)
+    ap.add_argument("--n-digits", type=int, default=12)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()

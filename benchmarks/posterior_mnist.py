@@ -53,7 +53,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--priors", nargs="+", default=["vae-mnist", "glow-mnist"])
-    ap.add_argument("--steps", type=int, nargs=2, default=[1000, 200], metavar=("VAE", "FLOW"),
+    ap.add_argument("--steps", type=int, nargs=2, default=[1000, 100], metavar=("VAE", "FLOW"),
                     help="Adam steps for MAP and VI, for the VAE and for the flow")
     ap.add_argument("--k", type=int, nargs=2, default=[4, 1], metavar=("VAE", "FLOW"), help="VI samples per step")
     ap.add_argument("--draws", type=int, default=32)
