@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from ..priors.base import Prior
 from .inits import BACKPROJECTIONS, backproject
-from .optim import check_optimizer, check_schedule, make_optimizer, optimizer_step
+from .optim import check_optimizer, check_schedule, make_optimizer, minimizing_solver
 from .runner import Problem, Result, Solver, run
 
 Array = jax.Array
@@ -55,25 +55,12 @@ def analysis_solver(encode: Callable[[Any, Array], Array], generate: Callable[[A
         r = problem.op.mv(x) - problem.y
         return 0.5 * jnp.sum(r**2) + hyper.lam * jnp.sum(encode(params, x) ** 2)
 
-    def init_fn(key: Array, problem: Problem, hyper: AnalysisHyper, params: Any) -> AnalysisState:
+    def init_x(key: Array, problem: Problem, hyper: AnalysisHyper, params: Any) -> Array:
         if init == "generate0":
-            x = generate(params, jnp.zeros(latent_shape, jnp.float32))
-        else:
-            x = backproject(problem, init)
-        return AnalysisState(x, opt_for(hyper).init(x))
+            return generate(params, jnp.zeros(latent_shape, jnp.float32))
+        return backproject(problem, init)
 
-    def step(state: AnalysisState, problem: Problem, hyper: AnalysisHyper, params: Any) -> tuple[AnalysisState, Array]:
-        x, opt_state, value = optimizer_step(optimizer, opt_for(hyper), lambda x: loss(x, problem, hyper, params),
-                                             state.x, state.opt_state)
-        return AnalysisState(x, opt_state), value
-
-    def objective(state: AnalysisState, problem: Problem, hyper: AnalysisHyper, params: Any) -> Array:
-        return loss(state.x, problem, hyper, params)
-
-    def estimate(state: AnalysisState, problem: Problem, hyper: AnalysisHyper, params: Any) -> Array:
-        return state.x
-
-    return Solver(init_fn, step, objective, estimate)
+    return minimizing_solver(loss, init_x, lambda x, params: x, optimizer, opt_for, AnalysisState)
 
 
 def analysis(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array = 0.1,

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from ..priors.base import Prior
-from .optim import check_optimizer, check_schedule, make_optimizer, optimizer_step
+from .optim import check_optimizer, check_schedule, make_optimizer, minimizing_solver, optimizer_step
 from .runner import Problem, Result, Solver, run
 
 Array = jax.Array
@@ -83,24 +83,12 @@ def map_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...], op
             return energy(z, jnp.asarray(hyper.sigma), problem, hyper, params)
         return energy(z, jnp.exp(log_sigma), problem, hyper, params) + n_y_of(problem) * log_sigma
 
-    def init(key: Array, problem: Problem, hyper: BayesHyper, params: Any) -> MapState:
+    def init_v(key: Array, problem: Problem, hyper: BayesHyper, params: Any) -> tuple[Array, Array]:
         z = hyper.init_std * jax.random.normal(key, latent_shape, jnp.float32)
-        v = (z, jnp.log(jnp.asarray(hyper.sigma, jnp.float32)))
-        return MapState(*v, make_optimizer(optimizer, hyper.learning_rate).init(v))
+        return z, jnp.log(jnp.asarray(hyper.sigma, jnp.float32))
 
-    def step(state: MapState, problem: Problem, hyper: BayesHyper, params: Any) -> tuple[MapState, Array]:
-        v, opt_state, value = optimizer_step(optimizer, make_optimizer(optimizer, hyper.learning_rate),
-                                             lambda v: loss(v, problem, hyper, params),
-                                             (state.z, state.log_sigma), state.opt_state)
-        return MapState(*v, opt_state), value
-
-    def objective(state: MapState, problem: Problem, hyper: BayesHyper, params: Any) -> Array:
-        return loss((state.z, state.log_sigma), problem, hyper, params)
-
-    def estimate(state: MapState, problem: Problem, hyper: BayesHyper, params: Any) -> Array:
-        return generate(params, state.z)
-
-    return Solver(init, step, objective, estimate)
+    return minimizing_solver(loss, init_v, lambda v, params: generate(params, v[0]), optimizer,
+                             lambda hyper: make_optimizer(optimizer, hyper.learning_rate), MapState)
 
 
 class VIState(NamedTuple):

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 from ..priors.base import Prior
 from .inits import BACKPROJECTIONS, backproject
-from .optim import check_optimizer, check_schedule, make_optimizer, optimizer_step
+from .optim import check_optimizer, check_schedule, make_optimizer, minimizing_solver
 from .runner import Problem, Result, Solver, run
 
 PENALTIES = ("sq", "norm", "nll")
@@ -82,35 +82,24 @@ def csgm_solver(generate: Callable[[Any, Array], Array], latent_shape: tuple[int
             reg = -log_prob(params, x)  # type: ignore[misc]
         return jnp.sum(r**2) + hyper.lam * reg
 
-    def init_fn(key: Array, problem: Problem, hyper: CSGMHyper, params: Any) -> CSGMState:
+    def init_z(key: Array, problem: Problem, hyper: CSGMHyper, params: Any) -> Array:
         z = hyper.init_std * jax.random.normal(key, latent_shape, jnp.float32)
         if init != "random":
             z = z + encode(params, backproject(problem, init)).reshape(latent_shape)  # type: ignore[misc]
-        return CSGMState(z, opt_for(hyper).init(z))
+        return z
 
-    def step(state: CSGMState, problem: Problem, hyper: CSGMHyper, params: Any) -> tuple[CSGMState, Array]:
-        z, opt_state, value = optimizer_step(optimizer, opt_for(hyper), lambda z: loss(z, problem, hyper, params),
-                                             state.z, state.opt_state)
-        return CSGMState(z, opt_state), value
-
-    def objective(state: CSGMState, problem: Problem, hyper: CSGMHyper, params: Any) -> Array:
-        return loss(state.z, problem, hyper, params)
-
-    def estimate(state: CSGMState, problem: Problem, hyper: CSGMHyper, params: Any) -> Array:
-        return generate(params, state.z)
-
-    return Solver(init_fn, step, objective, estimate)
+    return minimizing_solver(loss, init_z, lambda z, params: generate(params, z), optimizer, opt_for, CSGMState)
 
 
 def csgm(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array = 0.0,
          learning_rate: float | Array = 0.01, init_std: float | Array = 1.0, num_steps: int = 1000,
          num_restarts: int = 10, optimizer: str = "adam", schedule: str = "constant", penalty: str = "sq",
-         init: str = "random", op_batched: bool = False, history: bool = False) -> Result:
+         init: str = "random", op_batched: bool = False, history: bool = False, unroll: int = 1) -> Result:
     """Recover images from ``y`` (``(B, *op.out_shape)`` or one) with the CSGM objective.
 
     ``lam``, ``learning_rate`` and ``init_std`` are traced (sweeps reuse the compiled code); ``num_steps``,
     ``num_restarts``, ``optimizer``, ``schedule`` (``"constant"`` or ``"cosine"`` decay to 0), ``penalty`` and
-    ``init`` are static (see the module docstring). Returns a :class:`Result` whose ``state.z`` is the best
+    ``init`` are static (see the module docstring); ``unroll`` is passed to ``lax.scan``. Returns a :class:`Result` whose ``state.z`` is the best
     latent, ``x = G(z)``.
     """
     if tuple(op.in_shape) != tuple(prior.image_shape):
@@ -120,7 +109,7 @@ def csgm(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array = 0.
                          init, prior.encode if init != "random" else None,
                          prior.log_prob if penalty == "nll" else None)
     return run(solver, key, y, op, CSGMHyper(lam, learning_rate, init_std), prior.params, num_steps=num_steps,
-               num_restarts=num_restarts, op_batched=op_batched, history=history)
+               num_restarts=num_restarts, op_batched=op_batched, history=history, unroll=unroll)
 
 
 def asim(prior: Prior, key: Array, y: Array, op: Any, *, gamma: float | Array = 0.0, num_steps: int = 30,

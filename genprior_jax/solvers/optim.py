@@ -53,3 +53,42 @@ def optimizer_step(name: str, opt: optax.GradientTransformationExtraArgs, value_
         value, grad = jax.value_and_grad(value_fn)(params)
         updates, opt_state = opt.update(grad, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, value
+
+
+def minimizing_solver(loss: Callable[..., Array], init_variable: Callable[..., Any],
+                      to_image: Callable[[Any, Any], Array], optimizer: str, opt_for: Callable[[Any], Any],
+                      state_cls: type) -> Any:
+    """A :class:`~genprior_jax.solvers.runner.Solver` that minimizes ``loss(v, problem, hyper, params)`` over a
+    variable ``v`` with an optax optimizer.
+
+    ``state_cls`` is a NamedTuple whose last field is ``opt_state`` and whose other fields hold ``v`` (one field:
+    ``v`` itself; several: ``v`` is their tuple). ``init_variable(key, problem, hyper, params)`` gives the start,
+    ``to_image(v, params)`` the estimate, ``opt_for(hyper)`` the optimizer (built inside the trace, so the step
+    size can be traced).
+    """
+    from .runner import Solver
+
+    n_var = len(state_cls._fields) - 1
+
+    def pack(v: Any, opt_state: Any) -> Any:
+        return state_cls(v, opt_state) if n_var == 1 else state_cls(*v, opt_state)
+
+    def unpack(state: Any) -> Any:
+        return state[0] if n_var == 1 else tuple(state[:-1])
+
+    def init(key: Array, problem: Any, hyper: Any, params: Any) -> Any:
+        v = init_variable(key, problem, hyper, params)
+        return pack(v, opt_for(hyper).init(v))
+
+    def step(state: Any, problem: Any, hyper: Any, params: Any) -> tuple[Any, Array]:
+        v, opt_state, value = optimizer_step(optimizer, opt_for(hyper), lambda v: loss(v, problem, hyper, params),
+                                             unpack(state), state.opt_state)
+        return pack(v, opt_state), value
+
+    def objective(state: Any, problem: Any, hyper: Any, params: Any) -> Array:
+        return loss(unpack(state), problem, hyper, params)
+
+    def estimate(state: Any, problem: Any, hyper: Any, params: Any) -> Array:
+        return to_image(unpack(state), params)
+
+    return Solver(init, step, objective, estimate)
