@@ -85,8 +85,7 @@ def main() -> None:
             common = dict(sigma=SIGMA, num_steps=steps, op_batched=batched, learning_rate=0.02 if not is_flow else 0.01)
             res_map = map_estimate(prior, k_solve, y, op, num_restarts=1, init_std=0.0, **common)
             res_vi = variational(prior, k_solve, y, op, num_samples=k, schedule="cosine", init_std=0.0, **common)
-            samples, mean, std = sample_q(prior, res_vi, k_draw, args.draws)
-            samples = jnp.clip(samples, 0, 1)
+            samples = jnp.clip(sample_q(prior, res_vi, k_draw, args.draws)[0], 0, 1)  # stats from clipped draws
             mean, std = samples.mean(1), samples.std(1)
             x_map = jnp.clip(res_map.x, 0, 1)
             jax.block_until_ready((x_map, mean))

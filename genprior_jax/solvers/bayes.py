@@ -75,13 +75,12 @@ def map_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...], op
                log_prob: Callable[..., Array] | None = None) -> Solver:
     check_optimizer(optimizer)
     energy = _energy_fn(generate, log_prob, image_prior)
-    n_y_of = lambda problem: problem.y.size  # noqa: E731
 
     def loss(v: tuple[Array, Array], problem: Problem, hyper: BayesHyper, params: Any) -> Array:
         z, log_sigma = v
         if not estimate_sigma:
             return energy(z, jnp.asarray(hyper.sigma), problem, hyper, params)
-        return energy(z, jnp.exp(log_sigma), problem, hyper, params) + n_y_of(problem) * log_sigma
+        return energy(z, jnp.exp(log_sigma), problem, hyper, params) + problem.y.size * log_sigma
 
     def init_v(key: Array, problem: Problem, hyper: BayesHyper, params: Any) -> tuple[Array, Array]:
         z = hyper.init_std * jax.random.normal(key, latent_shape, jnp.float32)

@@ -53,17 +53,17 @@ def sample_q(prior: Prior, result: Result, key: Array, num_samples: int) -> tupl
 def langevin_summary(result: Result) -> tuple[Array, Array, Array, Array]:
     """``(mean, std, samples (B, num_keep * chains, ...), acceptance (B, chains))`` of a Langevin result."""
     st = result.state
-    n = jnp.maximum(st.n_kept, 1.0)
-    expand = lambda a: a.reshape(a.shape + (1,) * (st.sum_x.ndim - a.ndim))  # noqa: E731
-    mean = st.sum_x / expand(n)
-    var = jnp.maximum(st.sum_x2 / expand(n) - mean**2, 0.0)
+    n = _expand_to(jnp.maximum(st.n_kept, 1.0), st.sum_x.ndim)
+    mean = st.sum_x / n
+    var = jnp.maximum(st.sum_x2 / n - mean**2, 0.0)
     samples = st.samples.reshape(st.samples.shape[:-5] + (-1,) + st.samples.shape[-3:])  # merge keep x chains
-    acceptance = st.accepted / jnp.maximum(expand_t(st.t, st.accepted), 1)
+    acceptance = st.accepted / jnp.maximum(_expand_to(st.t.astype(jnp.float32), st.accepted.ndim), 1.0)
     return mean, jnp.sqrt(var), samples, acceptance
 
 
-def expand_t(t: Array, like: Array) -> Array:
-    return t.reshape(t.shape + (1,) * (like.ndim - t.ndim)).astype(jnp.float32)
+def _expand_to(a: Array, ndim: int) -> Array:
+    """Append singleton axes to a per-problem array so it broadcasts against ``ndim``-dimensional ones."""
+    return a.reshape(a.shape + (1,) * (ndim - a.ndim))
 
 
 def reconstruct(prior: Prior, key: Array, y: Array, op: Any, *, method: str = "map", posterior: bool = False,
