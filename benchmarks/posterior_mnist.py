@@ -3,7 +3,8 @@
 Tasks on held-out digits, noise std 0.05 (known): 10x10 centred box inpainting, random inpainting with 60 %
 missing, x2 and x4 super-resolution. Priors: vae-mnist and glow-mnist. For each: the MAP latent (Adam) and
 mean-field VI over the latent (Adam with cosine decay, K reparametrized samples per step), then ``draws``
-posterior samples G(z), z ~ q. Reported per task and prior:
+posterior samples G(z), z ~ q; and MALA chains over the latent (``--methods vi langevin``). Reported per task,
+prior and method:
 
 - PSNR of the MAP image and of the posterior mean;
 - calibration: Spearman correlation between the per-pixel posterior std and the absolute error of the
@@ -11,6 +12,7 @@ posterior samples G(z), z ~ q. Reported per task and prior:
   90 % posterior interval (5 % / 95 % sample quantiles).
 
     python benchmarks/posterior_mnist.py [--quick]
+    python benchmarks/posterior_mnist.py --priors glow-mnist --merge   # add the flow rows to an earlier run
 
 Writes benchmarks/results/posterior_mnist.{md,json} and posterior_mnist_<prior>_<task>.png.
 """
@@ -18,9 +20,11 @@ Writes benchmarks/results/posterior_mnist.{md,json} and posterior_mnist_<prior>_
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -34,7 +38,8 @@ from _common import RESULTS, machine_info, machine_line, write_json, write_text 
 import genprior_jax as gp  # noqa: E402
 from genprior_jax.operators import BoxMask, Downsample, RandomMask, measure  # noqa: E402
 from genprior_jax.plotting import save_grid  # noqa: E402
-from genprior_jax.solvers import Problem, backproject, map_estimate, sample_q, variational  # noqa: E402
+from genprior_jax.solvers import (Problem, backproject, langevin, langevin_summary, map_estimate, sample_q,  # noqa: E402
+                                  variational)  # noqa: E402
 
 SHAPE = (28, 28, 1)
 SIGMA = 0.05
@@ -49,6 +54,28 @@ def tasks(key: jax.Array, n: int) -> dict[str, tuple[object, bool]]:
     }
 
 
+METHODS = ("vi", "langevin")
+
+
+def calibration(x: np.ndarray, samples: np.ndarray) -> dict[str, float]:
+    """PSNR of the sample mean and calibration of the sample std; ``x`` (n, H, W, C), ``samples`` (n, K, H, W, C)."""
+    n = x.shape[0]
+    mean, sd = samples.mean(1), samples.std(1)
+    err = np.abs(mean - x).reshape(n, -1)
+    sd = sd.reshape(n, -1)
+    fg = (np.maximum(x.reshape(n, -1), mean.reshape(n, -1)) > 0.1)
+
+    def rho(mask: np.ndarray) -> float:
+        vals = [spearmanr(sd[i][mask[i]], err[i][mask[i]]).statistic for i in range(n)
+                if mask[i].sum() > 2 and sd[i][mask[i]].std() > 0 and err[i][mask[i]].std() > 0]
+        return float(np.mean(vals)) if vals else float("nan")
+
+    lo, hi = np.quantile(samples, [0.05, 0.95], axis=1)
+    return {"n": n, "psnr_mean": float(np.nanmean(np.asarray(gp.psnr(x, mean)))),
+            "spearman_all": rho(np.ones_like(fg)), "spearman_fg": rho(fg),
+            "coverage_90": float(((x >= lo) & (x <= hi)).mean()), "mean_std": float(sd.mean())}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=100)
@@ -59,74 +86,112 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tasks", nargs="+", default=None)
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--langevin-steps", type=int, nargs=2, default=[2000, 200], metavar=("VAE", "FLOW"))
+    ap.add_argument("--langevin-chains", type=int, nargs=2, default=[4, 2], metavar=("VAE", "FLOW"))
+    ap.add_argument("--langevin-step", type=float, nargs=2, default=[5e-5, 5e-5], metavar=("VAE", "FLOW"),
+                    help="MALA step size")
+    ap.add_argument("--merge", action="store_true", help="keep the other priors' rows of an earlier run")
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     prefix = "posterior_mnist"
+    command = "python benchmarks/posterior_mnist.py " + " ".join(sys.argv[1:])
     if args.quick:
         args.n, args.steps, args.k, args.draws, prefix = 4, [20, 5], [1, 1], 8, "posterior_mnist_quick"
+        args.langevin_steps = [40, 10]
 
     x = gp.load_mnist("test", n=args.n).images
     key = jax.random.key(args.seed)
     k_ops, k_y, k_solve, k_draw = jax.random.split(key, 4)
     all_tasks = tasks(k_ops, args.n)
     names = args.tasks or list(all_tasks)
-    results: dict[str, dict[str, dict[str, float]]] = {}
+    results: dict[str, dict[str, dict[str, Any]]] = {}
     t_start = time.perf_counter()
     for prior_name in args.priors:
         prior = gp.load_prior(prior_name)
         is_flow = prior.log_prob is not None
         steps, k = (args.steps[1], args.k[1]) if is_flow else (args.steps[0], args.k[0])
+        i = int(is_flow)
+        lsteps, lchains, lstep = args.langevin_steps[i], args.langevin_chains[i], args.langevin_step[i]
         results[prior_name] = {}
         for task in tqdm(names, desc=prior_name):
             op, batched = all_tasks[task]
             y = jax.vmap(measure, (0, 0 if batched else None, 0, None))(jax.random.split(k_y, args.n), op,
                                                                         jnp.asarray(x), SIGMA)
+            lr = 0.01 if is_flow else 0.02
             t0 = time.perf_counter()
-            common = dict(sigma=SIGMA, num_steps=steps, op_batched=batched, learning_rate=0.02 if not is_flow else 0.01)
-            res_map = map_estimate(prior, k_solve, y, op, num_restarts=1, init_std=0.0, **common)
-            res_vi = variational(prior, k_solve, y, op, num_samples=k, schedule="cosine", init_std=0.0, **common)
-            samples = jnp.clip(sample_q(prior, res_vi, k_draw, args.draws)[0], 0, 1)  # stats from clipped draws
-            mean, std = samples.mean(1), samples.std(1)
-            x_map = jnp.clip(res_map.x, 0, 1)
-            jax.block_until_ready((x_map, mean))
-            secs = time.perf_counter() - t0
-            err = np.abs(np.asarray(mean) - x).reshape(args.n, -1)
-            sd = np.asarray(std).reshape(args.n, -1)
-            rho = np.array([spearmanr(sd[i], err[i]).statistic if sd[i].std() > 0 else np.nan for i in range(args.n)])
-            lo, hi = np.quantile(np.asarray(samples), [0.05, 0.95], axis=1)
-            inside = ((x >= lo) & (x <= hi)).reshape(args.n, -1).mean(1)
-            results[prior_name][task] = {
-                "psnr_map": float(np.nanmean(np.asarray(gp.psnr(x, x_map)))),
-                "psnr_mean": float(np.nanmean(np.asarray(gp.psnr(x, mean)))),
-                "spearman_std_vs_error": float(np.nanmean(rho)),
-                "coverage_90": float(np.mean(inside)),
-                "mean_std": float(sd.mean()),
-                "nonfinite": int((np.asarray(res_map.status) != 0).sum() + (np.asarray(res_vi.status) != 0).sum()),
-                "seconds": secs, "steps": steps, "k": k,
-            }
-            seen = jax.vmap(lambda yy, oo: backproject(Problem(yy, oo), "pinv"), (0, 0 if batched else None))(
-                y[:8], jax.tree_util.tree_map(lambda a: a[:8], op) if batched else op)
-            save_grid({"truth": x[:8], "A^+ y": np.asarray(seen), "MAP": np.asarray(x_map[:8]),
-                       "post. mean": np.asarray(mean[:8]), "std x4": np.clip(4 * np.asarray(std[:8]), 0, 1),
-                       "|error|": err[:8].reshape(-1, *SHAPE), "sample": np.asarray(samples[:8, 0])},
-                      os.path.join(RESULTS, f"{prefix}_{prior_name}_{task}.png"),
-                      title=f"{prior_name}, {task}: MAP, VI posterior mean, std (x4), |error| and one sample")
+            res_map = map_estimate(prior, k_solve, y, op, sigma=SIGMA, num_steps=steps, op_batched=batched,
+                                   learning_rate=lr, num_restarts=1, init_std=0.0)
+            x_map = np.asarray(jnp.clip(res_map.x, 0, 1))
+            row: dict[str, Any] = {"psnr_map": float(np.nanmean(np.asarray(gp.psnr(x, x_map)))),
+                                   "map_seconds": time.perf_counter() - t0, "steps": steps,
+                                   "map_nonfinite": int((np.asarray(res_map.status) != 0).sum())}
+            grid = {"truth": x[:8], "A^+ y": np.asarray(jax.vmap(
+                lambda yy, oo: backproject(Problem(yy, oo), "pinv"), (0, 0 if batched else None))(
+                y[:8], jax.tree_util.tree_map(lambda a: a[:8], op) if batched else op)), "MAP": x_map[:8]}
+            for method in args.methods:
+                t0 = time.perf_counter()
+                if method == "vi":
+                    res = variational(prior, k_solve, y, op, sigma=SIGMA, num_steps=steps, op_batched=batched,
+                                      learning_rate=lr, num_samples=k, schedule="cosine", init_std=0.0)
+                    samples = jnp.clip(sample_q(prior, res, k_draw, args.draws)[0], 0, 1)  # stats of clipped draws
+                    extra: dict[str, Any] = {"k": k}
+                else:
+                    burn = lsteps // 2
+                    res = langevin(prior, k_solve, y, op, sigma=SIGMA, num_steps=lsteps, burn_in=burn,
+                                   num_chains=lchains, thin=max(1, (lsteps - burn) // 16), num_keep=16,
+                                   step_size=lstep, kernel="mala", init_std=0.0, op_batched=batched)
+                    _, _, samples, acc = langevin_summary(res)
+                    samples = jnp.clip(samples, 0, 1)
+                    extra = {"chains": lchains, "steps": lsteps, "burn_in": burn, "step_size": lstep,
+                             "acceptance": float(np.mean(np.asarray(acc)))}
+                row[method] = {**calibration(x, np.asarray(samples)), **extra,
+                               "nonfinite": int((np.asarray(res.status) != 0).sum()),
+                               "seconds": time.perf_counter() - t0}
+                mean, std = np.asarray(samples).mean(1), np.asarray(samples).std(1)
+                grid.update({f"{method} mean": mean[:8], f"{method} std x4": np.clip(4 * std[:8], 0, 1),
+                             f"{method} |err|": np.abs(mean[:8] - x[:8]), f"{method} sample": np.asarray(samples[:8, 0])})
+            results[prior_name][task] = row
+            save_grid(grid, os.path.join(RESULTS, f"{prefix}_{prior_name}_{task}.png"),
+                      title=f"{prior_name}, {task}: MAP; per method posterior mean, std (x4), |error|, one sample")
     total = time.perf_counter() - t_start
     info = machine_info()
     write_json(f"{prefix}.json", {"machine": info, "args": vars(args), "sigma": SIGMA, "results": results,
                                   "total_seconds": total})
-    lines = ["# Posterior sampling on MNIST: MAP vs VI posterior mean, calibration of the posterior std", "",
-             f"Command: `python benchmarks/posterior_mnist.py{' --quick' if args.quick else ''}`  ",
-             machine_line(info) + "  ",
-             f"{args.n} held-out test digits, noise std {SIGMA}; MAP and mean-field VI over the latent with Adam "
-             f"(VAE: {args.steps[0]} steps, K = {args.k[0]}; flow: {args.steps[1]} steps, K = {args.k[1]}), "
-             f"{args.draws} posterior draws. Total {total:.0f} s.", "",
-             "| prior | task | PSNR MAP | PSNR post. mean | Spearman(std, error) | 90 % interval coverage | mean std |",
-             "|---|---|---|---|---|---|---|"]
+    if args.merge and os.path.exists(os.path.join(RESULTS, f"{prefix}.json")):
+        with open(os.path.join(RESULTS, f"{prefix}.json")) as f:
+            old = json.load(f)
+        runs = old.get("runs", [])
+        for p, per in old["results"].items():
+            results.setdefault(p, per)
+    else:
+        runs = []
+    runs.append({"command": command, "machine": info, "args": vars(args), "seconds": total})
+    write_json(f"{prefix}.json", {"sigma": SIGMA, "results": results, "runs": runs})
+    lines = ["# Posterior sampling on MNIST: MAP vs posterior mean, calibration of the posterior std", "",
+             "Runs (each wrote the rows of its priors):", ""]
+    for r in runs:
+        lines.append(f"- `{r['command']}`: {machine_line(r['machine'])}; {r['seconds']:.0f} s")
+    lines += ["", f"Held-out test digits, noise std {SIGMA} (known). MAP: Adam on the latent. VI: mean-field Gaussian, "
+              "Adam with cosine decay, K reparametrized samples per step, then the draws below. Langevin: MALA chains "
+              "started at z = 0, the second half of the steps kept (16 states per chain). Statistics from draws "
+              "clipped to [0, 1]. Spearman: per image between per-pixel std and |posterior mean - truth|, averaged; "
+              "'fg' restricts it to pixels where the truth or the mean exceeds 0.1 (the background is trivially "
+              "right with ~0 std and inflates the all-pixel figure). Coverage: fraction of true pixels inside the "
+              "central 90 % interval of the draws.", "",
+              "| prior | task | method | n | PSNR MAP | PSNR post. mean | Spearman (all px) | Spearman (fg) | "
+              "90 % coverage | mean std | MALA accept. | s |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for prior_name, per in results.items():
-        for task, r in per.items():
-            lines.append(f"| {prior_name} | {task} | {r['psnr_map']:.2f} | {r['psnr_mean']:.2f} | "
-                         f"{r['spearman_std_vs_error']:.3f} | {r['coverage_90']:.3f} | {r['mean_std']:.4f} |")
+        for task, row in per.items():
+            for method in METHODS:
+                if method not in row:
+                    continue
+                r = row[method]
+                acc = f"{r['acceptance']:.2f}" if "acceptance" in r else ""
+                lines.append(f"| {prior_name} | {task} | {method} | {r['n']} | {row['psnr_map']:.2f} | "
+                             f"{r['psnr_mean']:.2f} | {r['spearman_all']:.3f} | {r['spearman_fg']:.3f} | "
+                             f"{r['coverage_90']:.3f} | {r['mean_std']:.4f} | {acc} | {r['seconds']:.0f} |")
     lines += ["", "Grids: " + ", ".join(f"[{p} {t}]({prefix}_{p}_{t}.png)" for p in results for t in results[p]), ""]
     text = "\n".join(lines)
     write_text(f"{prefix}.md", text)

@@ -113,3 +113,41 @@ def load_tfds(name: str = "mnist", split: str = "test", n: int | None = None, da
     images = images.astype(np.float32) / (255.0 if images.dtype == np.uint8 else 1.0)
     labels = np.array([int(source[i].get("label", -1)) for i in range(count)], np.int32)
     return Dataset(images, labels)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def load_images(spec: str, shape: tuple[int, int, int] = (28, 28, 1)) -> np.ndarray:
+    """Images for ``genprior-jax reconstruct --images``: ``(N, *shape)`` float32 in ``[0, 1]``.
+
+    ``spec`` is ``mnist-<split>[:N]`` (the embedded digits, e.g. ``mnist-test:100``; needs ``shape == (28, 28, 1)``)
+    or a directory of image files (sorted by name), each converted to ``shape``'s channel count (grayscale or
+    RGB) and resized to ``shape[:2]`` with a bicubic filter.
+    """
+    shape = tuple(int(s) for s in shape)  # type: ignore[assignment]
+    if spec.startswith("mnist-"):
+        split, _, count = spec[len("mnist-"):].partition(":")
+        if shape != (28, 28, 1):
+            raise ValueError(f"images {spec!r}: MNIST digits are (28, 28, 1) but the prior expects {shape}")
+        if count and not count.isdigit():
+            raise ValueError(f"images {spec!r}: expected mnist-<split>[:N] with an integer N, got {count!r}")
+        return load_mnist(split, n=int(count) if count else None).images
+    if not os.path.isdir(spec):
+        raise ValueError(f"images: expected 'mnist-<split>[:N]' or a directory of images, got {spec!r} "
+                         "(no such directory)")
+    from PIL import Image
+
+    files = sorted(f for f in os.listdir(spec) if f.lower().endswith(IMAGE_SUFFIXES))
+    if not files:
+        raise ValueError(f"images: no {'/'.join(IMAGE_SUFFIXES)} files in {spec!r}")
+    h, w, c = shape
+    if c not in (1, 3):
+        raise ValueError(f"images: expected 1 or 3 channels in the prior's image shape, got {shape}")
+    out = []
+    for f in files:
+        with Image.open(os.path.join(spec, f)) as img:
+            img = img.convert("L" if c == 1 else "RGB").resize((w, h), Image.Resampling.BICUBIC)
+            arr = np.asarray(img, np.float32) / 255.0
+        out.append(arr.reshape(h, w, c))
+    return np.stack(out)
