@@ -83,6 +83,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, nargs=2, default=[1000, 100], metavar=("VAE", "FLOW"),
                     help="Adam steps for MAP and VI, for the VAE and for the flow")
     ap.add_argument("--k", type=int, nargs=2, default=[4, 1], metavar=("VAE", "FLOW"), help="VI samples per step")
+    ap.add_argument("--lr", type=float, nargs=2, default=[0.02, 0.05], metavar=("VAE", "FLOW"),
+                    help="Adam step size for MAP and VI")
     ap.add_argument("--draws", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tasks", nargs="+", default=None)
@@ -118,7 +120,7 @@ def main() -> None:
             op, batched = all_tasks[task]
             y = jax.vmap(measure, (0, 0 if batched else None, 0, None))(jax.random.split(k_y, args.n), op,
                                                                         jnp.asarray(x), SIGMA)
-            lr = 0.01 if is_flow else 0.02
+            lr = args.lr[i]
             t0 = time.perf_counter()
             res_map = map_estimate(prior, k_solve, y, op, sigma=SIGMA, num_steps=steps, op_batched=batched,
                                    learning_rate=lr, num_restarts=1, init_std=0.0)
