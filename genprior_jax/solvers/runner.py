@@ -150,11 +150,17 @@ def _run(keys: Array, y: Array, op: LinearOperator, hyper: Any, params: Any, *, 
     return constrain(Result(x, state, objective, status, objs, hists))
 
 
-@functools.partial(jax.jit, static_argnames=("n", "sharding"))
-def _assemble(chunks: tuple[Result, ...], *, n: int, sharding: NamedSharding | None) -> Result:
-    """Concatenate the chunks' results and drop the padding (rows ``n`` onwards)."""
-    out = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a)[:n], *chunks)
-    return out if sharding is None else jax.lax.with_sharding_constraint(out, sharding)
+@functools.lru_cache(maxsize=None)
+def _assembler(sharding: NamedSharding | None) -> Callable[..., Result]:
+    """``assemble(chunks, n=...)``: concatenate the chunks' results and drop the padding (rows ``n`` onwards),
+    placed with ``sharding``. (``out_shardings``, not ``with_sharding_constraint``: jax 0.10.2's SPMD partitioner
+    mis-shapes a constrained slice of a concatenation.)"""
+
+    def assemble(chunks: tuple[Result, ...], *, n: int) -> Result:
+        return jax.tree_util.tree_map(lambda *a: jnp.concatenate(a)[:n], *chunks)
+
+    kw = {} if sharding is None else {"out_shardings": sharding}
+    return jax.jit(assemble, static_argnames=("n",), **kw)
 
 
 def _batch_size_of_op(op: LinearOperator) -> int:
@@ -309,7 +315,7 @@ def run(solver: Solver, key: Array, y: Array, op: LinearOperator, hyper: Any, pa
     if plan.num_chunks == 1 and plan.chunk == plan.n:
         res = parts[0]
     else:
-        res = _assemble(tuple(parts), n=plan.n, sharding=plan.out_sharding())
+        res = _assembler(plan.out_sharding())(tuple(parts), n=plan.n)
     if added:
         res = jax.tree_util.tree_map(lambda a: a[0], res)
     return res
