@@ -20,8 +20,8 @@ Scale-out (both give the same results as one plain call, and compile once):
 
 - ``mesh``: the batch of problems is split over the devices of a :class:`jax.sharding.Mesh` (JAX SPMD), each
   device solving ``B / D`` problems with all their restarts; see :mod:`.sharding`.
-- ``batch_size``: the problems stream through the compiled solve in chunks of ``batch_size`` (the last one
-  padded), so memory is bounded by one chunk; :func:`estimate_memory` tells what one chunk costs.
+- ``batch_size``: the problems stream through the compiled solve in chunks of ``batch_size``, so memory is
+  bounded by one chunk plus the results; :func:`estimate_memory` tells what one chunk costs.
 """
 
 from __future__ import annotations
@@ -150,17 +150,31 @@ def _run(keys: Array, y: Array, op: LinearOperator, hyper: Any, params: Any, *, 
     return constrain(Result(x, state, objective, status, objs, hists))
 
 
+@functools.partial(jax.jit, static_argnames=("n",))
+def _allocate(part: Result, *, n: int) -> Result:
+    """A result buffer of ``n`` rows shaped like the chunk ``part`` (filled with its first row)."""
+    return jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a[:1], (n, *a.shape[1:])), part)
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def _write(out: Result, part: Result, start: Array) -> Result:
+    """Rows ``start, start + 1, ...`` of ``out`` replaced by the chunk ``part``, in place (``out`` donated)."""
+    return jax.tree_util.tree_map(lambda o, p: jax.lax.dynamic_update_slice_in_dim(o, p, start, 0), out, part)
+
+
 @functools.lru_cache(maxsize=None)
-def _assembler(sharding: NamedSharding | None) -> Callable[..., Result]:
-    """``assemble(chunks, n=...)``: concatenate the chunks' results and drop the padding (rows ``n`` onwards),
-    placed with ``sharding``. (``out_shardings``, not ``with_sharding_constraint``: jax 0.10.2's SPMD partitioner
-    mis-shapes a constrained slice of a concatenation.)"""
+def _concatenator(sharding: NamedSharding) -> Callable[..., Result]:
+    """``concatenate(parts, n=, skip=)``: the chunks' results end to end, the first ``skip`` rows of the last one
+    (already in the one before) and the rows from ``n`` on (padding) dropped, placed with ``sharding``.
 
-    def assemble(chunks: tuple[Result, ...], *, n: int) -> Result:
-        return jax.tree_util.tree_map(lambda *a: jnp.concatenate(a)[:n], *chunks)
+    For a mesh: an in-place write into a sharded buffer at a traced offset makes XLA gather the whole buffer on
+    every device. (``out_shardings``, not ``with_sharding_constraint``: jax 0.10.2's SPMD partitioner mis-shapes
+    a constrained slice of a concatenation.)"""
 
-    kw = {} if sharding is None else {"out_shardings": sharding}
-    return jax.jit(assemble, static_argnames=("n",), **kw)
+    def concatenate(parts: tuple[Result, ...], *, n: int, skip: int) -> Result:
+        return jax.tree_util.tree_map(lambda *a: jnp.concatenate([*a[:-1], a[-1][skip:]])[:n], *parts)
+
+    return jax.jit(concatenate, static_argnames=("n", "skip"), out_shardings=sharding)
 
 
 def _batch_size_of_op(op: LinearOperator) -> int:
@@ -209,7 +223,13 @@ def _check_batch_size(batch_size: Any) -> int | None:
 
 
 class _Plan(NamedTuple):
-    """How :func:`run` cuts ``n`` problems into ``num_chunks`` equal chunks of ``chunk`` (the last padded)."""
+    """How :func:`run` cuts ``n`` problems into ``num_chunks`` chunks of ``chunk`` rows.
+
+    Chunk ``c`` starts at row ``c * chunk``, except the last, which ends at row ``n``: it overlaps the one before
+    (those rows are solved twice, from the same keys and inputs, so identically) instead of being padded. Only
+    a batch smaller than one chunk (``chunk`` rounded up to a multiple of the devices) is padded, by repeating
+    its last problem.
+    """
 
     n: int
     chunk: int
@@ -220,10 +240,13 @@ class _Plan(NamedTuple):
     def devices(self) -> int:
         return 1 if self.mesh is None else int(self.mesh.size)
 
+    def start(self, c: int) -> int:
+        return min(c * self.chunk, max(self.n - self.chunk, 0))
+
     def inputs(self, c: int, batched: Any) -> Any:
-        """Chunk ``c`` of the per-problem inputs ``batched`` (padded, placed on the mesh)."""
+        """Chunk ``c`` of the per-problem inputs ``batched`` (padded if need be, placed on the mesh)."""
         if self.num_chunks > 1 or self.chunk != self.n:
-            idx = pad_indices(c * self.chunk, self.chunk, self.n)
+            idx = pad_indices(self.start(c), self.chunk, self.n)
             batched = jax.tree_util.tree_map(lambda a: a[idx], batched)
         return batched if self.mesh is None else jax.device_put(batched, batch_sharding(self.mesh))
 
@@ -289,12 +312,14 @@ def run(solver: Solver, key: Array, y: Array, op: LinearOperator, hyper: Any, pa
         num_steps, num_restarts, history, unroll: static.
         mesh: ``None`` (default device), ``"auto"`` (a 1-D mesh of all ``jax.local_devices()``) or a
             :class:`jax.sharding.Mesh` of this process's devices: the problems (each with its ``R`` restarts) are
-            split evenly over its ``D`` devices, the batch padded to a multiple of ``D`` by repeating the last
-            problem (dropped again). Results are split over the mesh too where ``D`` divides ``B``, otherwise
+            split evenly over its ``D`` devices, a batch that is not a multiple of ``D`` padded by repeating its
+            last problem (dropped again; with ``batch_size``, only a batch smaller than one chunk). Results are split over the mesh too where ``D`` divides ``B``, otherwise
             one full copy per device.
-        batch_size: ``None`` (all at once) or the number of problems per compiled call: the batch streams through
-            in chunks (the last padded; rounded up to a multiple of ``D``), so memory is that of one chunk plus
-            the results; one compilation serves all chunks.
+        batch_size: ``None`` (all at once) or the number of problems per compiled call (rounded up to a multiple
+            of ``D``): the batch streams through in chunks, the last one shifted back to end at the last problem
+            (its overlap with the one before is solved twice, identically), so memory is that of one chunk plus
+            the results; one compilation serves all chunks. Without a mesh each chunk's results are written into
+            the result arrays in place; with one they are concatenated at the end.
         progress: a tqdm progress bar over the chunks.
 
     Returns:
@@ -307,15 +332,23 @@ def run(solver: Solver, key: Array, y: Array, op: LinearOperator, hyper: Any, pa
         from tqdm.auto import tqdm
 
         chunks = tqdm(chunks, desc="run", unit="chunk")
-    parts = []
-    for c in chunks:
-        parts.append(_call(plan, c, batched, shared, static))
-        if plan.num_chunks > 1:
-            jax.block_until_ready(parts[-1])  # one chunk in flight at a time: that is what bounds the memory
-    if plan.num_chunks == 1 and plan.chunk == plan.n:
-        res = parts[0]
+    if plan.num_chunks == 1 and plan.chunk == plan.n:  # one plain call
+        for c in chunks:
+            res = _call(plan, c, batched, shared, static)
+            if progress:
+                jax.block_until_ready(res)
+    elif plan.mesh is None:  # each chunk written into the result buffer in place: memory = one chunk + results
+        res = None
+        for c in chunks:
+            part = _call(plan, c, batched, shared, static)
+            res = _write(_allocate(part, n=plan.n) if res is None else res, part, jnp.int32(plan.start(c)))
+            jax.block_until_ready(res)  # one chunk in flight at a time: that is what bounds the memory
     else:
-        res = _assembler(plan.out_sharding())(tuple(parts), n=plan.n)
+        parts = []
+        for c in chunks:
+            parts.append(jax.block_until_ready(_call(plan, c, batched, shared, static)))
+        skip = (plan.num_chunks - 1) * plan.chunk - plan.start(plan.num_chunks - 1)
+        res = _concatenator(plan.out_sharding())(tuple(parts), n=plan.n, skip=skip)
     if added:
         res = jax.tree_util.tree_map(lambda a: a[0], res)
     return res
