@@ -138,7 +138,8 @@ def main() -> None:
         "RSS is `ru_maxrss` (whole process: Python, JAX, the prior, the data and the results); 'solve growth' is "
         "the peak minus the resident size just before the solve (it includes compiling and the results, whose size "
         "is listed: the x estimates alone are N x 784 float32). The estimate is `estimate_memory` for one "
-        "compiled call (XLA buffer assignment: arguments + outputs + temporaries).",
+        "compiled call (XLA buffer assignment: arguments + outputs + temporaries). Wall times (compilation "
+        "included) are indicative only: the machine was shared.",
         "",
         "| N | batch_size | peak RSS (MiB) | RSS before solve (MiB) | solve growth (MiB) | results (MiB) "
         "| estimate per call (MiB) | solve wall (s) |",
