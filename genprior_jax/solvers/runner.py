@@ -10,23 +10,35 @@ A solver is a :class:`Solver`, a NamedTuple of pure functions (the blackjax / op
 where ``problem = Problem(y, op)`` is one measurement, ``hyper`` a NamedTuple of *traced* scalars (step
 sizes, weights: a sweep over them reuses the compiled code) and ``params`` the prior's parameter pytree.
 
-:func:`run` executes ``num_steps`` steps for ``num_restarts`` restarts of each of ``B`` problems, then keeps,
-per problem, the restart with the lowest finite objective. A restart whose objective or estimate is not
-finite never wins; a problem with no finite restart gets ``status = Status.NONFINITE`` and NaN outputs. Problems
-are independent (``vmap``), so a NaN in one never changes another's result.
+:func:`run` executes ``num_steps`` steps for all ``B x R`` (problem, restart) pairs of ``B`` problems and
+``num_restarts = R`` restarts, then keeps, per problem, the restart with the lowest finite objective. A restart
+whose objective or estimate is not finite never wins; a problem with no finite restart gets
+``status = Status.NONFINITE`` and NaN outputs. Problems are independent (``vmap``), so a NaN in one never
+changes another's result.
+
+Scale-out (both give the same results as one plain call, and compile once):
+
+- ``mesh``: the batch of problems is split over the devices of a :class:`jax.sharding.Mesh` (JAX SPMD), each
+  device solving ``B / D`` problems with all their restarts; see :mod:`.sharding`.
+- ``batch_size``: the problems stream through the compiled solve in chunks of ``batch_size``, so memory is
+  bounded by one chunk plus the results; :func:`estimate_memory` tells what one chunk costs.
 """
 
 from __future__ import annotations
 
 import functools
+import operator
+import warnings
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding
 
 from ..operators.base import LinearOperator
 from ..operators.validation import check_key
+from .sharding import batch_sharding, pad_indices, replicated, resolve_mesh, round_up
 
 Array = jax.Array
 
@@ -61,6 +73,20 @@ class Result(NamedTuple):
     history: Array | None  # (B, R, num_steps) loss per step, when requested
 
 
+class MemoryEstimate(NamedTuple):
+    """What one compiled chunk of :func:`run` needs, in bytes **per device** (from XLA's buffer assignment).
+
+    Choose ``batch_size ~ devices * (budget - fixed) / per_element`` for a memory budget per device.
+    """
+
+    per_chunk: int  # peak bytes of one chunk on one device: arguments + outputs + temporaries (- aliased)
+    per_element: float  # (per_chunk - fixed) / (chunk / devices): bytes per measurement (with all its restarts)
+    fixed: int  # bytes of the inputs every device holds whatever the chunk size: params, hyper, a shared op
+    chunk: int  # measurements per chunk (batch_size, or B, rounded up to a multiple of devices)
+    devices: int
+    source: str  # "memory_analysis", or "shapes" (arguments + outputs only: a lower bound) where unavailable
+
+
 _TRACES = {"count": 0}
 
 
@@ -69,9 +95,16 @@ def trace_count() -> int:
     return _TRACES["count"]
 
 
-def _solve_one(solver: Solver, num_steps: int, num_restarts: int, history: bool, unroll: int,
-               key: Array, problem: Problem, hyper: Any, params: Any) -> tuple[Any, ...]:
-    def one_restart(k: Array) -> tuple[Any, ...]:
+def _solve_pairs(solver: Solver, num_steps: int, num_restarts: int, history: bool, unroll: int, op_batched: bool,
+                 keys: Array, y: Array, op: LinearOperator, hyper: Any, params: Any) -> tuple[Any, ...]:
+    """Every (problem, restart) pair: ``vmap`` over problems of ``vmap`` over restarts of the ``lax.scan``.
+
+    ``keys`` holds one key per problem, split into ``num_restarts``; outputs ``(states, objs, xs, hists)`` lead
+    with ``(B, R)``. (Problem-major, so a block of rows of the batch is a block of the flattened ``B * R`` pairs;
+    ``y`` and a batched ``op`` are not copied ``R`` times.)
+    """
+
+    def one_restart(k: Array, problem: Problem) -> tuple[Any, ...]:
         state = solver.init(k, problem, hyper, params)
 
         def body(s: Any, _: None) -> tuple[Any, Array | None]:
@@ -83,27 +116,65 @@ def _solve_one(solver: Solver, num_steps: int, num_restarts: int, history: bool,
         x = solver.estimate(state, problem, hyper, params)
         return state, obj, x, hist
 
-    states, objs, xs, hists = jax.vmap(one_restart)(jax.random.split(key, num_restarts))
-    finite = jnp.isfinite(objs) & jnp.all(jnp.isfinite(xs.reshape(num_restarts, -1)), axis=1)
+    def one_problem(k: Array, yy: Array, o: LinearOperator) -> tuple[Any, ...]:
+        problem = Problem(yy, o)
+        return jax.vmap(lambda kr: one_restart(kr, problem))(jax.random.split(k, num_restarts))
+
+    return jax.vmap(one_problem, in_axes=(0, 0, 0 if op_batched else None))(keys, y, op)
+
+
+def _best_restart(states: Any, objs: Array, xs: Array) -> tuple[Any, ...]:
+    """One problem's ``R`` restarts -> the one with the lowest finite objective (and finite estimate)."""
+    finite = jnp.isfinite(objs) & jnp.all(jnp.isfinite(xs.reshape(objs.shape[0], -1)), axis=1)
     best = jnp.argmin(jnp.where(finite, objs, jnp.inf))
     ok = jnp.any(finite)
     x = jnp.where(ok, xs[best], jnp.nan)
     state = jax.tree_util.tree_map(lambda a: a[best], states)
     objective = jnp.where(ok, objs[best], jnp.nan)
     status = jnp.where(ok, Status.OK, Status.NONFINITE).astype(jnp.int32)
-    return x, state, objective, status, objs, hists
+    return x, state, objective, status
 
 
-@functools.partial(jax.jit, static_argnames=("solver", "num_steps", "num_restarts", "history", "op_batched", "unroll"))
-def _run(key: Array, y: Array, op: LinearOperator, hyper: Any, params: Any, *, solver: Solver, num_steps: int,
-         num_restarts: int, history: bool, op_batched: bool, unroll: int) -> Result:
+@functools.partial(jax.jit, static_argnames=("solver", "num_steps", "num_restarts", "history", "op_batched", "unroll",
+                                             "sharding"))
+def _run(keys: Array, y: Array, op: LinearOperator, hyper: Any, params: Any, *, solver: Solver, num_steps: int,
+         num_restarts: int, history: bool, op_batched: bool, unroll: int, sharding: NamedSharding | None) -> Result:
     _TRACES["count"] += 1
-    keys = jax.random.split(key, y.shape[0])
-    one = functools.partial(_solve_one, solver, num_steps, num_restarts, history, unroll)
-    x, state, objective, status, objs, hists = jax.vmap(
-        lambda k, yy, o: one(k, Problem(yy, o), hyper, params), in_axes=(0, 0, 0 if op_batched else None)
-    )(keys, y, op)
-    return Result(x, state, objective, status, objs, hists)
+
+    def constrain(tree: Any) -> Any:  # keep every leaf's leading (problem) axis split over the mesh
+        return tree if sharding is None else jax.lax.with_sharding_constraint(tree, sharding)
+
+    states, objs, xs, hists = constrain(_solve_pairs(solver, num_steps, num_restarts, history, unroll, op_batched,
+                                                     keys, y, op, hyper, params))
+    x, state, objective, status = jax.vmap(_best_restart)(states, objs, xs)
+    return constrain(Result(x, state, objective, status, objs, hists))
+
+
+@functools.partial(jax.jit, static_argnames=("n",))
+def _allocate(part: Result, *, n: int) -> Result:
+    """A result buffer of ``n`` rows shaped like the chunk ``part`` (filled with its first row)."""
+    return jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a[:1], (n, *a.shape[1:])), part)
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def _write(out: Result, part: Result, start: Array) -> Result:
+    """Rows ``start, start + 1, ...`` of ``out`` replaced by the chunk ``part``, in place (``out`` donated)."""
+    return jax.tree_util.tree_map(lambda o, p: jax.lax.dynamic_update_slice_in_dim(o, p, start, 0), out, part)
+
+
+@functools.lru_cache(maxsize=None)
+def _concatenator(sharding: NamedSharding) -> Callable[..., Result]:
+    """``concatenate(parts, n=, skip=)``: the chunks' results end to end, the first ``skip`` rows of the last one
+    (already in the one before) and the rows from ``n`` on (padding) dropped, placed with ``sharding``.
+
+    For a mesh: an in-place write into a sharded buffer at a traced offset makes XLA gather the whole buffer on
+    every device. (``out_shardings``, not ``with_sharding_constraint``: jax 0.10.2's SPMD partitioner mis-shapes
+    a constrained slice of a concatenation.)"""
+
+    def concatenate(parts: tuple[Result, ...], *, n: int, skip: int) -> Result:
+        return jax.tree_util.tree_map(lambda *a: jnp.concatenate([*a[:-1], a[-1][skip:]])[:n], *parts)
+
+    return jax.jit(concatenate, static_argnames=("n", "skip"), out_shardings=sharding)
 
 
 def _batch_size_of_op(op: LinearOperator) -> int:
@@ -137,30 +208,194 @@ def prepare_measurements(y: Any, op: LinearOperator, op_batched: bool = False) -
     return y, False
 
 
+def _check_batch_size(batch_size: Any) -> int | None:
+    if batch_size is None:
+        return None
+    try:
+        if isinstance(batch_size, bool):
+            raise TypeError
+        value = operator.index(batch_size)
+    except TypeError:
+        raise ValueError(f"batch_size: expected None or a positive int, got {batch_size!r}") from None
+    if value < 1:
+        raise ValueError(f"batch_size: expected None or a positive int, got {value}")
+    return value
+
+
+class _Plan(NamedTuple):
+    """How :func:`run` cuts ``n`` problems into ``num_chunks`` chunks of ``chunk`` rows.
+
+    Chunk ``c`` starts at row ``c * chunk``, except the last, which ends at row ``n``: it overlaps the one before
+    (those rows are solved twice, from the same keys and inputs, so identically) instead of being padded. Only
+    a batch smaller than one chunk (``chunk`` rounded up to a multiple of the devices) is padded, by repeating
+    its last problem.
+    """
+
+    n: int
+    chunk: int
+    num_chunks: int
+    mesh: Mesh | None
+
+    @property
+    def devices(self) -> int:
+        return 1 if self.mesh is None else int(self.mesh.size)
+
+    def start(self, c: int) -> int:
+        return min(c * self.chunk, max(self.n - self.chunk, 0))
+
+    def inputs(self, c: int, batched: Any) -> Any:
+        """Chunk ``c`` of the per-problem inputs ``batched`` (padded if need be, placed on the mesh)."""
+        if self.num_chunks > 1 or self.chunk != self.n:
+            idx = pad_indices(self.start(c), self.chunk, self.n)
+            batched = jax.tree_util.tree_map(lambda a: a[idx], batched)
+        return batched if self.mesh is None else jax.device_put(batched, batch_sharding(self.mesh))
+
+    def out_sharding(self) -> NamedSharding | None:
+        """Results split over the mesh where ``n`` divides evenly, else one full copy per device."""
+        if self.mesh is None:
+            return None
+        return batch_sharding(self.mesh) if self.n % self.devices == 0 else replicated(self.mesh)
+
+
+def _plan(n: int, batch_size: Any, mesh: Any) -> _Plan:
+    batch_size, mesh = _check_batch_size(batch_size), resolve_mesh(mesh)
+    devices = 1 if mesh is None else int(mesh.size)
+    if n < 1 and (batch_size is not None or mesh is not None):
+        raise ValueError(f"batch_size / mesh: expected at least one measurement, got a batch of {n}")
+    chunk = round_up(min(n, batch_size) if batch_size is not None else n, devices)
+    return _Plan(n, chunk, max(1, -(-n // chunk)) if chunk else 1, mesh)
+
+
+def _setup(solver: Solver, key: Array, y: Any, op: LinearOperator, hyper: Any, params: Any, num_steps: int,
+           num_restarts: int, history: bool, op_batched: bool, unroll: int, batch_size: Any,
+           mesh: Any) -> tuple[_Plan, bool, Any, tuple[Any, Any, Any], dict[str, Any]]:
+    """Checks, then ``(plan, added, batched, shared, static)``: ``batched = (keys, y, op or None)`` per
+    problem, ``shared = (op or None, hyper, params)`` (on every device), ``static`` the jit's static kwargs."""
+    check_key(key, "run")
+    if int(num_steps) < 1 or int(num_restarts) < 1:
+        raise ValueError(f"expected num_steps >= 1 and num_restarts >= 1, got {num_steps} and {num_restarts}")
+    yb, added = prepare_measurements(y, op, op_batched)
+    plan = _plan(int(yb.shape[0]), batch_size, mesh)
+    hyper = jax.tree_util.tree_map(lambda v: jnp.asarray(v, jnp.float32), hyper)
+    keys = jax.random.split(key, yb.shape[0])  # one per problem, whatever the chunking / padding
+    batched = (keys, yb, op if op_batched else None)
+    shared = (None if op_batched else op, hyper, params)
+    if plan.mesh is not None:
+        shared = jax.device_put(shared, replicated(plan.mesh))
+    static = dict(solver=solver, num_steps=int(num_steps), num_restarts=int(num_restarts), history=bool(history),
+                  op_batched=bool(op_batched), unroll=int(unroll),
+                  sharding=None if plan.mesh is None else batch_sharding(plan.mesh))
+    return plan, added, batched, shared, static
+
+
+def _call(plan: _Plan, c: int, batched: Any, shared: Any, static: dict[str, Any], lower: bool = False) -> Any:
+    keys, yc, op_c = plan.inputs(c, batched)
+    op_shared, hyper, params = shared
+    args = (keys, yc, op_c if static["op_batched"] else op_shared, hyper, params)
+    return _run.lower(*args, **static) if lower else _run(*args, **static)
+
+
 def run(solver: Solver, key: Array, y: Array, op: LinearOperator, hyper: Any, params: Any = None, *,
         num_steps: int, num_restarts: int = 1, history: bool = False, op_batched: bool = False,
-        unroll: int = 1) -> Result:
+        unroll: int = 1, mesh: Mesh | str | None = None, batch_size: int | None = None,
+        progress: bool = False) -> Result:
     """Run ``solver`` on a batch of measurements ``y`` (``(B, *op.out_shape)``, or one unbatched).
 
     Args:
         solver: the pure ``init``/``step``/``objective``/``estimate`` functions.
-        key: PRNG key; split into one key per problem, then one per restart.
+        key: PRNG key; split into one key per problem, then one per restart (so problem ``i`` gets the same
+            key, hence the same result, with or without ``mesh`` / ``batch_size``).
         y: measurements.
         op: one operator shared by all problems, or (``op_batched=True``) a batch of operators.
         hyper: NamedTuple of scalars, passed as traced values (changing them does not recompile).
         params: the prior's parameter pytree (traced).
         num_steps, num_restarts, history, unroll: static.
+        mesh: ``None`` (default device), ``"auto"`` (a 1-D mesh of all ``jax.local_devices()``) or a
+            :class:`jax.sharding.Mesh` of this process's devices: the problems (each with its ``R`` restarts) are
+            split evenly over its ``D`` devices, a batch that is not a multiple of ``D`` padded by repeating its
+            last problem (dropped again; with ``batch_size``, only a batch smaller than one chunk). Results are split over the mesh too where ``D`` divides ``B``, otherwise
+            one full copy per device.
+        batch_size: ``None`` (all at once) or the number of problems per compiled call (rounded up to a multiple
+            of ``D``): the batch streams through in chunks, the last one shifted back to end at the last problem
+            (its overlap with the one before is solved twice, identically), so memory is that of one chunk plus
+            the results; one compilation serves all chunks. Without a mesh each chunk's results are written into
+            the result arrays in place; with one they are concatenated at the end.
+        progress: a tqdm progress bar over the chunks.
 
     Returns:
         :class:`Result` with leading axis ``B`` (dropped again if ``y`` was unbatched).
     """
-    check_key(key, "run")
-    if int(num_steps) < 1 or int(num_restarts) < 1:
-        raise ValueError(f"expected num_steps >= 1 and num_restarts >= 1, got {num_steps} and {num_restarts}")
-    yb, added = prepare_measurements(y, op, op_batched)
-    hyper = jax.tree_util.tree_map(lambda v: jnp.asarray(v, jnp.float32), hyper)
-    res = _run(key, yb, op, hyper, params, solver=solver, num_steps=int(num_steps), num_restarts=int(num_restarts),
-               history=bool(history), op_batched=bool(op_batched), unroll=int(unroll))
+    plan, added, batched, shared, static = _setup(solver, key, y, op, hyper, params, num_steps, num_restarts,
+                                                   history, op_batched, unroll, batch_size, mesh)
+    chunks = range(plan.num_chunks)
+    if progress:
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, desc="run", unit="chunk")
+    if plan.num_chunks == 1 and plan.chunk == plan.n:  # one plain call
+        for c in chunks:
+            res = _call(plan, c, batched, shared, static)
+            if progress:
+                jax.block_until_ready(res)
+    elif plan.mesh is None:  # each chunk written into the result buffer in place: memory = one chunk + results
+        res = None
+        for c in chunks:
+            part = _call(plan, c, batched, shared, static)
+            res = _write(_allocate(part, n=plan.n) if res is None else res, part, jnp.int32(plan.start(c)))
+            jax.block_until_ready(res)  # one chunk in flight at a time: that is what bounds the memory
+    else:
+        parts = []
+        for c in chunks:
+            parts.append(jax.block_until_ready(_call(plan, c, batched, shared, static)))
+        skip = (plan.num_chunks - 1) * plan.chunk - plan.start(plan.num_chunks - 1)
+        res = _concatenator(plan.out_sharding())(tuple(parts), n=plan.n, skip=skip)
     if added:
         res = jax.tree_util.tree_map(lambda a: a[0], res)
     return res
+
+
+def _nbytes(tree: Any) -> int:
+    """Bytes of the array leaves of ``tree`` (concrete or ``ShapeDtypeStruct``; PRNG keys by their key data)."""
+    total = 0
+    for a in jax.tree_util.tree_leaves(tree):
+        if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
+            a = jax.eval_shape(jax.random.key_data, a)
+        total += int(np.prod(np.shape(a))) * np.dtype(a.dtype).itemsize
+    return total
+
+
+def estimate_memory(solver: Solver, y: Array, op: LinearOperator, hyper: Any, params: Any = None, *,
+                    num_steps: int, num_restarts: int = 1, history: bool = False, op_batched: bool = False,
+                    unroll: int = 1, batch_size: int | None = None, mesh: Mesh | str | None = None,
+                    key: Array | None = None) -> MemoryEstimate:
+    """Bytes per device that one chunk of ``run(solver, key, y, op, hyper, params, ...)`` with the same options
+    needs, from XLA's compiled memory analysis (``jit(...).lower(...).compile().memory_analysis()``).
+
+    Compiles (and counts in :func:`trace_count`) but runs nothing. Where the backend has no memory analysis, it
+    warns and falls back to the arguments' and outputs' sizes, a lower bound (``source="shapes"``).
+    """
+    key = jax.random.key(0) if key is None else key
+    plan, _, batched, shared, static = _setup(solver, key, y, op, hyper, params, num_steps, num_restarts,
+                                              history, op_batched, unroll, batch_size, mesh)
+    lowered = _call(plan, 0, batched, shared, static, lower=True)
+    fixed = _nbytes(shared)
+    stats = None
+    try:
+        stats = lowered.compile().memory_analysis()
+    except Exception as err:  # noqa: BLE001 - any backend failure means: no analysis here
+        why = f"{type(err).__name__}: {err}"
+    else:
+        why = "memory_analysis() returned None"
+    if stats is not None:
+        total = (stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
+                 - stats.alias_size_in_bytes)
+        per_chunk, source = max(int(total), int(getattr(stats, "peak_memory_in_bytes", 0) or 0)), "memory_analysis"
+    else:
+        warnings.warn(f"estimate_memory: the {jax.default_backend()!r} backend gives no compiled memory analysis "
+                      f"({why}); returning the size of the arguments and outputs only, a lower bound that leaves "
+                      "out temporaries", RuntimeWarning, stacklevel=2)
+        outs = jax.eval_shape(lambda: _call(plan, 0, batched, shared, static))
+        per_chunk = fixed + (_nbytes(plan.inputs(0, batched)) + _nbytes(outs)) // plan.devices
+        source = "shapes"
+    per_device = plan.chunk // plan.devices
+    return MemoryEstimate(per_chunk, (per_chunk - fixed) / per_device, fixed, plan.chunk, plan.devices, source)
