@@ -8,7 +8,8 @@ from .lasso import BASES, LassoHyper, lasso, lasso_solver, operator_norm_sq
 from .optim import OPTIMIZERS, make_optimizer
 from .langevin import KERNELS, LangevinHyper, langevin, langevin_solver
 from .posterior import METHODS, Reconstruction, langevin_summary, reconstruct, sample_q
-from .runner import Problem, Result, Solver, Status, prepare_measurements, run, trace_count
+from .runner import (MemoryEstimate, Problem, Result, Solver, Status, estimate_memory, prepare_measurements, run,
+                     trace_count)
 
 __all__ = [
     "BayesHyper", "KERNELS", "LangevinHyper", "METHODS", "Reconstruction", "langevin", "langevin_solver",
@@ -16,5 +17,5 @@ __all__ = [
     "ANALYSIS_INITS", "AnalysisHyper", "AnalysisState", "BACKPROJECTIONS", "INITS", "PENALTIES", "analysis",
     "analysis_solver", "asim", "backproject", "BASES", "CSGMHyper", "CSGMState", "LassoHyper", "OPTIMIZERS", "Problem", "Result", "Solver", "Status",
     "csgm", "csgm_solver", "lasso", "lasso_solver", "make_optimizer", "operator_norm_sq", "prepare_measurements",
-    "run", "trace_count",
+    "run", "trace_count", "MemoryEstimate", "estimate_memory",
 ]
