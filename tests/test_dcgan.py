@@ -12,7 +12,8 @@ import genprior_jax as gp
 from genprior_jax.cli import main
 from genprior_jax.flows.layers import unsqueeze
 from genprior_jax.operators import GaussianCS, measure
-from genprior_jax.priors.dcgan import CONFIGS, Upsample, check_config, dcgan_functions, dcgan_modules, dcgan_prior, init_dcgan
+from genprior_jax.priors.dcgan import (CONFIGS, Upsample, check_config, dcgan_functions, dcgan_modules, dcgan_prior,
+                                       init_dcgan)
 from genprior_jax.solvers import Status, csgm
 from genprior_jax.training import train_dcgan
 
@@ -20,28 +21,33 @@ from genprior_jax.training import train_dcgan
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_configs_build_and_forward(name, key):
     config = CONFIGS[name]
-    params = init_dcgan(key, config)
+    params = jax.jit(lambda k: init_dcgan(k, config))(key)  # jitted: eager init of the CelebA model is slow
     prior = dcgan_prior(params, config, name, log_d=True)
     latent, shape = config["latent"], config["image_shape"]
     assert prior.latent_shape == (latent,) and prior.image_shape == shape and prior.encode is None
     z = jax.random.normal(jax.random.key(1), (3, latent))
-    x = jax.vmap(prior.generate, (None, 0))(params, z)
+    x = jax.jit(jax.vmap(prior.generate, (None, 0)))(params, z)
     assert x.shape == (3, *shape)
     assert bool(jnp.all((x >= 0) & (x <= 1))) and float(jnp.std(x)) > 0
     gen, disc = dcgan_modules(config)
-    np.testing.assert_allclose(gen.apply({"params": params["generator"]}, z), x, atol=1e-5)  # batched == vmapped
-    logits = disc.apply({"params": params["discriminator"]}, x)
+    batched = jax.jit(lambda p, z: gen.apply({"params": p["generator"]}, z))(params, z)
+    np.testing.assert_allclose(batched, x, atol=1e-5)  # batched module == vmapped unbatched generate
+    logits = jax.jit(lambda p, x: disc.apply({"params": p["discriminator"]}, x))(params, x)
     assert logits.shape == (3,)
-    log_d = jax.vmap(prior.log_prob, (None, 0))(params, x)
+    log_d = jax.jit(jax.vmap(prior.log_prob, (None, 0)))(params, x)
     np.testing.assert_allclose(log_d, np.log(1 / (1 + np.exp(-np.asarray(logits, np.float64)))), rtol=1e-4)
     assert bool(jnp.all(log_d <= 0))
     # load_prior's default has no log_prob: log D is not a density and must be asked for
     assert dcgan_prior(params, config, name).log_prob is None
 
 
-def test_functions_are_cached(key):
-    config = CONFIGS["dcgan-mnist"]
-    params = init_dcgan(key, config)
+@pytest.fixture(scope="module")
+def mnist_params():
+    return jax.jit(lambda k: init_dcgan(k, CONFIGS["dcgan-mnist"]))(jax.random.key(0))
+
+
+def test_functions_are_cached(mnist_params):
+    config, params = CONFIGS["dcgan-mnist"], mnist_params
     assert dcgan_prior(params, dict(config)).generate is dcgan_prior(params, check_config(config)).generate
     assert dcgan_functions(config)["log_d"] is dcgan_prior(params, config, log_d=True).log_prob
 
@@ -66,9 +72,8 @@ def test_pixel_shuffle_starts_as_nearest_upsampling(key):
     np.testing.assert_allclose(up.apply({"params": params}, x), unsqueeze(full), atol=1e-5)
 
 
-def test_bad_input(key):
-    config = CONFIGS["dcgan-mnist"]
-    params = init_dcgan(key, config)
+def test_bad_input(mnist_params):
+    config, params = CONFIGS["dcgan-mnist"], mnist_params
     prior = dcgan_prior(params, config, log_d=True)
     with pytest.raises(ValueError, match=r"expected a latent of shape \(32,\), got \(31,\)"):
         prior.generate(params, jnp.zeros(31))
@@ -92,9 +97,8 @@ def test_bad_input(key):
         train_dcgan(steps=0)
 
 
-def test_train_save_resume_and_load(tmp_path):
-    """Two steps end to end into a checkpoint that load_prior reads back; resuming from the state after
-    one step follows the uninterrupted trajectory."""
+def test_train_save_and_load(tmp_path):
+    """Two steps end to end into a checkpoint that load_prior reads back."""
     out = str(tmp_path / "gan")
     params, metrics = train_dcgan(steps=2, out=out, progress=False, eval_steps=0)
     assert np.isfinite(metrics["final_d_loss"]) and np.isfinite(metrics["final_g_loss"])
@@ -102,13 +106,17 @@ def test_train_save_resume_and_load(tmp_path):
     prior = gp.load_prior(out)
     assert prior.name == "gan" and prior.latent_shape == (32,) and prior.image_shape == (28, 28, 1)
     z = jax.random.normal(jax.random.key(3), (32,))
-    np.testing.assert_allclose(prior.generate(prior.params, z), dcgan_prior(params, CONFIGS["dcgan-mnist"]).generate(params, z),
-                               atol=1e-6)
+    direct = dcgan_prior(params, CONFIGS["dcgan-mnist"]).generate(params, z)
+    np.testing.assert_allclose(prior.generate(prior.params, z), direct, atol=1e-6)
     with open(os.path.join(out, "config.json")) as fh:
         record = json.load(fh)
     assert record["kind"] == "dcgan" and record["metadata"]["step"] == 2
     assert record["metadata"]["metrics"]["steps"] == 2
 
+
+@pytest.mark.slow
+def test_resume_follows_the_uninterrupted_run(tmp_path):
+    params, _ = train_dcgan(steps=2, progress=False, eval_steps=0)
     out2 = str(tmp_path / "gan2")
     train_dcgan(steps=1, out=out2, progress=False, eval_steps=0)
     resumed, _ = train_dcgan(steps=2, out=out2, resume=True, progress=False, eval_steps=0)
