@@ -8,20 +8,29 @@ import sys
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .training import train_flow, train_vae
+    from .training import train_dcgan, train_flow, train_vae
 
     command = "genprior-jax " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if args.model == "dcgan":
+        _, metrics = train_dcgan(args.config or "dcgan-mnist", seed=args.seed, steps=args.steps,
+                                 batch_size=args.batch_size or 64, learning_rate=args.lr or 2e-4, out=args.out,
+                                 resume=args.resume, eval_steps=args.eval_steps, command=command)
+        quality = (f", CSGM validation MSE {metrics['csgm_val_mse']:.4f} at m=100" if "csgm_val_mse" in metrics
+                   else "")
+        print(f"{metrics['steps']} steps: d loss {metrics['final_d_loss']:.3f}, g loss {metrics['final_g_loss']:.3f}"
+              f"{quality}, {metrics['train_seconds']:.0f} s; checkpoint: {args.out}")
+        return 0
     if args.model == "flow":
         digits = None if args.digits is None else tuple(int(d) for d in args.digits.split(","))
-        _, metrics = train_flow(args.config, seed=args.seed, epochs=args.epochs or 30,
-                                batch_size=args.batch_size or 64, learning_rate=args.lr, digits=digits,
+        _, metrics = train_flow(args.config or "glow-mnist", seed=args.seed, epochs=args.epochs or 30,
+                                batch_size=args.batch_size or 64, learning_rate=args.lr or 1e-3, digits=digits,
                                 out=args.out, resume=args.resume, command=command)
         print(f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}: validation "
               f"{metrics['val_bpd']:.3f} bits/dim, test {metrics['test_bpd']:.3f} bits/dim, "
               f"{metrics['train_seconds']:.0f} s; checkpoint: {args.out}")
         return 0
     _, metrics = train_vae(seed=args.seed, epochs=args.epochs or 300, batch_size=args.batch_size or 100,
-                           learning_rate=args.lr, patience=args.patience, out=args.out, command=command)
+                           learning_rate=args.lr or 1e-3, patience=args.patience, out=args.out, command=command)
     print(f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}: validation ELBO "
           f"{metrics['val_elbo']:.2f}, test ELBO {metrics['test_elbo']:.2f} nats/image, "
           f"{metrics['train_seconds']:.0f} s; checkpoint: {args.out}")
@@ -94,17 +103,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
 
     train = sub.add_parser("train", help="train a prior on the embedded MNIST digits and write a checkpoint")
-    train.add_argument("model", choices=["vae", "flow"], help="which prior to train")
+    train.add_argument("model", choices=["vae", "flow", "dcgan"], help="which prior to train")
     train.add_argument("--out", required=True, help="checkpoint directory to write")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--epochs", type=int, default=None,
                        help="maximum epochs (vae: 300 with early stopping on validation ELBO; flow: 30)")
     train.add_argument("--patience", type=int, default=20, help="vae: stop after this many epochs without improvement")
-    train.add_argument("--batch-size", type=int, default=None, help="default 100 (vae), 64 (flow)")
-    train.add_argument("--config", default="glow-mnist", help="flow: configuration name (glow-mnist, realnvp-mnist)")
+    train.add_argument("--steps", type=int, default=4000, help="dcgan: training steps (one D and one G update each)")
+    train.add_argument("--eval-steps", type=int, default=500,
+                       help="dcgan: CSGM steps of the final quality check on 16 validation digits (0: skip it)")
+    train.add_argument("--batch-size", type=int, default=None, help="default 100 (vae), 64 (flow, dcgan)")
+    train.add_argument("--config", default=None,
+                       help="flow: glow-mnist (default) or realnvp-mnist; dcgan: dcgan-mnist (default)")
     train.add_argument("--digits", default=None, help="flow: train on these classes only, e.g. 0,1,2,3,4")
-    train.add_argument("--resume", action="store_true", help="flow: continue from <out>.state")
-    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--resume", action="store_true", help="flow, dcgan: continue from <out>.state")
+    train.add_argument("--lr", type=float, default=None, help="default 1e-3 (vae, flow), 2e-4 (dcgan)")
     train.set_defaults(func=_cmd_train)
 
     post = sub.add_parser("posterior", help="posterior sampling (VI or Langevin): mean, std map and samples as a PNG")

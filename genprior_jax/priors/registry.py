@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from ..checkpoint import load_checkpoint
 from .base import Prior
+from .dcgan import dcgan_prior
 from .vae import vae_prior
 
 CHECKPOINT_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "checkpoints")
@@ -15,6 +16,7 @@ CHECKPOINT_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "check
 BUILDERS: dict[str, Callable[[Any, dict[str, Any], str], Prior]] = {
     "vae": lambda params, config, name: vae_prior(params, config, name),
     "flow": lambda params, config, name: _flow_prior(params, config, name),
+    "dcgan": lambda params, config, name: dcgan_prior(params, config, name),
 }
 
 
