@@ -31,7 +31,8 @@ def available_priors() -> list[str]:
     if not os.path.isdir(CHECKPOINT_DIR):
         return []
     return sorted(d for d in os.listdir(CHECKPOINT_DIR)
-                  if os.path.isfile(os.path.join(CHECKPOINT_DIR, d, "config.json")))
+                  if not d.endswith(".state")  # resumable training states written beside a checkpoint
+                  and os.path.isfile(os.path.join(CHECKPOINT_DIR, d, "config.json")))
 
 
 def load_prior(name_or_path: str) -> Prior:
