@@ -1,15 +1,17 @@
 """Solvers as pure ``init``/``step`` functions run by one shared ``lax.scan`` / ``vmap`` runner."""
 
 from .analysis import ANALYSIS_INITS, AnalysisHyper, AnalysisState, analysis, analysis_solver
+from .bm3d import bm3d_denoise
 from .bayes import BayesHyper, map_estimate, map_solver, variational, vi_solver
 from .csgm import INITS, PENALTIES, CSGMHyper, CSGMState, asim, csgm, csgm_solver
 from .inits import BACKPROJECTIONS, backproject
-from .lasso import BASES, LassoHyper, lasso, lasso_solver, operator_norm_sq
+from .lasso import BASES, FistaState, LassoHyper, lasso, lasso_solver, operator_norm_sq
 from .optim import OPTIMIZERS, make_optimizer
 from .langevin import KERNELS, LangevinHyper, langevin, langevin_solver
 from .posterior import METHODS, Reconstruction, langevin_summary, reconstruct, sample_q
 from .runner import (MemoryEstimate, Problem, Result, Solver, Status, estimate_memory, prepare_measurements, run,
                      trace_count)
+from .tv import TVHyper, TVState, tv, tv_solver
 
 __all__ = [
     "BayesHyper", "KERNELS", "LangevinHyper", "METHODS", "Reconstruction", "langevin", "langevin_solver",
@@ -17,5 +19,5 @@ __all__ = [
     "ANALYSIS_INITS", "AnalysisHyper", "AnalysisState", "BACKPROJECTIONS", "INITS", "PENALTIES", "analysis",
     "analysis_solver", "asim", "backproject", "BASES", "CSGMHyper", "CSGMState", "LassoHyper", "OPTIMIZERS", "Problem", "Result", "Solver", "Status",
     "csgm", "csgm_solver", "lasso", "lasso_solver", "make_optimizer", "operator_norm_sq", "prepare_measurements",
-    "run", "trace_count", "MemoryEstimate", "estimate_memory",
+    "run", "trace_count", "MemoryEstimate", "estimate_memory", "FistaState", "TVHyper", "TVState", "bm3d_denoise", "tv", "tv_solver",
 ]

@@ -1,10 +1,16 @@
-"""Sparsity baselines: FISTA for the Lasso in an orthonormal basis Psi (pixels or 2-D DCT).
+"""Sparsity baselines: FISTA for the Lasso in a basis ``S`` (pixels, 2-D DCT or an orthonormal wavelet).
 
-    x_hat = clip( argmin_x ||A x - y||^2 + lam ||Psi x||_1 , 0, 1 )
+    c_hat = argmin_c ||A S c - y||^2 + lam ||c||_1,        x_hat = clip(S c_hat, 0, 1)
 
-FISTA (Beck & Teboulle 2009) with step ``1/L``, ``L = 2 ||A||^2`` estimated by power iteration on ``A^T A``
-(40 iterations, then 5 % margin); the prox of ``lam ||Psi x||_1`` for orthonormal ``Psi`` is
-``Psi^T soft(Psi u, lam / L)``. Start ``x0 = 0``; one restart (the problem is convex).
+with ``S`` the synthesis operator of :func:`~genprior_jax.transforms.make_basis` (``S S^T = I``). For a square
+orthonormal ``S`` (pixels, DCT, a wavelet on sizes divisible by ``2^levels``) this is the same problem as
+``argmin_x ||A x - y||^2 + lam ||S^T x||_1``; for a zero-padded wavelet (28x28 with 3 levels: a 32x32
+coefficient grid) it is the synthesis form, ``S`` being a Parseval frame.
+
+FISTA (Beck & Teboulle 2009) on ``c`` with step ``1/L``, ``L = 2 ||A S||^2`` estimated by power iteration on
+``(A S)^T (A S)`` (40 iterations, then 5 % margin); the prox of ``lam ||c||_1`` is soft-thresholding at
+``lam / L``. The state also carries the images ``x = S c`` and ``v = S v_c`` of the iterate and of the momentum
+point (linear combinations, so two transforms per step). Start ``c0 = 0``; one restart (the problem is convex).
 
 Conversion from scikit-learn: ``Lasso(alpha)`` on the csgm repo's ``N(0, 1)`` matrix minimizes
 ``1/(2m) ||A_raw x - y_raw||^2 + alpha ||x||_1``, i.e. ours with ``lam = 2 alpha``.
@@ -17,14 +23,15 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.fft import dctn, idctn
 
 from ..operators.base import LinearOperator
+from ..transforms import BASES, make_basis
+from ..transforms.wavelet import check_wavelet
 from .runner import Problem, Result, Solver, run
 
 Array = jax.Array
 
-BASES = ("pixel", "dct")
+__all__ = ["BASES", "FistaState", "LassoHyper", "lasso", "lasso_solver", "operator_norm_sq"]
 
 
 class LassoHyper(NamedTuple):
@@ -32,18 +39,12 @@ class LassoHyper(NamedTuple):
 
 
 class FistaState(NamedTuple):
-    x: Array
-    v: Array
+    x: Array  # S c, image of the iterate (in_shape of A)
+    c: Array  # coefficients of the iterate (in_shape of S)
+    v: Array  # S v_c, image of the momentum point
+    v_c: Array  # coefficients of the momentum point
     t: Array
     lipschitz: Array
-
-
-def _analysis(basis: str, x: Array) -> Array:
-    return x if basis == "pixel" else dctn(x, type=2, norm="ortho", axes=(0, 1))
-
-
-def _synthesis(basis: str, c: Array) -> Array:
-    return c if basis == "pixel" else idctn(c, type=2, norm="ortho", axes=(0, 1))
 
 
 def operator_norm_sq(op: LinearOperator, key: Array, iters: int = 40) -> Array:
@@ -58,29 +59,40 @@ def operator_norm_sq(op: LinearOperator, key: Array, iters: int = 40) -> Array:
     return jnp.vdot(v, op.rmv(op.mv(v)))
 
 
+def _soft(u: Array, thresh: Array) -> Array:
+    return jnp.sign(u) * jnp.maximum(jnp.abs(u) - thresh, 0.0)
+
+
 @functools.lru_cache(maxsize=None)
-def lasso_solver(basis: str = "dct") -> Solver:
+def lasso_solver(basis: str = "dct", wavelet: str = "db4", levels: int = 3) -> Solver:
+    """FISTA :class:`Solver` for the Lasso in ``basis`` (``wavelet`` and ``levels`` only for ``"wavelet"``)."""
     if basis not in BASES:
         raise ValueError(f"lasso: expected basis in {BASES}, got {basis!r}")
+    levels = check_wavelet(wavelet, levels, "lasso")
+
+    def synthesis(problem: Problem) -> LinearOperator:
+        return make_basis(basis, problem.op.in_shape, wavelet=wavelet, levels=levels)
 
     def objective(state: FistaState, problem: Problem, hyper: LassoHyper, params: Any) -> Array:
         r = problem.op.mv(state.x) - problem.y
-        return jnp.sum(r**2) + hyper.lam * jnp.sum(jnp.abs(_analysis(basis, state.x)))
+        return jnp.sum(r**2) + hyper.lam * jnp.sum(jnp.abs(state.c))
 
     def init(key: Array, problem: Problem, hyper: LassoHyper, params: Any) -> FistaState:
-        x = jnp.zeros(problem.op.in_shape, jnp.float32)
-        lip = 2.0 * 1.05 * operator_norm_sq(problem.op, key)
-        return FistaState(x, x, jnp.float32(1.0), lip)
+        s = synthesis(problem)
+        c = jnp.zeros(s.in_shape, jnp.float32)
+        x = jnp.zeros(s.out_shape, jnp.float32)
+        lip = 2.0 * 1.05 * operator_norm_sq(problem.op @ s, key)
+        return FistaState(x, c, x, c, jnp.float32(1.0), lip)
 
     def step(state: FistaState, problem: Problem, hyper: LassoHyper, params: Any) -> tuple[FistaState, Array]:
-        op = problem.op
-        grad = 2.0 * op.rmv(op.mv(state.v) - problem.y)
-        u = _analysis(basis, state.v - grad / state.lipschitz)
-        thresh = hyper.lam / state.lipschitz
-        x = _synthesis(basis, jnp.sign(u) * jnp.maximum(jnp.abs(u) - thresh, 0.0))
+        op, s = problem.op, synthesis(problem)
+        grad_c = 2.0 * s.rmv(op.rmv(op.mv(state.v) - problem.y))
+        c = _soft(state.v_c - grad_c / state.lipschitz, hyper.lam / state.lipschitz)
+        x = s.mv(c)
         t = 0.5 * (1.0 + jnp.sqrt(1.0 + 4.0 * state.t**2))
-        v = x + ((state.t - 1.0) / t) * (x - state.x)
-        return FistaState(x, v, t, state.lipschitz), objective(state, problem, hyper, params)
+        beta = (state.t - 1.0) / t
+        new = FistaState(x, c, x + beta * (x - state.x), c + beta * (c - state.c), t, state.lipschitz)
+        return new, objective(state, problem, hyper, params)
 
     def estimate(state: FistaState, problem: Problem, hyper: LassoHyper, params: Any) -> Array:
         return jnp.clip(state.x, 0.0, 1.0)
@@ -89,7 +101,15 @@ def lasso_solver(basis: str = "dct") -> Solver:
 
 
 def lasso(key: Array, y: Array, op: LinearOperator, *, lam: float | Array = 0.2, basis: str = "dct",
-          num_steps: int = 500, op_batched: bool = False, history: bool = False) -> Result:
-    """Lasso baseline in the ``pixel`` or ``dct`` basis via FISTA on the shared runner (``lam`` traced)."""
-    return run(lasso_solver(basis), key, y, op, LassoHyper(lam), None, num_steps=num_steps, num_restarts=1,
-               op_batched=op_batched, history=history)
+          wavelet: str = "db4", levels: int = 3, num_steps: int = 500, op_batched: bool = False,
+          history: bool = False) -> Result:
+    """Lasso baseline in the ``pixel``, ``dct`` or ``wavelet`` basis via FISTA on the shared runner.
+
+    ``lam`` is traced (a sweep does not recompile); ``wavelet`` (one of
+    :data:`~genprior_jax.transforms.WAVELETS`) and ``levels`` select the wavelet basis (static). ``res.x`` is
+    ``clip(S c, 0, 1)``; ``res.state.c`` holds the coefficients and ``res.state.x`` the unclipped image.
+    """
+    if basis != "wavelet":  # the wavelet options do not apply: one cached solver per basis
+        wavelet, levels = "db4", 3
+    return run(lasso_solver(basis, wavelet, levels), key, y, op, LassoHyper(lam), None, num_steps=num_steps,
+               num_restarts=1, op_batched=op_batched, history=history)

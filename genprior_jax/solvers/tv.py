@@ -1,0 +1,112 @@
+"""Total-variation regularised least squares by the Chambolle–Pock primal-dual method (PDHG).
+
+    x_hat = argmin_{x in X}  1/2 ||A x - y||^2 + lam TV(x),      X = [0, 1]^n (``box=True``) or R^n
+
+with the isotropic TV of :func:`~genprior_jax.transforms.tv_norm` (forward differences, Neumann boundary, each
+channel's TV summed; ``skimage.restoration.denoise_tv_chambolle``'s definition, whose ``weight`` is ``lam``
+for ``A = I``). Note the 1/2 on the data term (the Lasso's :func:`~genprior_jax.solvers.lasso` has none).
+
+Chambolle & Pock (2011), Algorithm 1 with ``theta = 1``, on ``K = [A; D]``, ``F(u, w) = 1/2 ||u - y||^2 +
+lam ||w||_{2,1}``, ``G = indicator of X``::
+
+    q  <- (q + sigma (A xb - y)) / (1 + sigma)             # prox of sigma F1*,  F1*(q) = 1/2 ||q||^2 + <q, y>
+    r  <- proj_{|r_ijc| <= lam}(r + sigma D xb)            # prox of sigma F2*, pointwise over the 2 differences
+    x' <- proj_X(x - tau (A^T q + D^T r)),   xb <- 2 x' - x
+
+Step sizes ``tau = rho / L``, ``sigma = 1 / (rho L)`` with ``L^2 = 1.05 ||A||^2 + 8 >= ||K||^2`` (``||A||^2`` by
+power iteration as in the Lasso, ``||D||^2 < 8``), so ``tau sigma ||K||^2 < 1`` and the iterates converge for
+any ``rho > 0`` (the traced ``step_ratio``); ``rho`` only sets the speed. The convergence bound
+``L (||x*||^2 / rho + rho ||p*||^2) / N`` is smallest at ``rho = ||x*|| / ||p*||``, and the TV dual ``r*`` has
+size ``lam``, so ``rho`` should scale like ``1 / lam``: ``step_ratio <= 0`` (the default) picks
+``rho = 0.1 / max(lam, 1e-3)``, the best of a grid of ``c / lam`` measured on MNIST (28x28 in ``[0, 1]``)
+Gaussian CS at ``m = 100`` and on denoising, for ``lam`` from 0.001 to 0.3 (500 steps reach a relative duality
+gap ``< 1e-3``). Start ``x = xb = 0``, ``q = r = 0``. With ``box=True`` the duality gap
+``P(x) - D(q, r)``, ``D(q, r) = -1/2 ||q||^2 - <q, y> - sum max(-(A^T q + D^T r), 0)``, is finite and certifies
+the accuracy (see the tests).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..operators.base import LinearOperator
+from ..transforms import Gradient, tv_norm
+from ..transforms.finite_diff import GRADIENT_NORM_SQ_BOUND
+from .lasso import operator_norm_sq
+from .runner import Problem, Result, Solver, run
+
+Array = jax.Array
+
+
+class TVHyper(NamedTuple):
+    lam: Array | float = 0.01
+    step_ratio: Array | float = 0.0  # rho: tau = rho / L, sigma = 1 / (rho L); <= 0: 0.1 / max(lam, 1e-3)
+
+
+class TVState(NamedTuple):
+    x: Array  # primal iterate, op.in_shape
+    x_bar: Array  # extrapolated point 2 x_k - x_{k-1}
+    q: Array  # dual variable of the data term, op.out_shape
+    r: Array  # dual variable of the TV term, (*op.in_shape, 2)
+    tau: Array
+    sigma: Array
+
+
+@functools.lru_cache(maxsize=None)
+def tv_solver(box: bool = True) -> Solver:
+    """The PDHG :class:`Solver` for TV-regularised least squares (``box``: constrain ``x`` to ``[0, 1]``)."""
+
+    def objective(state: TVState, problem: Problem, hyper: TVHyper, params: Any) -> Array:
+        r = problem.op.mv(state.x) - problem.y
+        return 0.5 * jnp.sum(r**2) + hyper.lam * tv_norm(state.x)
+
+    def init(key: Array, problem: Problem, hyper: TVHyper, params: Any) -> TVState:
+        op = problem.op
+        norm = jnp.sqrt(1.05 * operator_norm_sq(op, key) + GRADIENT_NORM_SQ_BOUND)
+        rho = jnp.where(hyper.step_ratio > 0, hyper.step_ratio, 0.1 / jnp.maximum(hyper.lam, 1e-3))
+        x = jnp.zeros(op.in_shape, jnp.float32)
+        return TVState(x, x, jnp.zeros(op.out_shape, jnp.float32), jnp.zeros((*op.in_shape, 2), jnp.float32),
+                       rho / norm, 1.0 / (rho * norm))
+
+    def step(state: TVState, problem: Problem, hyper: TVHyper, params: Any) -> tuple[TVState, Array]:
+        op, grad = problem.op, Gradient(problem.op.in_shape)
+        q = (state.q + state.sigma * (op.mv(state.x_bar) - problem.y)) / (1.0 + state.sigma)
+        r = state.r + state.sigma * grad.mv(state.x_bar)
+        r = r * (hyper.lam / jnp.maximum(jnp.sqrt(jnp.sum(r**2, axis=-1, keepdims=True)), jnp.maximum(hyper.lam, 1e-30)))
+        x = state.x - state.tau * (op.rmv(q) + grad.rmv(r))
+        if box:
+            x = jnp.clip(x, 0.0, 1.0)
+        new = TVState(x, 2.0 * x - state.x, q, r, state.tau, state.sigma)
+        return new, objective(state, problem, hyper, params)
+
+    def estimate(state: TVState, problem: Problem, hyper: TVHyper, params: Any) -> Array:
+        return state.x
+
+    return Solver(init, step, objective, estimate)
+
+
+def _check_nonnegative(value: float | Array, name: str) -> None:
+    if isinstance(value, jax.core.Tracer):
+        return
+    arr = np.asarray(value)
+    if arr.shape != () or not np.isfinite(arr) or arr < 0:
+        raise ValueError(f"tv: expected a finite scalar {name} >= 0, got {value!r}")
+
+
+def tv(key: Array, y: Array, op: LinearOperator, *, lam: float | Array = 0.01, num_steps: int = 1000,
+       box: bool = True, step_ratio: float | Array = 0.0, op_batched: bool = False, history: bool = False) -> Result:
+    """TV-regularised least squares ``argmin 1/2 ||A x - y||^2 + lam TV(x)`` (over ``[0, 1]^n`` if ``box``).
+
+    ``y``: ``(B, *op.out_shape)`` or one measurement; ``lam >= 0`` and ``step_ratio`` (``rho``; ``<= 0``: the
+    automatic choice of the module docstring) are traced, so a sweep does not recompile; ``box`` is static.
+    ``key`` seeds the power iteration for ``||A||``. ``res.x`` is the final primal iterate (in ``[0, 1]`` with
+    ``box``, unclipped otherwise); ``res.state`` (:class:`TVState`) holds the dual variables.
+    """
+    _check_nonnegative(lam, "lam")
+    return run(tv_solver(bool(box)), key, y, op, TVHyper(lam, step_ratio), None, num_steps=num_steps,
+               num_restarts=1, op_batched=op_batched, history=history)
