@@ -26,7 +26,7 @@ from . import metrics as M
 from .operators import measure
 from .operators.base import LinearOperator
 from .priors.base import Prior
-from .solvers import Problem, Status, analysis, asim, backproject, csgm, lasso, reconstruct
+from .solvers import Problem, Status, analysis, asim, backproject, csgm, lasso, reconstruct, tv
 
 Array = jax.Array
 Method = Callable[[Prior | None, Array, Array, Any, dict[str, Any]], tuple[Array, Array]]
@@ -78,6 +78,11 @@ def _lasso(basis: str) -> Method:
     return solve
 
 
+def _tv(prior: Prior | None, key: Array, y: Array, op: Any, o: dict[str, Any]) -> tuple[Array, Array]:
+    r = tv(key, y, op, lam=_opt(o, "lam", 0.003), num_steps=_opt(o, "steps", 500))
+    return r.x, r.status
+
+
 # name -> (function, needs a trained prior)
 METHODS: dict[str, tuple[Method, bool]] = {
     "csgm": (_csgm, True),
@@ -88,6 +93,8 @@ METHODS: dict[str, tuple[Method, bool]] = {
     "langevin": (_bayes("langevin"), True),
     "lasso-pixel": (_lasso("pixel"), False),
     "lasso-dct": (_lasso("dct"), False),
+    "lasso-wavelet": (_lasso("wavelet"), False),
+    "tv": (_tv, False),
 }
 
 
