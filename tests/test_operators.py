@@ -47,7 +47,7 @@ NONLINEAR = [n for n in ALL_NAMES if n not in NAMES]
 
 
 def test_split_is_not_empty():
-    assert NAMES and NONLINEAR and set(NONLINEAR) >= {"phase", "phase-fourier", "onebit", "function"}
+    assert NAMES and NONLINEAR and set(NONLINEAR) >= {"phase", "onebit", "function"}
 
 
 def test_registry_covers_every_operator():

@@ -69,7 +69,7 @@ def test_as_complex_roundtrip_and_errors(key):
         as_complex(jnp.zeros((3, 4)))
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(rate=st.floats(0.01, 1.0), seed=st.integers(0, 2**16), lines=st.booleans())
 def test_mask_sampling_rate(rate, seed, lines):
     h, w = 20, 28
@@ -210,7 +210,7 @@ def test_structured_cs_equals_its_dense_definition(key):
     shape, m = (6, 5, 2), 17
     op = StructuredCS(key, shape, m)
     n = 60
-    dense = np.asarray(jax.jacobian(op)(jnp.zeros(shape)), np.float64).reshape(m, n)
+    dense = np.asarray(jax.jit(jax.jacfwd(op))(jnp.zeros(shape)), np.float64).reshape(m, n)
     c = scipy.fft.dct(np.eye(n), norm="ortho", axis=0)
     ref = np.sqrt(n / m) * c[np.asarray(op.rows)] * np.asarray(op.signs)[None, :]
     np.testing.assert_allclose(dense, ref, atol=1e-5)
@@ -324,6 +324,15 @@ def test_wrappers_need_a_linear_operator(key):
         OneBit(SubsampledFourier.random(key, SHAPE, 0.5))
     with pytest.raises(ValueError, match="exactly one of m=M"):
         make_operator("phase:m=10,rate=0.5", key, SHAPE)
+
+
+def test_spec_variants(key):
+    lines = make_operator("fourier:rate=0.25,lines=1", key, SHAPE)
+    assert np.all(lines.mask == lines.mask[:, :1]) and float(lines.sampling_rate) == 7 / 28
+    assert make_operator("radon:angles=12,detectors=30", key, SHAPE).out_shape == (12, 30, 1)
+    pf = make_operator("phase:rate=0.5", key, SHAPE)
+    assert isinstance(pf.inner, SubsampledFourier) and pf.out_shape == SHAPE
+    assert float(make_operator("onebit:m=30,temperature=0.5", key, SHAPE).temperature) == 0.5
 
 
 def test_prepare_measurements_accepts_any_operator(key):

@@ -68,7 +68,8 @@ OPERATORS: dict[str, Factory] = {
     "onebit": lambda key, shape, m=300, temperature=0.1: OneBit(GaussianCS(key, shape, int(m)), float(temperature)),
 }
 
-# Small default parameters for 28x28 images, one entry per registered operator (used by tests and docs).
+# Small default parameters for 28x28 images, one entry per registered operator (used by tests and docs). Variants
+# (Fourier lines, Radon detector counts, Fourier phase retrieval) are tested in tests/test_operators_new.py.
 EXAMPLES: dict[str, str] = {
     "identity": "identity",
     "gaussian": "gaussian:m=100",
@@ -79,12 +80,9 @@ EXAMPLES: dict[str, str] = {
     "blur-circular": "blur:uniform=5,boundary=circular",
     "sr": "sr:factor=2",
     "fourier": "fourier:rate=0.25",
-    "fourier-lines": "fourier:rate=0.25,lines=1",
     "radon": "radon:angles=30",
-    "radon-detectors": "radon:angles=12,detectors=30",
     "structured": "structured:m=100",
     "phase": "phase:m=200",
-    "phase-fourier": "phase:rate=0.5",
     "onebit": "onebit:m=300",
 }
 

@@ -47,12 +47,22 @@ class StructuredCS(LinearOperator):
         self.in_shape = in_shape
         self.out_shape = (m,)
 
-    def _scale(self) -> float:
-        return (self.in_size / self.out_shape[0]) ** 0.5
-
     def _apply(self, x: Array) -> Array:
-        return self._scale() * dct(self.signs.astype(x.dtype) * x.reshape(-1), norm="ortho")[self.rows]
+        return _apply(x, self.signs, self.rows)
 
     def _adjoint(self, y: Array) -> Array:
-        full = jnp.zeros((self.in_size,), y.dtype).at[self.rows].set(y)
-        return (self._scale() * self.signs.astype(y.dtype) * idct(full, norm="ortho")).reshape(self.in_shape)
+        return _adjoint(y, self.signs, self.rows).reshape(self.in_shape)
+
+
+# jitted so that an eager call is one compiled program and one dispatch (inlined when traced inside a jit)
+@jax.jit
+def _apply(x: Array, signs: Array, rows: Array) -> Array:
+    scale = (signs.shape[0] / rows.shape[0]) ** 0.5
+    return scale * dct(signs.astype(x.dtype) * x.reshape(-1), norm="ortho")[rows]
+
+
+@jax.jit
+def _adjoint(y: Array, signs: Array, rows: Array) -> Array:
+    scale = (signs.shape[0] / rows.shape[0]) ** 0.5
+    full = jnp.zeros(signs.shape, y.dtype).at[rows].set(y)
+    return scale * signs.astype(y.dtype) * idct(full, norm="ortho")
