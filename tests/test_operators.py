@@ -1,4 +1,6 @@
-"""Operators: every registered operator passes the adjoint, jit, vmap, grad and bad-input tests."""
+"""Operators: every registered operator passes the jit, vmap, grad and bad-input tests; linear ones also the
+adjoint tests. Tests specific to the newer operators (Fourier, Radon, structured CS, non-linear) are in
+test_operators_new.py."""
 
 import jax
 import jax.numpy as jnp
@@ -7,22 +9,45 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from genprior_jax.operators import (EXAMPLES, OPERATORS, Blur, BoxMask, Downsample, GaussianCS, Identity,
-                                    LinearOperator, RandomMask, check_adjoint, make_operator, measure,
-                                    noise_std_for_norm, parse_spec)
+from genprior_jax.operators import (EXAMPLES, OPERATORS, Blur, BoxMask, Downsample, FunctionMeasurement,
+                                    GaussianCS, Identity, LinearOperator, Operator, RandomMask, check_adjoint,
+                                    make_operator, measure, noise_std_for_norm, parse_spec)
 
 SHAPE = (28, 28, 1)
 SHAPES = [(28, 28, 1), (12, 16, 3)]
-NAMES = sorted(EXAMPLES)
 
 
-def build(name: str, key: jax.Array, shape=SHAPE) -> LinearOperator:
+def _softsquare(x):
+    """A non-linear measurement map for FunctionMeasurement: a smooth pooled non-linearity, (H, W, C) -> (H/2 W/2 C,)."""
+    h, w, c = x.shape
+    pooled = x.reshape(h // 2, 2, w // 2, 2, c).mean(axis=(1, 3))
+    return jnp.tanh(2.0 * pooled).reshape(-1) + pooled.reshape(-1) ** 2
+
+
+# operators that no spec string can build (they wrap a user function), covered by the same tests
+UNREGISTERED = {
+    "function": lambda key, shape: FunctionMeasurement(_softsquare, shape, (shape[0] * shape[1] * shape[2] // 4,)),
+}
+
+
+def build(name: str, key: jax.Array, shape=SHAPE) -> Operator:
+    if name in UNREGISTERED:
+        return UNREGISTERED[name](key, shape)
     spec = EXAMPLES[name]
     if shape != SHAPE and spec.startswith("gaussian"):
         spec = "gaussian:m=50"
     if shape != SHAPE and spec.startswith("box"):
         spec = "box:size=5"
     return make_operator(spec, key, shape)
+
+
+ALL_NAMES = sorted(EXAMPLES) + sorted(UNREGISTERED)
+NAMES = [n for n in ALL_NAMES if isinstance(build(n, jax.random.key(0)), LinearOperator)]  # linear: every test
+NONLINEAR = [n for n in ALL_NAMES if n not in NAMES]
+
+
+def test_split_is_not_empty():
+    assert NAMES and NONLINEAR and set(NONLINEAR) >= {"phase", "onebit", "function"}
 
 
 def test_registry_covers_every_operator():
@@ -49,17 +74,21 @@ def test_check_adjoint_detects_a_wrong_adjoint(key):
         assert check_adjoint(Wrong(k, SHAPE, 30), k) > 1e-4
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ALL_NAMES)
 def test_jit_equals_eager(name, key):
     op = build(name, key)
     x = jax.random.uniform(key, SHAPE)
     y = op(x)
     assert y.shape == op.out_shape and y.dtype == jnp.float32
     np.testing.assert_allclose(jax.jit(lambda o, v: o(v))(op, x), y, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(jax.jit(lambda o, v: o.T(v))(op, y), op.T(y), rtol=1e-5, atol=1e-6)
+    y_obs = measure(key, op, jax.random.uniform(jax.random.key(1), SHAPE), 0.01)
+    np.testing.assert_allclose(jax.jit(lambda o, a, b: o.loss(o(a), b))(op, x, y_obs), op.loss(y, y_obs),
+                               rtol=1e-5)
+    if isinstance(op, LinearOperator):
+        np.testing.assert_allclose(jax.jit(lambda o, v: o.T(v))(op, y), op.T(y), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ALL_NAMES)
 def test_vmap_over_images_equals_loop(name, key):
     op = build(name, key)
     xs = jax.random.uniform(key, (5, *SHAPE))
@@ -68,7 +97,7 @@ def test_vmap_over_images_equals_loop(name, key):
     np.testing.assert_allclose(batched, looped, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ALL_NAMES)
 def test_vmap_over_operators_equals_loop(name, key):
     keys = jax.random.split(key, 4)
     ops = jax.vmap(lambda k: build(name, k))(keys)
@@ -86,17 +115,38 @@ def test_gradient_flows(name, key):
     np.testing.assert_allclose(g, op.T(op(x)), rtol=1e-4, atol=1e-5)  # grad of ||Ax||^2/2 is A^T A x
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", NONLINEAR)
+def test_gradient_of_loss_matches_finite_differences(name, key):
+    op = build(name, key)
+    kx, kt, kd, kn = jax.random.split(key, 4)
+    y = measure(kn, op, jax.random.uniform(kt, SHAPE), 0.05)
+    x = jax.random.uniform(kx, SHAPE)
+    loss = lambda v: op.loss(op(v), y)  # noqa: E731
+    g = jax.grad(loss)(x)
+    assert bool(jnp.all(jnp.isfinite(g))) and float(jnp.linalg.norm(g)) > 0
+    d = jax.random.normal(kd, SHAPE)
+    d = d / jnp.linalg.norm(d)
+    eps = 1e-2  # central difference, O(eps^2) truncation; float32 round-off ~1e-7 * |loss| / eps
+    fd = (loss(x + eps * d) - loss(x - eps * d)) / (2 * eps)
+    np.testing.assert_allclose(float(jnp.vdot(g, d)), float(fd), rtol=2e-2, atol=1e-3 * float(jnp.linalg.norm(g)))
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
 def test_bad_input_raises(name, key):
     op = build(name, key)
     with pytest.raises(ValueError, match=r"expected an array of shape \(28, 28, 1\), got shape \(28, 28\)"):
         op(jnp.zeros((28, 28)))
     with pytest.raises(ValueError, match="expected a floating-point array, got dtype int32"):
         op(jnp.zeros(SHAPE, jnp.int32))
-    with pytest.raises(ValueError, match=r"\.T input: expected an array of shape"):
-        op.T(jnp.zeros((3,)))
     with pytest.raises(ValueError):  # also under jit: shapes are static, so the check runs at trace time
         jax.jit(lambda v: op(v))(jnp.zeros((27, 28, 1)))
+    with pytest.raises(ValueError, match="same shape"):
+        op.loss(op(jnp.zeros(SHAPE)), jnp.zeros((3,)))
+    if isinstance(op, LinearOperator):
+        with pytest.raises(ValueError, match=r"\.T input: expected an array of shape"):
+            op.T(jnp.zeros((3,)))
+    else:
+        assert not hasattr(op, "T") and not hasattr(op, "rmv")  # no adjoint for a non-linear map
 
 
 def test_composition(key):
@@ -130,8 +180,8 @@ def test_constructor_errors(key):
         Blur.uniform((4, 4, 1), 5)
     with pytest.raises(ValueError, match="boundary"):
         Blur.uniform(SHAPE, 3, boundary="reflect")
-    with pytest.raises(ValueError, match="unknown operator 'radon'"):
-        make_operator("radon:angles=30", key, SHAPE)
+    with pytest.raises(ValueError, match="unknown operator 'wavelet'"):
+        make_operator("wavelet:level=3", key, SHAPE)
     with pytest.raises(ValueError, match="unexpected keyword"):
         make_operator("gaussian:q=3", key, SHAPE)
 

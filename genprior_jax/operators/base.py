@@ -1,21 +1,30 @@
-"""Linear operators as pytrees.
+"""Measurement operators as pytrees: the general :class:`Operator` and its :class:`LinearOperator` subclass.
 
 An operator ``A`` maps one unbatched image ``x`` of shape ``in_shape`` (``(H, W, C)``, float32) to a
-measurement ``y = A x`` of shape ``out_shape``. It is a JAX pytree whose *leaves* are arrays (a sensing
+prediction ``A(x)`` of shape ``out_shape``. It is a JAX pytree whose *leaves* are arrays (a sensing
 matrix, a mask, a kernel) and whose *static* data are shapes and flags, so an operator can be passed
 through ``jit``, ``vmap`` (a batch of operators, one per measurement, is an operator whose leaves carry a
 leading axis) and ``grad``.
 
-Interface (modelled on lineax / scico):
+Interface of every :class:`Operator` (linear or not; modelled on lineax / scico / deepinv's ``Physics``):
 
-- ``A(x)`` / ``A.mv(x)``: apply, with a shape/dtype check that raises ``ValueError`` before any trace.
-- ``A.T``: the adjoint, itself an operator (``A.T(y) = A^T y``; ``A.T.T is A``).
-- ``A @ B``: composition ``x -> A(B(x))``.
+- ``A(x)`` / ``A.mv(x)``: the noiseless, differentiable prediction, with a shape/dtype check that raises
+  ``ValueError`` before any trace.
+- ``A.observe(z)``: the output channel applied after the additive noise, ``y = A.observe(A(x) + eta)``
+  (:func:`~genprior_jax.operators.noise.measure`); the identity by default, ``sign`` for one-bit measurements,
+  the sampling mask for k-space (so that noise lands only on measured entries).
+- ``A.loss(y_hat, y)``: the data-fidelity term that solvers minimise, ``A.loss(A(x), y)``; by default
+  ``||y_hat - y||^2`` (Gaussian noise), a logistic loss for one-bit measurements.
 - ``A.in_shape`` / ``A.out_shape``: static shapes.
 
+A :class:`LinearOperator` adds the adjoint and composition:
+
+- ``A.T``: the adjoint, itself an operator (``A.T(y) = A^T y``; ``A.T.T is A``); ``A.rmv(y)``.
+- ``A @ B``: composition ``x -> A(B(x))``.
+
 Subclasses declare which attributes are array leaves (``_leaves``) and which are static (``_static``),
-implement ``_apply(x)`` and, where a closed form is cheap, ``_adjoint(y)``; otherwise the adjoint comes
-from ``jax.linear_transpose``.
+implement ``_apply(x)`` and, for linear operators where a closed form is cheap, ``_adjoint(y)``; otherwise the
+adjoint comes from ``jax.linear_transpose``.
 """
 
 from __future__ import annotations
@@ -39,8 +48,14 @@ def _check_input(x: Any, expected_shape: Shape, what: str) -> None:
         raise ValueError(f"{what}: expected a floating-point array, got dtype {dtype}")
 
 
-class LinearOperator:
-    """Base class: a linear map from ``in_shape`` to ``out_shape``, registered as a pytree."""
+def _check_same_shape(a: Any, b: Any, what: str) -> None:
+    if tuple(np.shape(a)) != tuple(np.shape(b)):
+        raise ValueError(f"{what}: expected the prediction and the measurement to have the same shape, "
+                         f"got {tuple(np.shape(a))} and {tuple(np.shape(b))}")
+
+
+class Operator:
+    """Base class: a (possibly non-linear) map from ``in_shape`` to ``out_shape``, registered as a pytree."""
 
     _leaves: ClassVar[tuple[str, ...]] = ()
     _static: ClassVar[tuple[str, ...]] = ("in_shape", "out_shape")
@@ -65,7 +80,7 @@ class LinearOperator:
         return keyed, aux
 
     @classmethod
-    def _tree_unflatten(cls, aux: tuple[Any, ...], children: tuple[Any, ...]) -> "LinearOperator":
+    def _tree_unflatten(cls, aux: tuple[Any, ...], children: tuple[Any, ...]) -> "Operator":
         obj = object.__new__(cls)
         for n, v in zip(cls._leaves, children):
             object.__setattr__(obj, n, v)
@@ -77,38 +92,32 @@ class LinearOperator:
     def _apply(self, x: Array) -> Array:
         raise NotImplementedError
 
-    def _adjoint(self, y: Array) -> Array:
-        """Default adjoint: ``jax.linear_transpose`` of ``_apply``."""
-        primal = jax.ShapeDtypeStruct(self.in_shape, y.dtype)
-        (out,) = jax.linear_transpose(self._apply, primal)(y)
-        return out
-
     def mv(self, x: Array) -> Array:
-        """``A x`` for one image ``x`` of shape ``in_shape``; returns shape ``out_shape``."""
+        """``A(x)`` for one image ``x`` of shape ``in_shape``; returns shape ``out_shape``."""
         _check_input(x, self.in_shape, f"{self.label} input")
         return self._apply(x)
 
     def __call__(self, x: Array) -> Array:
         return self.mv(x)
 
-    def rmv(self, y: Array) -> Array:
-        """``A^T y`` for one measurement ``y`` of shape ``out_shape``; returns shape ``in_shape``."""
-        _check_input(y, self.out_shape, f"{self.label}.T input")
-        return self._adjoint(y)
+    def observe(self, z: Array) -> Array:
+        """Output channel after the additive noise: ``y = observe(A(x) + eta)`` (shape ``out_shape``).
 
-    @property
-    def T(self) -> "LinearOperator":
-        return Adjoint(self)
+        The identity here; overridden by quantised measurements (one-bit: ``sign``) and by operators whose
+        output has structurally-zero entries (k-space masks) so that the noise stays off them.
+        """
+        return z
+
+    def loss(self, y_hat: Array, y: Array) -> Array:
+        """Data-fidelity term ``sum((y_hat - y)^2)`` between a prediction ``y_hat = A(x)`` and a measurement
+        ``y`` (both ``out_shape``); the negative log-likelihood of Gaussian noise up to scale and constant."""
+        _check_same_shape(y_hat, y, f"{self.label}.loss")
+        return jnp.sum((y_hat - y) ** 2)
 
     @property
     def label(self) -> str:
         """Name used in error messages."""
         return type(self).__name__
-
-    def __matmul__(self, other: "LinearOperator") -> "LinearOperator":
-        if not isinstance(other, LinearOperator):
-            return NotImplemented
-        return Composed(self, other)
 
     @property
     def in_size(self) -> int:
@@ -120,6 +129,30 @@ class LinearOperator:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(in_shape={self.in_shape}, out_shape={self.out_shape})"
+
+
+class LinearOperator(Operator):
+    """A linear map from ``in_shape`` to ``out_shape``: an :class:`Operator` with an adjoint and composition."""
+
+    def _adjoint(self, y: Array) -> Array:
+        """Default adjoint: ``jax.linear_transpose`` of ``_apply``."""
+        primal = jax.ShapeDtypeStruct(self.in_shape, y.dtype)
+        (out,) = jax.linear_transpose(self._apply, primal)(y)
+        return out
+
+    def rmv(self, y: Array) -> Array:
+        """``A^T y`` for one measurement ``y`` of shape ``out_shape``; returns shape ``in_shape``."""
+        _check_input(y, self.out_shape, f"{self.label}.T input")
+        return self._adjoint(y)
+
+    @property
+    def T(self) -> "LinearOperator":
+        return Adjoint(self)
+
+    def __matmul__(self, other: "LinearOperator") -> "LinearOperator":
+        if not isinstance(other, LinearOperator):
+            return NotImplemented
+        return Composed(self, other)
 
 
 class Adjoint(LinearOperator):
@@ -182,6 +215,9 @@ class Composed(LinearOperator):
 
     def _adjoint(self, y: Array) -> Array:
         return self.inner._adjoint(self.outer._adjoint(y))
+
+    def observe(self, z: Array) -> Array:
+        return self.outer.observe(z)
 
 
 def check_adjoint(op: LinearOperator, key: Array, *, num_probes: int = 4, dtype: Any = jnp.float32) -> float:

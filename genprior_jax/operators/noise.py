@@ -1,4 +1,4 @@
-"""Additive Gaussian noise and the forward model ``y = A x + sigma * eps``."""
+"""Additive Gaussian noise and the forward model ``y = A.observe(A(x) + sigma * eps)``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .base import Array, LinearOperator
+from .base import Array, Operator
 from .validation import check_key
 
 
@@ -33,12 +33,14 @@ def noise_std_for_norm(norm: float, m: int) -> float:
     return float(norm) / float(m) ** 0.5
 
 
-def measure(key: Array, op: LinearOperator, x: Array, sigma: float | Array) -> Array:
-    """Noisy measurement of one image: ``y = op(x) + sigma * eps``, ``eps ~ N(0, I)``.
+def measure(key: Array, op: Operator, x: Array, sigma: float | Array) -> Array:
+    """Noisy measurement of one image: ``y = op.observe(op(x) + sigma * eps)``, ``eps ~ N(0, I)``.
 
-    ``x`` has shape ``op.in_shape``; returns ``op.out_shape``. ``sigma >= 0`` may be a traced value. For a
-    batch, ``jax.vmap(measure, in_axes=(0, None or 0, 0, None))``.
+    For most operators ``observe`` is the identity, so ``y = A x + sigma * eps``; for one-bit measurements it
+    is the quantiser (the noise acts before the sign), for k-space operators the sampling mask (no noise on
+    unsampled entries). ``x`` has shape ``op.in_shape``; returns ``op.out_shape``. ``sigma >= 0`` may be a
+    traced value. For a batch, ``jax.vmap(measure, in_axes=(0, None or 0, 0, None))``.
     """
     check_key(key, "measure")
     y = op.mv(x)
-    return y + GaussianNoise(sigma).sample(key, y.shape, y.dtype)
+    return op.observe(y + GaussianNoise(sigma).sample(key, y.shape, y.dtype))

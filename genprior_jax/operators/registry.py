@@ -1,19 +1,33 @@
 """Every operator by name, with a text spec parser (``"gaussian:m=100"``, ``"blur:uniform=7"``).
 
 ``OPERATORS[name](key, shape, **params)`` builds an operator; tests are parametrized over this table, so a
-new operator registered here is covered by the adjoint / jit / vmap / grad / shape tests automatically.
+new operator registered here is covered by the jit / vmap / grad / shape tests automatically (and, when it is
+linear, by the adjoint tests).
+
+Specs of the measurement families beyond the linear image-space ones:
+
+- ``fourier:rate=0.25`` (MRI, variable-density mask), ``fourier:rate=0.25,lines=1`` (Cartesian lines);
+  optional ``power=`` (density exponent) and ``center=`` (fraction of samples in the fully sampled centre).
+- ``radon:angles=30`` (parallel-beam tomography over ``[0, pi)``), optional ``detectors=``.
+- ``structured:m=100`` (sub-sampled randomised DCT).
+- ``phase:m=200`` (``|A x|``, Gaussian ``A``) or ``phase:rate=0.5`` (Fourier magnitudes).
+- ``onebit:m=300`` (``sign(A x)``, Gaussian ``A``), optional ``temperature=`` of the logistic loss.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from .base import Array, LinearOperator, Shape
+from .base import Array, LinearOperator, Operator, Shape
 from .blur import Blur, Downsample
+from .fourier import SubsampledFourier
 from .masks import BoxMask, RandomMask
+from .nonlinear import OneBit, PhaseRetrieval
+from .radon import Radon
 from .simple import GaussianCS, Identity
+from .structured import StructuredCS
 
-Factory = Callable[..., LinearOperator]
+Factory = Callable[..., Operator]
 
 
 def _blur(key: Array, shape: Shape, uniform: int | None = None, gaussian: float | None = None,
@@ -25,6 +39,21 @@ def _blur(key: Array, shape: Shape, uniform: int | None = None, gaussian: float 
     return Blur.gaussian(shape, float(gaussian), None if size is None else int(size), boundary)  # type: ignore[arg-type]
 
 
+def _fourier(key: Array, shape: Shape, rate: float = 0.25, lines: int = 0, power: float = 2.0,
+             center: float = 0.25) -> LinearOperator:
+    if lines not in (0, 1):
+        raise ValueError(f"fourier: expected lines=0 (variable density) or lines=1 (Cartesian lines), got {lines!r}")
+    return SubsampledFourier.random(key, shape, float(rate), bool(lines), float(power), float(center))
+
+
+def _phase(key: Array, shape: Shape, m: int | None = None, rate: float | None = None) -> Operator:
+    if (m is None) == (rate is None):
+        raise ValueError("phase: give exactly one of m=M (Gaussian A) or rate=R (subsampled Fourier A)")
+    if m is not None:
+        return PhaseRetrieval(GaussianCS(key, shape, int(m)))
+    return PhaseRetrieval(SubsampledFourier.random(key, shape, float(rate)))  # type: ignore[arg-type]
+
+
 OPERATORS: dict[str, Factory] = {
     "identity": lambda key, shape: Identity(shape),
     "gaussian": lambda key, shape, m=100: GaussianCS(key, shape, int(m)),
@@ -32,9 +61,15 @@ OPERATORS: dict[str, Factory] = {
     "box": lambda key, shape, size=7: BoxMask(shape, int(size)),
     "blur": _blur,
     "sr": lambda key, shape, factor=2: Downsample(shape, int(factor)),
+    "fourier": _fourier,
+    "radon": lambda key, shape, angles=30, detectors=None: Radon(shape, int(angles), detectors),
+    "structured": lambda key, shape, m=100: StructuredCS(key, shape, int(m)),
+    "phase": _phase,
+    "onebit": lambda key, shape, m=300, temperature=0.1: OneBit(GaussianCS(key, shape, int(m)), float(temperature)),
 }
 
-# Small default parameters for 28x28 images, one entry per registered operator (used by tests and docs).
+# Small default parameters for 28x28 images, one entry per registered operator (used by tests and docs). Variants
+# (Fourier lines, Radon detector counts, Fourier phase retrieval) are tested in tests/test_operators_new.py.
 EXAMPLES: dict[str, str] = {
     "identity": "identity",
     "gaussian": "gaussian:m=100",
@@ -44,6 +79,11 @@ EXAMPLES: dict[str, str] = {
     "blur-gaussian": "blur:gaussian=1.0",
     "blur-circular": "blur:uniform=5,boundary=circular",
     "sr": "sr:factor=2",
+    "fourier": "fourier:rate=0.25",
+    "radon": "radon:angles=30",
+    "structured": "structured:m=100",
+    "phase": "phase:m=200",
+    "onebit": "onebit:m=300",
 }
 
 
@@ -71,7 +111,7 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return name, params
 
 
-def make_operator(spec: str, key: Array, shape: Shape) -> LinearOperator:
+def make_operator(spec: str, key: Array, shape: Shape) -> Operator:
     """Build an operator from a text spec for images of ``shape``."""
     name, params = parse_spec(spec)
     try:

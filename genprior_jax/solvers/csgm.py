@@ -73,14 +73,14 @@ def csgm_solver(generate: Callable[[Any, Array], Array], latent_shape: tuple[int
 
     def loss(z: Array, problem: Problem, hyper: CSGMHyper, params: Any) -> Array:
         x = generate(params, z)
-        r = problem.op.mv(x) - problem.y
+        data = problem.op.loss(problem.op.mv(x), problem.y)
         if penalty == "sq":
             reg = jnp.sum(z**2)
         elif penalty == "norm":
             reg = jnp.sqrt(jnp.sum(z**2) + 1e-12)
         else:
             reg = -log_prob(params, x)  # type: ignore[misc]
-        return jnp.sum(r**2) + hyper.lam * reg
+        return data + hyper.lam * reg
 
     def init_z(key: Array, problem: Problem, hyper: CSGMHyper, params: Any) -> Array:
         z = hyper.init_std * jax.random.normal(key, latent_shape, jnp.float32)

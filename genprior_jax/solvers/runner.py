@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 
-from ..operators.base import LinearOperator
+from ..operators.base import LinearOperator, Operator
 from ..operators.validation import check_key
 from .sharding import batch_sharding, pad_indices, replicated, resolve_mesh, round_up
 
@@ -185,14 +185,14 @@ def _batch_size_of_op(op: LinearOperator) -> int:
     return int(sizes.pop())
 
 
-def prepare_measurements(y: Any, op: LinearOperator, op_batched: bool = False) -> tuple[Array, bool]:
+def prepare_measurements(y: Any, op: Operator, op_batched: bool = False) -> tuple[Array, bool]:
     """Check ``y`` against ``op`` and return it with a leading batch axis, plus whether one was added.
 
     ``y`` is either one measurement of shape ``op.out_shape`` or a batch ``(B, *op.out_shape)``; it must be a
     floating-point array. With ``op_batched`` the operator's leaves carry the same leading axis ``B``.
     """
-    if not isinstance(op, LinearOperator):
-        raise ValueError(f"expected a genprior_jax LinearOperator, got {type(op).__name__}")
+    if not isinstance(op, Operator):
+        raise ValueError(f"expected a genprior_jax LinearOperator or (non-linear) Operator, got {type(op).__name__}")
     y = jnp.asarray(y) if not isinstance(y, jax.Array) else y
     if not jnp.issubdtype(y.dtype, jnp.floating):
         raise ValueError(f"expected floating-point measurements y, got dtype {y.dtype}")
