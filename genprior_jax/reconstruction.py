@@ -3,7 +3,8 @@
 A *method* is an entry of :data:`METHODS`: a function ``f(prior, key, y, op, opts) -> (x_hat, status)`` on one
 chunk ``y`` of shape ``(B, *op.out_shape)``, returning ``x_hat`` of shape ``(B, *op.in_shape)``. ``opts`` holds the
 user's overrides (``steps``, ``restarts``, ``lam``, ``lr``, ``noise``); a method fills in its own defaults.
-Methods that need no trained prior (Lasso, TV, DIP) ignore ``prior``.
+Methods that need no trained prior (Lasso, TV, DIP) ignore ``prior``; Lasso and TV need a linear operator
+(:data:`LINEAR_ONLY`), the latent-space methods also take the non-linear ones (phase retrieval, 1-bit).
 
 :func:`reconstruct_images` measures ``y = A x + sigma * eps`` for every image, solves chunk by chunk (the last
 chunk is padded to the chunk size so there is one compilation), and returns estimates and per-image metrics;
@@ -25,6 +26,7 @@ import numpy as np
 from . import metrics as M
 from .operators import measure
 from .operators.base import LinearOperator
+from .operators.validation import require_linear
 from .priors.base import Prior
 from .solvers import Problem, Status, analysis, asim, backproject, csgm, lasso, reconstruct, tv
 
@@ -98,6 +100,9 @@ METHODS: dict[str, tuple[Method, bool]] = {
 }
 
 
+LINEAR_ONLY = ("lasso-pixel", "lasso-dct", "lasso-wavelet", "tv")  # these need the adjoint A^T
+
+
 def check_method(name: str) -> tuple[Method, bool]:
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; expected one of {sorted(METHODS)}")
@@ -122,6 +127,8 @@ def reconstruct_images(method: str, images: np.ndarray, op: Any, key: Array, *, 
     fn, needs_prior = check_method(method)
     if needs_prior and prior is None:
         raise ValueError(f"method {method!r} needs a trained prior (--prior NAME|PATH)")
+    if method in LINEAR_ONLY:
+        require_linear(op, method)
     images = np.asarray(images, np.float32)
     if images.ndim != 4 or tuple(images.shape[1:]) != tuple(op.in_shape):
         raise ValueError(f"reconstruct: expected images of shape (N, *{tuple(op.in_shape)}), got {images.shape}")

@@ -7,15 +7,16 @@ method x operator product runs under the ``slow`` marker (CI runs it).
 import csv
 import json
 
+import jax
 import numpy as np
 import pytest
 from PIL import Image
 
 from genprior_jax.cli import main
 from genprior_jax.data import load_images, load_mnist
-from genprior_jax.operators import EXAMPLES, make_operator
+from genprior_jax.operators import EXAMPLES, LinearOperator, make_operator
 from genprior_jax.priors import load_prior
-from genprior_jax.reconstruction import METHODS, reconstruct_images
+from genprior_jax.reconstruction import LINEAR_ONLY, METHODS, reconstruct_images
 
 OPS = sorted(EXAMPLES)
 METHOD_NAMES = sorted(METHODS)
@@ -55,6 +56,11 @@ def test_cli_method_operator_smoke(tmp_path, method, op_name):
 def test_cli_every_method_operator_combination(tmp_path, method, op_name):
     if (method, op_name) in FAST:
         return  # covered by the fast smoke test above
+    if method in LINEAR_ONLY and not isinstance(make_operator(EXAMPLES[op_name], jax.random.key(0), (28, 28, 1)),
+                                                LinearOperator):
+        with pytest.raises(ValueError, match="expected a linear operator"):
+            _run_cli(tmp_path, method, op_name)
+        return
     code, out = _run_cli(tmp_path, method, op_name)
     record = _check_outputs(out, 3)
     assert code == 0 and record["n_ok"] == 3

@@ -37,3 +37,13 @@ def check_fraction(value: float, who: str, name: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{who}: expected {name} in [0, 1], got {value}")
     return value
+
+
+def require_linear(op: Any, who: str) -> None:
+    """Raise ``ValueError`` unless ``op`` is a :class:`~genprior_jax.operators.base.LinearOperator` (methods that
+    need the adjoint ``A^T``: Lasso, TV, back-projection inits)."""
+    from .base import LinearOperator
+
+    if not isinstance(op, LinearOperator):
+        raise ValueError(f"{who}: expected a linear operator (it needs the adjoint A^T), got the non-linear "
+                         f"{type(op).__name__}; use a latent-space method (csgm, map, vi, langevin) instead")

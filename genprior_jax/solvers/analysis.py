@@ -52,8 +52,8 @@ def analysis_solver(encode: Callable[[Any, Array], Array], generate: Callable[[A
         return make_optimizer(optimizer, hyper.learning_rate, schedule, num_steps)
 
     def loss(x: Array, problem: Problem, hyper: AnalysisHyper, params: Any) -> Array:
-        r = problem.op.mv(x) - problem.y
-        return 0.5 * jnp.sum(r**2) + hyper.lam * jnp.sum(encode(params, x) ** 2)
+        data = problem.op.loss(problem.op.mv(x), problem.y)  # ||A x - y||^2, or a non-linear operator's loss
+        return 0.5 * data + hyper.lam * jnp.sum(encode(params, x) ** 2)
 
     def init_x(key: Array, problem: Problem, hyper: AnalysisHyper, params: Any) -> Array:
         if init == "generate0":

@@ -56,7 +56,7 @@ def _energy_fn(generate: Callable[..., Array], log_prob: Callable[..., Array] | 
 
     def energy(z: Array, sigma: Array, problem: Problem, hyper: BayesHyper, params: Any) -> Array:
         x = generate(params, z)
-        sq = jnp.sum((problem.op.mv(x) - problem.y) ** 2)
+        sq = problem.op.loss(problem.op.mv(x), problem.y)  # ||A x - y||^2 for the Gaussian likelihood
         prior = -log_prob(params, x) if image_prior else 0.5 * jnp.sum(z**2)  # type: ignore[misc]
         return sq / (2 * sigma**2) + hyper.prior_weight * prior + hyper.pixel_weight * sq
 

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.sparse.linalg import cg
 
+from ..operators.validation import require_linear
 from .runner import Problem
 
 Array = jax.Array
@@ -24,6 +25,7 @@ BACKPROJECTIONS = ("adjoint", "pinv")
 
 def backproject(problem: Problem, mode: str) -> Array:
     op, y = problem.op, problem.y
+    require_linear(op, f"init={mode!r}")
     if mode == "adjoint":
         x0 = op.rmv(y)
     elif mode == "pinv":

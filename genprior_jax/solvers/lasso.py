@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from ..operators.base import LinearOperator
+from ..operators.validation import require_linear
 from ..transforms import BASES, make_basis
 from ..transforms.wavelet import check_wavelet
 from .runner import Problem, Result, Solver, run
@@ -109,6 +110,7 @@ def lasso(key: Array, y: Array, op: LinearOperator, *, lam: float | Array = 0.2,
     :data:`~genprior_jax.transforms.WAVELETS`) and ``levels`` select the wavelet basis (static). ``res.x`` is
     ``clip(S c, 0, 1)``; ``res.state.c`` holds the coefficients and ``res.state.x`` the unclipped image.
     """
+    require_linear(op, "lasso")
     if basis != "wavelet":  # the wavelet options do not apply: one cached solver per basis
         wavelet, levels = "db4", 3
     return run(lasso_solver(basis, wavelet, levels), key, y, op, LassoHyper(lam), None, num_steps=num_steps,

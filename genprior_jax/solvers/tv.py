@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..operators.base import LinearOperator
+from ..operators.validation import require_linear
 from ..transforms import Gradient, tv_norm
 from ..transforms.finite_diff import GRADIENT_NORM_SQ_BOUND
 from .lasso import operator_norm_sq
@@ -108,5 +109,6 @@ def tv(key: Array, y: Array, op: LinearOperator, *, lam: float | Array = 0.01, n
     ``box``, unclipped otherwise); ``res.state`` (:class:`TVState`) holds the dual variables.
     """
     _check_nonnegative(lam, "lam")
+    require_linear(op, "tv")
     return run(tv_solver(bool(box)), key, y, op, TVHyper(lam, step_ratio), None, num_steps=num_steps,
                num_restarts=1, op_batched=op_batched, history=history)
