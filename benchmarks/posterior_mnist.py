@@ -58,7 +58,10 @@ METHODS = ("vi", "langevin")
 
 
 def calibration(x: np.ndarray, samples: np.ndarray) -> dict[str, float]:
-    """PSNR of the sample mean and calibration of the sample std; ``x`` (n, H, W, C), ``samples`` (n, K, H, W, C)."""
+    """PSNR of the sample mean and calibration of the sample std; ``x`` (n, H, W, C), ``samples`` (n, K, H, W, C).
+    Images with a non-finite draw (a solve whose status is not OK) are left out and counted in ``excluded``."""
+    finite = np.isfinite(samples.reshape(len(x), -1)).all(1)
+    x, samples = x[finite], samples[finite]
     n = x.shape[0]
     mean, sd = samples.mean(1), samples.std(1)
     err = np.abs(mean - x).reshape(n, -1)
@@ -71,7 +74,7 @@ def calibration(x: np.ndarray, samples: np.ndarray) -> dict[str, float]:
         return float(np.mean(vals)) if vals else float("nan")
 
     lo, hi = np.quantile(samples, [0.05, 0.95], axis=1)
-    return {"n": n, "psnr_mean": float(np.nanmean(np.asarray(gp.psnr(x, mean)))),
+    return {"n": n, "excluded": int((~finite).sum()), "psnr_mean": float(np.nanmean(np.asarray(gp.psnr(x, mean)))),
             "spearman_all": rho(np.ones_like(fg)), "spearman_fg": rho(fg),
             "coverage_90": float(((x >= lo) & (x <= hi)).mean()), "mean_std": float(sd.mean())}
 
@@ -178,6 +181,7 @@ def main() -> None:
               "Adam with cosine decay, K reparametrized samples per step, then the draws below. Langevin: MALA chains "
               "started at z = 0, the second half of the steps kept (16 states per chain). Statistics from draws "
               "clipped to [0, 1]. Spearman: per image between per-pixel std and |posterior mean - truth|, averaged; "
+              "Images whose solve ended non-finite (status != OK) are left out of the statistics (n counts the rest). "
               "'fg' restricts it to pixels where the truth or the mean exceeds 0.1 (the background is trivially "
               "right with ~0 std and inflates the all-pixel figure). Coverage: fraction of true pixels inside the "
               "central 90 % interval of the draws.", "",

@@ -6,8 +6,9 @@ user's overrides (``steps``, ``restarts``, ``lam``, ``lr``, ``noise``); a method
 Methods that need no trained prior (Lasso, TV, DIP) ignore ``prior``; Lasso and TV need a linear operator
 (:data:`LINEAR_ONLY`), the latent-space methods also take the non-linear ones (phase retrieval, 1-bit).
 
-:func:`reconstruct_images` measures ``y = A x + sigma * eps`` for every image, solves chunk by chunk (the last
-chunk is padded to the chunk size so there is one compilation), and returns estimates and per-image metrics;
+:func:`reconstruct_images` measures ``y = A x + sigma * eps`` for every image, solves them in chunks of
+``chunk_size`` measurements through the runner's ``batch_size`` option (one compilation; every image gets the
+same PRNG key and the same result whatever the chunk size), and returns estimates and per-image metrics;
 :func:`write_outputs` writes the PNG grid, ``metrics.csv``, ``metrics.json`` and ``summary.md``.
 """
 
@@ -39,21 +40,26 @@ def _opt(opts: dict[str, Any], name: str, default: Any) -> Any:
     return default if value is None else value
 
 
+def _run(opts: dict[str, Any]) -> dict[str, Any]:
+    """The runner options every solver wrapper forwards: chunking and its progress bar."""
+    return {"batch_size": opts["chunk_size"], "progress": opts["progress"]}
+
+
 def _csgm(prior: Prior, key: Array, y: Array, op: Any, o: dict[str, Any]) -> tuple[Array, Array]:
     r = csgm(prior, key, y, op, lam=_opt(o, "lam", 0.1), learning_rate=_opt(o, "lr", 0.01),
-             num_steps=_opt(o, "steps", 1000), num_restarts=_opt(o, "restarts", 10))
+             num_steps=_opt(o, "steps", 1000), num_restarts=_opt(o, "restarts", 10), **_run(o))
     return r.x, r.status
 
 
 def _asim(prior: Prior, key: Array, y: Array, op: Any, o: dict[str, Any]) -> tuple[Array, Array]:
     r = asim(prior, key, y, op, gamma=_opt(o, "lam", 0.0), num_steps=_opt(o, "steps", 30),
-             num_restarts=_opt(o, "restarts", 1))
+             num_restarts=_opt(o, "restarts", 1), **_run(o))
     return r.x, r.status
 
 
 def _analysis(prior: Prior, key: Array, y: Array, op: Any, o: dict[str, Any]) -> tuple[Array, Array]:
     r = analysis(prior, key, y, op, lam=_opt(o, "lam", 0.01), learning_rate=_opt(o, "lr", 0.01),
-                 num_steps=_opt(o, "steps", 30), optimizer="lbfgs")
+                 num_steps=_opt(o, "steps", 30), optimizer="lbfgs", **_run(o))
     return r.x, r.status
 
 
@@ -68,20 +74,20 @@ def _bayes(method: str) -> Method:
             steps = kwargs["num_steps"]
             kwargs.update(burn_in=steps // 2, thin=max(steps // 32, 1), num_keep=8, init_std=0.0,
                           step_size=_opt(o, "lr", 5e-5))
-        rec = reconstruct(prior, key, y, op, method=method, **kwargs)
+        rec = reconstruct(prior, key, y, op, method=method, **kwargs, **_run(o))
         return rec.x, rec.status
     return solve
 
 
 def _lasso(basis: str) -> Method:
     def solve(prior: Prior | None, key: Array, y: Array, op: Any, o: dict[str, Any]) -> tuple[Array, Array]:
-        r = lasso(key, y, op, lam=_opt(o, "lam", 0.3), basis=basis, num_steps=_opt(o, "steps", 1000))
+        r = lasso(key, y, op, lam=_opt(o, "lam", 0.3), basis=basis, num_steps=_opt(o, "steps", 1000), **_run(o))
         return r.x, r.status
     return solve
 
 
 def _tv(prior: Prior | None, key: Array, y: Array, op: Any, o: dict[str, Any]) -> tuple[Array, Array]:
-    r = tv(key, y, op, lam=_opt(o, "lam", 0.003), num_steps=_opt(o, "steps", 500))
+    r = tv(key, y, op, lam=_opt(o, "lam", 0.003), num_steps=_opt(o, "steps", 500), **_run(o))
     return r.x, r.status
 
 
@@ -109,12 +115,6 @@ def check_method(name: str) -> tuple[Method, bool]:
     return METHODS[name]
 
 
-def _pad(a: Array, size: int) -> Array:
-    """Pad the leading axis to ``size`` by repeating the last element (results of the padding are dropped)."""
-    extra = size - a.shape[0]
-    return a if extra == 0 else jnp.concatenate([a, jnp.repeat(a[-1:], extra, axis=0)])
-
-
 def reconstruct_images(method: str, images: np.ndarray, op: Any, key: Array, *, prior: Prior | None = None,
                        noise: float = 0.0, chunk_size: int = 64, progress: bool = True,
                        **opts: Any) -> dict[str, Any]:
@@ -137,25 +137,14 @@ def reconstruct_images(method: str, images: np.ndarray, op: Any, key: Array, *, 
     if noise < 0 or int(chunk_size) < 1:
         raise ValueError(f"reconstruct: expected noise >= 0 and chunk_size >= 1, got {noise} and {chunk_size}")
     n = images.shape[0]
-    chunk = min(int(chunk_size), n)
     k_noise, k_solve = jax.random.split(key)
     y = jax.vmap(measure, in_axes=(0, None, 0, None))(jax.random.split(k_noise, n), op, jnp.asarray(images), noise)
-    opts = {**opts, "noise": noise}
-    starts = range(0, n, chunk)
-    if progress:
-        from tqdm.auto import tqdm
-
-        starts = tqdm(starts, desc=f"{method} ({chunk} images per chunk)", unit="chunk")
-    xs, statuses = [], []
+    opts = {**opts, "noise": noise, "chunk_size": min(int(chunk_size), n), "progress": progress}
     t0 = time.perf_counter()
-    for i, s in enumerate(starts):
-        yc = y[s:s + chunk]
-        x_c, st_c = fn(prior, jax.random.fold_in(k_solve, i), _pad(yc, chunk), op, opts)
-        xs.append(np.asarray(x_c)[: yc.shape[0]])
-        statuses.append(np.asarray(st_c)[: yc.shape[0]])
+    x_hat, status = fn(prior, k_solve, y, op, opts)
+    x_hat, status = np.asarray(x_hat), np.asarray(status)
     seconds = time.perf_counter() - t0
-    x_hat = np.concatenate(xs)
-    status = np.concatenate(statuses).astype(np.int32)
+    status = status.astype(np.int32)
     x_eval = np.clip(x_hat, 0.0, 1.0)
     mets = {name: np.asarray(f(images, x_eval)) for name, f in (("mse", M.mse), ("psnr", M.psnr), ("ssim", M.ssim))}
     seen = None

@@ -66,7 +66,8 @@ def analysis_solver(encode: Callable[[Any, Array], Array], generate: Callable[[A
 def analysis(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array = 0.1,
              learning_rate: float | Array = 0.01, num_steps: int = 1000, optimizer: str = "adam",
              schedule: str = "constant", init: str = "generate0", num_restarts: int = 1, op_batched: bool = False,
-             history: bool = False) -> Result:
+             history: bool = False, mesh: Any = None,
+        batch_size: int | None = None, progress: bool = False) -> Result:
     """Oberlin–Verm analysis recovery with the prior's encoder; ``lam`` and ``learning_rate`` are traced."""
     if prior.encode is None:
         raise ValueError(f"analysis: prior {prior.name!r} has no encoder; expected a flow or a VAE")
@@ -76,4 +77,5 @@ def analysis(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array 
     solver = analysis_solver(prior.encode, prior.generate, tuple(prior.latent_shape), optimizer, schedule,
                              int(num_steps), init)
     return run(solver, key, y, op, AnalysisHyper(lam, learning_rate), prior.params, num_steps=num_steps,
-               num_restarts=num_restarts, op_batched=op_batched, history=history)
+               num_restarts=num_restarts, op_batched=op_batched, history=history,
+               mesh=mesh, batch_size=batch_size, progress=progress)

@@ -158,21 +158,24 @@ def map_estimate(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | 
                  learning_rate: float | Array = 0.01, prior_weight: float | Array = 1.0,
                  pixel_weight: float | Array = 0.0, init_std: float | Array = 1.0, num_steps: int = 1000,
                  num_restarts: int = 4, optimizer: str = "adam", estimate_sigma: bool = False,
-                 image_prior: bool = False, op_batched: bool = False, history: bool = False) -> Result:
+                 image_prior: bool = False, op_batched: bool = False, history: bool = False, mesh: Any = None,
+        batch_size: int | None = None, progress: bool = False) -> Result:
     """MAP latent ``argmin_z U(z)``; ``result.state.z`` and (estimated) ``exp(result.state.log_sigma)``."""
     _check(prior, op, sigma, image_prior, "map_estimate")
     solver = map_solver(prior.generate, tuple(prior.latent_shape), optimizer, estimate_sigma, image_prior,
                         prior.log_prob if image_prior else None)
     hyper = BayesHyper(sigma, learning_rate, prior_weight, pixel_weight, init_std)
     return run(solver, key, y, op, hyper, prior.params, num_steps=num_steps, num_restarts=num_restarts,
-               op_batched=op_batched, history=history)
+               op_batched=op_batched, history=history,
+               mesh=mesh, batch_size=batch_size, progress=progress)
 
 
 def variational(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | Array = 0.1, num_samples: int = 4,
                 learning_rate: float | Array = 0.01, prior_weight: float | Array = 1.0,
                 pixel_weight: float | Array = 0.0, init_std: float | Array = 0.0, num_steps: int = 1000,
                 num_restarts: int = 1, optimizer: str = "adam", schedule: str = "constant", image_prior: bool = False,
-                op_batched: bool = False, history: bool = False) -> Result:
+                op_batched: bool = False, history: bool = False, mesh: Any = None,
+        batch_size: int | None = None, progress: bool = False) -> Result:
     """Mean-field Gaussian VI over the latent; ``result.state.mu`` / ``exp(result.state.log_s)``.
 
     Draw posterior samples with :func:`genprior_jax.solvers.posterior.sample_q`."""
@@ -183,4 +186,5 @@ def variational(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | A
                        prior.log_prob if image_prior else None, 32, schedule, int(num_steps))
     hyper = BayesHyper(sigma, learning_rate, prior_weight, pixel_weight, init_std)
     return run(solver, key, y, op, hyper, prior.params, num_steps=num_steps, num_restarts=num_restarts,
-               op_batched=op_batched, history=history)
+               op_batched=op_batched, history=history,
+               mesh=mesh, batch_size=batch_size, progress=progress)

@@ -94,12 +94,15 @@ def csgm_solver(generate: Callable[[Any, Array], Array], latent_shape: tuple[int
 def csgm(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array = 0.0,
          learning_rate: float | Array = 0.01, init_std: float | Array = 1.0, num_steps: int = 1000,
          num_restarts: int = 10, optimizer: str = "adam", schedule: str = "constant", penalty: str = "sq",
-         init: str = "random", op_batched: bool = False, history: bool = False, unroll: int = 1) -> Result:
+         init: str = "random", op_batched: bool = False, history: bool = False, unroll: int = 1,
+         mesh: Any = None, batch_size: int | None = None, progress: bool = False) -> Result:
     """Recover images from ``y`` (``(B, *op.out_shape)`` or one) with the CSGM objective.
 
     ``lam``, ``learning_rate`` and ``init_std`` are traced (sweeps reuse the compiled code); ``num_steps``,
     ``num_restarts``, ``optimizer``, ``schedule`` (``"constant"`` or ``"cosine"`` decay to 0), ``penalty`` and
-    ``init`` are static (see the module docstring); ``unroll`` is passed to ``lax.scan``. Returns a :class:`Result` whose ``state.z`` is the best
+    ``init`` are static (see the module docstring); ``unroll`` is passed to ``lax.scan``; ``mesh`` (shard the
+    batch over devices), ``batch_size`` (solve in chunks of that many measurements, bounding memory) and
+    ``progress`` (a bar over chunks) go to :func:`~genprior_jax.solvers.runner.run`, as in every solver wrapper. Returns a :class:`Result` whose ``state.z`` is the best
     latent, ``x = G(z)``.
     """
     if tuple(op.in_shape) != tuple(prior.image_shape):
@@ -109,15 +112,17 @@ def csgm(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array = 0.
                          init, prior.encode if init != "random" else None,
                          prior.log_prob if penalty == "nll" else None)
     return run(solver, key, y, op, CSGMHyper(lam, learning_rate, init_std), prior.params, num_steps=num_steps,
-               num_restarts=num_restarts, op_batched=op_batched, history=history, unroll=unroll)
+               num_restarts=num_restarts, op_batched=op_batched, history=history, unroll=unroll,
+               mesh=mesh, batch_size=batch_size, progress=progress)
 
 
 def asim(prior: Prior, key: Array, y: Array, op: Any, *, gamma: float | Array = 0.0, num_steps: int = 30,
          num_restarts: int = 1, optimizer: str = "lbfgs", init: str = "random", init_std: float | Array = 0.0,
          penalty: str = "sq", learning_rate: float | Array = 0.01, op_batched: bool = False,
-         history: bool = False) -> Result:
+         history: bool = False, mesh: Any = None,
+        batch_size: int | None = None, progress: bool = False) -> Result:
     """Asim et al. (2020) z-space MAP for an invertible prior: ``min_z ||A G(z) - y||^2 + gamma R(z)`` with
     GlowIP's defaults (L-BFGS, 30 steps, ``z0 = 0``); the same solver as :func:`csgm` with other defaults."""
     return csgm(prior, key, y, op, lam=gamma, learning_rate=learning_rate, init_std=init_std, num_steps=num_steps,
                 num_restarts=num_restarts, optimizer=optimizer, penalty=penalty, init=init, op_batched=op_batched,
-                history=history)
+                history=history, mesh=mesh, batch_size=batch_size, progress=progress)

@@ -122,7 +122,8 @@ def langevin(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | Arra
              step_size: float | Array = 1e-3, decay: float | Array = 0.0, kernel: str = "mala",
              num_steps: int = 2000, num_chains: int = 4, burn_in: int = 1000, thin: int = 20, num_keep: int = 8,
              prior_weight: float | Array = 1.0, pixel_weight: float | Array = 0.0, init_std: float | Array = 1.0,
-             image_prior: bool = False, op_batched: bool = False, history: bool = False) -> Result:
+             image_prior: bool = False, op_batched: bool = False, history: bool = False, mesh: Any = None,
+        batch_size: int | None = None, progress: bool = False) -> Result:
     """Run ``num_chains`` Langevin chains per measurement. ``result.x`` is the posterior mean; see
     :func:`genprior_jax.solvers.posterior.langevin_summary` for the std, samples and acceptance rates."""
     _check(prior, op, sigma, image_prior, "langevin")
@@ -133,4 +134,5 @@ def langevin(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | Arra
                              prior.log_prob if image_prior else None)
     hyper = LangevinHyper(sigma, step_size, decay, prior_weight, pixel_weight, init_std)
     return run(solver, key, y, op, hyper, prior.params, num_steps=num_steps, num_restarts=1,
-               op_batched=op_batched, history=history)
+               op_batched=op_batched, history=history,
+               mesh=mesh, batch_size=batch_size, progress=progress)
