@@ -1,6 +1,7 @@
 """Bora et al. (2017) Fig. 2a on MNIST: per-pixel reconstruction error vs number of Gaussian measurements.
 
-Methods: VAE prior (CSGM, lam = 0), VAE+Reg (lam = 0.1), Lasso in the pixel basis and in the 2-D DCT basis,
+Methods: VAE prior (CSGM, lam = 0), VAE+Reg (lam = 0.1), DCGAN prior (CSGM), Lasso in the pixel, 2-D DCT and
+wavelet bases, TV, Deep Image Prior CS (untrained),
 and the Glow flow prior with GlowIP's compressed-sensing settings (Asim et al.: L-BFGS, 30 steps, z0 = 0,
 gamma = 0). Settings as the csgm repo's MNIST script: A with N(0, 1/m) entries (one matrix per digit), noise
 eta ~ N(0, 0.1^2/m) per entry (||eta|| ~ 0.1), Adam lr 0.01, 1000 steps, 10 restarts, restart with the
@@ -36,7 +37,9 @@ from genprior_jax.operators import GaussianCS, measure, noise_std_for_norm  # no
 from genprior_jax.plotting import save_curves, save_grid  # noqa: E402
 
 LASSO_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
-METHODS = ("VAE", "VAE+Reg", "Lasso-pixel", "Lasso-DCT", "Flow")
+METHODS = ("VAE", "VAE+Reg", "DCGAN", "Lasso-pixel", "Lasso-DCT", "Lasso-wavelet", "TV", "DIP", "Flow")
+LASSO_NAMES = {"pixel": "Lasso-pixel", "dct": "Lasso-DCT", "wavelet": "Lasso-wavelet"}
+TV_GRID = (0.0003, 0.001, 0.003, 0.01, 0.03)
 
 
 def make_problem(key: jax.Array, x: np.ndarray, m: int) -> tuple[GaussianCS, jax.Array]:
@@ -59,6 +62,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--prior", default="vae-mnist")
     ap.add_argument("--flow", default="glow-mnist")
+    ap.add_argument("--dcgan", default="dcgan-mnist")
+    ap.add_argument("--dip-steps", type=int, default=1000)
     ap.add_argument("--flow-steps", type=int, default=30)
     ap.add_argument("--flow-chunk", type=int, default=20, help="problems per vmapped L-BFGS batch for the flow")
     ap.add_argument("--methods", nargs="+", default=list(METHODS))
@@ -80,7 +85,8 @@ def main() -> None:
     x_val = gp.load_mnist("validation", n=args.n_val).images
     key = jax.random.key(args.seed)
     table: dict[str, dict[int, dict[str, float]]] = {k: {} for k in args.methods}
-    tuned: dict[str, dict[int, float]] = {"pixel": {}, "dct": {}}
+    dcgan = gp.load_prior(args.dcgan) if "DCGAN" in args.methods else None
+    tuned: dict[str, dict[int, float]] = {"pixel": {}, "dct": {}, "wavelet": {}, "tv": {}}
     examples: dict[str, np.ndarray] = {}
 
     def record(name: str, m: int, x_hat: jax.Array, status: jax.Array, seconds: float, **extra: float) -> None:
@@ -115,8 +121,25 @@ def main() -> None:
                 xs.append(jax.block_until_ready(r.x))
                 sts.append(r.status)
             record("Flow", m, jnp.clip(jnp.concatenate(xs), 0.0, 1.0), jnp.concatenate(sts), time.perf_counter() - t0)
-        for basis in ("pixel", "dct"):
-            name = "Lasso-pixel" if basis == "pixel" else "Lasso-DCT"
+        if dcgan is not None:
+            t0 = time.perf_counter()
+            res = jax.block_until_ready(gp.csgm(dcgan, k_solve, y, ops, lam=0.0, num_steps=args.steps,
+                                                num_restarts=args.restarts, op_batched=True))
+            record("DCGAN", m, res.x, res.status, time.perf_counter() - t0)
+        if "DIP" in args.methods:
+            t0 = time.perf_counter()
+            res = jax.block_until_ready(gp.dip(k_solve, y, ops, num_steps=args.dip_steps, op_batched=True))
+            record("DIP", m, res.x, res.status, time.perf_counter() - t0)
+        if "TV" in args.methods:
+            ops_v, y_v = make_problem(k_val, x_val, m)
+            val_err = [float(np.asarray(gp.mse(x_val, gp.tv(k_solve, y_v, ops_v, lam=lam, num_steps=500,
+                                                               op_batched=True).x)).mean()) for lam in TV_GRID]
+            best = TV_GRID[int(np.argmin(val_err))]
+            tuned["tv"][m] = best
+            t0 = time.perf_counter()
+            r = jax.block_until_ready(gp.tv(k_solve, y, ops, lam=best, num_steps=500, op_batched=True))
+            record("TV", m, r.x, r.status, time.perf_counter() - t0, lam=best)
+        for basis, name in LASSO_NAMES.items():
             if name not in args.methods:
                 continue
             ops_v, y_v = make_problem(k_val, x_val, m)
@@ -140,8 +163,8 @@ def main() -> None:
         with open(json_path) as fh:
             old = json.load(fh)
         results = {**old["results"], **results}
-        for basis in ("pixel", "dct"):
-            tuned[basis] = {**{int(k): v for k, v in old["lasso_tuned_lam"][basis].items()}, **tuned[basis]}
+        for basis in tuned:
+            tuned[basis] = {**{int(k): v for k, v in old["lasso_tuned_lam"].get(basis, {}).items()}, **tuned[basis]}
         runs = (old.get("runs") or [{"methods": list(old["results"]), "args": {**old.get("args", {}), "argv": []},
                                      "seconds": old.get("total_seconds", 0.0)}]) + runs
         if os.path.exists(ex_path):
@@ -175,6 +198,9 @@ def main() -> None:
         f"std 0.1/sqrt(m); CSGM: Adam lr 0.01, {args.steps} steps, {args.restarts} restarts; Lasso: FISTA "
         f"{args.lasso_steps} steps, lam tuned per m on {args.n_val} validation digits over {list(LASSO_GRID)}; "
         f"Flow: {args.flow}, L-BFGS {args.flow_steps} steps, z0 = 0, gamma = 0 (GlowIP's CS setting). "
+        f"DCGAN: {args.dcgan}, CSGM as the VAE (lam 0). TV: Chambolle-Pock 500 steps, lam tuned on validation over "
+        f"{list(TV_GRID)}. DIP: untrained generator, no training data (Van Veen et al. settings), "
+        f"{args.dip_steps} steps. "
         "Wall time per run: " + ", ".join(f"{'+'.join(r['methods'])} {r['seconds']:.0f} s" for r in runs) + ".", "",
         "Mean per-pixel MSE (± standard error of the mean):", "",
         "| m | " + " | ".join(methods) + " |",
@@ -188,7 +214,9 @@ def main() -> None:
     lines += ["", "Tuned Lasso lam (ours = 2 x scikit-learn alpha):", "",
               "| m | " + " | ".join(str(m) for m in ms) + " |", "|---|" + "---|" * len(ms),
               "| pixel | " + " | ".join(str(tuned["pixel"].get(m, "-")) for m in ms) + " |",
-              "| DCT | " + " | ".join(str(tuned["dct"].get(m, "-")) for m in ms) + " |", "",
+              "| DCT | " + " | ".join(str(tuned["dct"].get(m, "-")) for m in ms) + " |",
+              "| wavelet (db4, 3 levels) | " + " | ".join(str(tuned["wavelet"].get(m, "-")) for m in ms) + " |",
+              "| TV (1/2-weighted data term) | " + " | ".join(str(tuned["tv"].get(m, "-")) for m in ms) + " |", "",
               "Wall time per method and m (s): " + "; ".join(
                   f"{k}: " + ", ".join(f"{table[k][m]['seconds']:.1f}" for m in ms if m in table[k]) for k in methods), "",
               f"![error vs m]({args.out_prefix}.png)", "",
