@@ -64,5 +64,5 @@ def test_posterior_command(tmp_path, method):
 
 
 def test_posterior_bad_operator(tmp_path):
-    with pytest.raises(ValueError, match="unknown operator 'radon'"):
-        main(["posterior", "--out", str(tmp_path), "--operator", "radon:angles=3"])
+    with pytest.raises(ValueError, match="unknown operator 'warp'"):
+        main(["posterior", "--out", str(tmp_path), "--operator", "warp:k=3"])
