@@ -142,7 +142,7 @@ def test_bad_inputs(key):
         csgm(prior, 0, jnp.zeros((6,)), op)
     with pytest.raises(ValueError, match="num_steps >= 1"):
         csgm(prior, key, jnp.zeros((6,)), op, num_steps=0)
-    with pytest.raises(ValueError, match="expected a genprior_jax LinearOperator"):
+    with pytest.raises(ValueError, match="lasso: expected a linear operator"):
         gp.lasso(key, jnp.zeros((6,)), np.eye(6))
     with pytest.raises(ValueError, match="basis in"):
         gp.lasso(key, jnp.zeros((6,)), op, basis="curvelet")
