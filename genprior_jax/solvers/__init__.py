@@ -2,6 +2,8 @@
 
 from .analysis import ANALYSIS_INITS, AnalysisHyper, AnalysisState, analysis, analysis_solver
 from .bayes import BayesHyper, map_estimate, map_solver, variational, vi_solver
+from .dip import (DIP_OPTIMIZERS, DIPHyper, DIPState, dip, dip_solver, learn_weight_prior, measurement_loss,
+                  total_variation)
 from .csgm import INITS, PENALTIES, CSGMHyper, CSGMState, asim, csgm, csgm_solver
 from .inits import BACKPROJECTIONS, backproject
 from .lasso import BASES, LassoHyper, lasso, lasso_solver, operator_norm_sq
@@ -16,5 +18,6 @@ __all__ = [
     "ANALYSIS_INITS", "AnalysisHyper", "AnalysisState", "BACKPROJECTIONS", "INITS", "PENALTIES", "analysis",
     "analysis_solver", "asim", "backproject", "BASES", "CSGMHyper", "CSGMState", "LassoHyper", "OPTIMIZERS", "Problem", "Result", "Solver", "Status",
     "csgm", "csgm_solver", "lasso", "lasso_solver", "make_optimizer", "operator_norm_sq", "prepare_measurements",
-    "run", "trace_count",
+    "run", "trace_count", "DIP_OPTIMIZERS", "DIPHyper", "DIPState", "dip", "dip_solver", "learn_weight_prior",
+    "measurement_loss", "total_variation",
 ]
