@@ -237,13 +237,19 @@ def layer_means(weights: Params) -> Array:
     return jnp.stack([jnp.mean(leaf) for leaf in jax.tree_util.tree_leaves(weights)])
 
 
+def check_weight_prior(prior: WeightPrior, num: int, what: str = "weight_penalty") -> None:
+    """Raise ``ValueError`` unless ``prior`` is a :class:`WeightPrior` over ``num`` weight arrays."""
+    if not isinstance(prior, WeightPrior):
+        raise ValueError(f"{what}: expected a WeightPrior, got {type(prior).__name__}")
+    shapes = tuple(tuple(np.shape(a)) for a in prior)
+    if shapes != ((num,), (num, num), (num, num)):
+        raise ValueError(f"{what}: expected a WeightPrior over {num} weight arrays (mean ({num},), cov and "
+                         f"precision ({num}, {num})), got shapes {shapes}")
+
+
 def weight_penalty(weights: Params, prior: WeightPrior) -> Array:
     """Mahalanobis penalty ``(mu(w) - m)^T S^{-1} (mu(w) - m)`` with ``mu(w) =`` :func:`layer_means` ``(w)``."""
-    num = len(jax.tree_util.tree_leaves(weights))
-    if tuple(prior.mean.shape) != (num,) or tuple(prior.precision.shape) != (num, num):
-        raise ValueError(f"weight_penalty: expected a WeightPrior over {num} weight arrays (mean ({num},), "
-                         f"precision ({num}, {num})), got mean {tuple(prior.mean.shape)} and precision "
-                         f"{tuple(prior.precision.shape)}")
+    check_weight_prior(prior, len(jax.tree_util.tree_leaves(weights)))
     d = layer_means(weights) - prior.mean
     return d @ prior.precision @ d
 

@@ -29,8 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..operators.noise import measure
-from ..priors.untrained import (UntrainedGenerator, WeightPrior, fit_weight_prior, untrained_generator,
-                                weight_penalty)
+from ..priors.untrained import (UntrainedGenerator, WeightPrior, check_weight_prior, fit_weight_prior,
+                                untrained_generator, weight_penalty)
 from .optim import make_optimizer, optimizer_step
 from .runner import Problem, Result, Solver, Status, run
 
@@ -159,9 +159,8 @@ def dip(key: Array, y: Array, op: Any, *, generator: str | UntrainedGenerator = 
         if not isinstance(lam_lr, jax.core.Tracer) and float(np.asarray(lam_lr)) != 0.0:
             raise ValueError(f"dip: lam_lr = {lam_lr} needs a weight_prior (learn_weight_prior), got None")
     else:
-        if not isinstance(weight_prior, WeightPrior):
-            raise ValueError(f"dip: expected weight_prior to be a WeightPrior, got {type(weight_prior).__name__}")
-        weight_penalty(jax.eval_shape(gen.init, jax.random.key(0)), weight_prior)  # raises on a size mismatch
+        check_weight_prior(weight_prior, len(jax.tree_util.tree_leaves(jax.eval_shape(gen.init, jax.random.key(0)))),
+                           "dip")
         if not all(bool(jnp.all(jnp.isfinite(a))) for a in weight_prior):
             raise ValueError("dip: expected a finite weight_prior, got non-finite values")
     solver = dip_solver(gen, optimizer, weight_prior is not None, int(num_steps) if best_window else 1,
