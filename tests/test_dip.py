@@ -13,7 +13,7 @@ import genprior_jax as gp
 from genprior_jax.operators import GaussianCS
 from genprior_jax.priors import (UntrainedGenerator, WeightPrior, fit_weight_prior, layer_means, untrained_generator,
                                  weight_penalty)
-from genprior_jax.priors.untrained import ChannelNorm, conv2d
+from genprior_jax.priors.untrained import ChannelNorm, DCGANGenerator, conv2d
 from genprior_jax.solvers import (DIPHyper, Status, dip, dip_solver, learn_weight_prior, measurement_loss,
                                   total_variation, trace_count)
 from genprior_jax.solvers.runner import Problem
@@ -97,6 +97,23 @@ def test_generator_sizes():
     convs = 128 * 8 * g * 4 + 8 * g * 4 * g * 16 + 4 * g * 2 * g * 9 + 2 * g * g * 9 + g * 9
     norms = 2 * (8 * g + 4 * g + 2 * g + g)
     assert untrained_generator("dcgan", ngf=64, z_dim=128).num_weights() == convs + norms
+
+
+def test_generator_init_matches_the_module_initialisers(key):
+    # one uniform draw for all kernels: same tree and shapes as Flax's init, U(+-1/sqrt(fan)) kernels, norms (1, 0)
+    gen = untrained_generator("dcgan", SHAPE, ngf=8, z_dim=16)
+    w = gen.init(key)
+    flax_w = jax.eval_shape(DCGANGenerator(ngf=8, channels=1).init, key, jnp.zeros(16))["params"]
+    assert jax.tree_util.tree_structure(w) == jax.tree_util.tree_structure(flax_w)
+    assert [a.shape for a in jax.tree_util.tree_leaves(w)] == [a.shape for a in jax.tree_util.tree_leaves(flax_w)]
+    kernel = np.asarray(w["Conv_1"]["kernel"])  # (4, 4, 64, 32): PyTorch ConvTranspose2d's fan is k^2 C_out
+    bound = 1.0 / np.sqrt(4 * 4 * 32)
+    assert np.abs(kernel).max() <= bound and abs(kernel.std() / (bound / np.sqrt(3)) - 1) < 0.02
+    assert abs(kernel.mean()) < 0.02 * bound
+    np.testing.assert_array_equal(w["ChannelNorm_0"]["scale"], 1.0)
+    np.testing.assert_array_equal(w["ChannelNorm_0"]["offset"], 0.0)
+    dd = untrained_generator("deep-decoder", SHAPE, width=64).init(key)["Conv_1"]["kernel"]  # fan_in = 64
+    assert np.abs(dd).max() <= 1 / 8 and abs(np.asarray(dd).std() / (1 / 8 / np.sqrt(3)) - 1) < 0.05
 
 
 @pytest.mark.parametrize("bad", [
