@@ -1,6 +1,7 @@
 """Deep-Image-Prior compressed sensing on MNIST: speed of the step loop, and recovery error.
 
-    python benchmarks/dip_check.py --speed          # ms/step: runner (lax.scan, unroll 1 / 10) vs a jitted Python loop
+    python benchmarks/dip_check.py --speed          # ms/step: runner (lax.scan, unroll 1 / 10) vs a jitted Python loop,
+                                                    # DCGAN convolutions by im2col and by lax.conv
     python benchmarks/dip_check.py --mse            # per-pixel MSE on 16 test digits, m = 25, 50, 100, 200
     python benchmarks/dip_check.py --mse --learned-reg 0.01   # plus DIP with the learned weight prior (lam_lr)
 
@@ -51,8 +52,10 @@ def speed(args: argparse.Namespace) -> dict:
     y = _measure(k_noise, op, x, 100)
     n = args.speed_steps
     out: dict = {}
-    for name in args.generators:
-        gen = untrained_generator(name, SHAPE)
+    gens = [(f"dcgan (conv={c})", untrained_generator("dcgan", SHAPE, conv=c)) for c in args.conv
+            if "dcgan" in args.generators]
+    gens += [("deep-decoder", untrained_generator("deep-decoder", SHAPE))] if "deep-decoder" in args.generators else []
+    for name, gen in gens:
         solver = dip_solver(gen, "rmsprop")
         hyper = jax.tree_util.tree_map(lambda v: jnp.asarray(v, jnp.float32), DIPHyper())
         keys = jax.random.split(k_solve, args.images)
@@ -126,10 +129,12 @@ def mse_check(args: argparse.Namespace) -> dict:
             row[f"dip-{name}_sem"] = float(err.std(ddof=1) / np.sqrt(err.size))
             row[f"dip-{name}_s"] = time.perf_counter() - t0
             row[f"dip-{name}_ok"] = int(np.sum(np.asarray(res.status) == 0))
-            for lam in args.learned_reg or ():
+            if args.learned_reg:
                 t0 = time.perf_counter()
-                prior = learn_weight_prior(k_train, x_train, op, sigma=0.1 / m**0.5, generator=gen)
+                prior = learn_weight_prior(k_train, x_train, op, sigma=0.1 / m**0.5, generator=gen,
+                                           shrinkage=args.shrinkage)
                 fit_s = time.perf_counter() - t0
+            for lam in args.learned_reg or ():
                 t0 = time.perf_counter()
                 res = dip(k_solve, y, op, generator=gen, lam_lr=lam, weight_prior=prior)
                 err = np.asarray(gp.mse(x, res.x))
@@ -177,6 +182,7 @@ def main() -> None:
     p.add_argument("--generators", nargs="+", default=["dcgan"], choices=["dcgan", "deep-decoder"])
     p.add_argument("--ngf", type=int, nargs="+", default=[16], help="DCGAN widths for --mse")
     p.add_argument("--width", type=int, nargs="+", default=[16], help="deep-decoder widths for --mse")
+    p.add_argument("--conv", nargs="+", default=["im2col", "lax"], help="DCGAN conv implementations for --speed")
     p.add_argument("--images", type=int, default=8)
     p.add_argument("--speed-steps", type=int, default=50)
     p.add_argument("--repeats", type=int, default=5)
@@ -184,6 +190,7 @@ def main() -> None:
     p.add_argument("--train-digits", type=int, default=16)
     p.add_argument("--ms", type=int, nargs="+", default=[25, 50, 100, 200])
     p.add_argument("--learned-reg", type=float, nargs="*", default=None, help="lam_lr values for DIP + learned reg")
+    p.add_argument("--shrinkage", type=float, default=0.0, help="fit_weight_prior's shrinkage to the diagonal")
     p.add_argument("--out", default="dip_check")
     args = p.parse_args()
     if not (args.speed or args.mse):

@@ -88,6 +88,13 @@ def test_generator_shapes_and_range(key, name, shape, kw, latent):
     assert gen.num_weights() == sum(a.size for a in jax.tree_util.tree_leaves(w))
 
 
+def test_dcgan_conv_implementations_agree(key):
+    gen, gen_lax = (untrained_generator("dcgan", SHAPE, ngf=2, z_dim=8, conv=c) for c in ("im2col", "lax"))
+    w = gen.init(key)
+    z = jax.random.normal(key, (8,))
+    np.testing.assert_allclose(jax.jit(gen.generate)(w, z), jax.jit(gen_lax.generate)(w, z), atol=1e-5)
+
+
 def test_generator_sizes():
     # Deep decoder, u = 2: 3 k^2 conv weights + 3 * 2k norm parameters + k C output weights.
     k = 16
@@ -119,6 +126,7 @@ def test_generator_init_matches_the_module_initialisers(key):
 @pytest.mark.parametrize("bad", [
     dict(name="gan"), dict(name="dcgan", image_shape=(32, 32, 1)), dict(name="deep-decoder", image_shape=(30, 30, 1)),
     dict(name="dcgan", ngf=0), dict(name="deep-decoder", width=2.5), dict(name="dcgan", image_shape=(28, 28)),
+    dict(name="dcgan", conv="fft"), dict(name="deep-decoder", num_upsample=-1),
 ])
 def test_generator_rejects_bad_config(bad):
     with pytest.raises(ValueError):

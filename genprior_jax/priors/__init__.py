@@ -2,10 +2,10 @@
 
 from .base import Prior
 from .registry import available_priors, load_prior
-from .untrained import (GENERATORS, UntrainedGenerator, WeightPrior, fit_weight_prior, layer_means,
+from .untrained import (CONV_IMPLS, GENERATORS, UntrainedGenerator, WeightPrior, fit_weight_prior, layer_means,
                         untrained_generator, weight_penalty)
 from .vae import elbo, init_vae, vae_functions, vae_prior
 
-__all__ = ["Prior", "available_priors", "elbo", "init_vae", "load_prior", "vae_functions", "vae_prior", "GENERATORS",
-           "UntrainedGenerator", "WeightPrior", "fit_weight_prior", "layer_means", "untrained_generator",
-           "weight_penalty"]
+__all__ = ["Prior", "available_priors", "elbo", "init_vae", "load_prior", "vae_functions", "vae_prior", "CONV_IMPLS",
+           "GENERATORS", "UntrainedGenerator", "WeightPrior", "fit_weight_prior", "layer_means",
+           "untrained_generator", "weight_penalty"]

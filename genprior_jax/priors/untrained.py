@@ -24,9 +24,10 @@ prior. Two architectures, in Flax, both mapping one input to one image ``(H, W, 
   ``1x1 conv (k -> k) -> bilinear up x2 (all but the last block) -> relu -> norm``, then a ``1x1`` conv to ``C``
   channels and a sigmoid. No biases; ``3 k^2 + 6 k + k C`` weights for ``u = 2``.
 
-Convolutions are computed as one matrix product over ``k x k`` shifted copies of the input (im2col): under
-``vmap`` over per-image weights this is a batched matrix product, where ``lax.conv`` would become a grouped
-convolution that XLA runs several times slower on a CPU.
+The DCGAN's convolutions are by default computed as one matrix product over ``k x k`` shifted copies of the input
+(im2col, ``conv="im2col"``): under ``vmap`` over per-image weights this is a batched matrix product, where
+``lax.conv`` (``conv="lax"``, the better choice on a GPU) becomes a grouped convolution that XLA runs several times
+slower on a CPU (``benchmarks/dip_check.py --speed``).
 
 The learned regularization (Van Veen et al. 2018, Sec. 3.2): the vector ``mu(w) = (mean(w_1), ..., mean(w_L))``
 of the mean of each weight array (each leaf of the weight pytree, norm scales and offsets included, as in the
@@ -50,6 +51,7 @@ import numpy as np
 from .base import Array, Params
 
 GENERATORS = ("dcgan", "deep-decoder")
+CONV_IMPLS = ("im2col", "lax")  # how the DCGAN's k x k convolutions are computed: see conv2d
 
 _NORM_EPS = 1e-5  # PyTorch BatchNorm2d's eps
 
@@ -59,10 +61,15 @@ def _torch_uniform(fan: str) -> Callable[..., Array]:
     return nn.initializers.variance_scaling(1.0 / 3.0, fan, "uniform")
 
 
-def conv2d(x: Array, kernel: Array, padding: int) -> Array:
+def conv2d(x: Array, kernel: Array, padding: int, impl: str = "im2col") -> Array:
     """Cross-correlation of one image ``x`` ``(H, W, C_in)`` with ``kernel`` ``(k, k, C_in, C_out)``, zero
     padding ``padding`` on every side, stride 1: ``out[i, j] = sum_{a, b} x_pad[i + a, j + b] @ kernel[a, b]``,
-    shape ``(H + 2 p - k + 1, W + 2 p - k + 1, C_out)``. Computed by im2col and one matrix product."""
+    shape ``(H + 2 p - k + 1, W + 2 p - k + 1, C_out)``. ``impl="im2col"``: ``k^2`` shifted copies and one matrix
+    product (fast on a CPU under ``vmap`` over kernels); ``"lax"``: ``lax.conv_general_dilated`` (a grouped
+    convolution under ``vmap``; the natural choice on a GPU)."""
+    if impl == "lax":
+        return jax.lax.conv_general_dilated(x[None], kernel, (1, 1), [(padding, padding)] * 2,
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))[0]
     k = kernel.shape[0]
     xp = jnp.pad(x, ((padding, padding), (padding, padding), (0, 0)))
     ho, wo = xp.shape[0] - k + 1, xp.shape[1] - k + 1
@@ -78,6 +85,7 @@ class Conv(nn.Module):
     kernel_size: int
     padding: int
     fan: str = "fan_out"
+    impl: str = "im2col"
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
@@ -85,7 +93,7 @@ class Conv(nn.Module):
         kernel = self.param("kernel", _torch_uniform(self.fan), (k, k, x.shape[-1], self.features))
         if k == 1 and self.padding == 0:
             return x @ kernel[0, 0]
-        return conv2d(x, kernel, self.padding)
+        return conv2d(x, kernel, self.padding, self.impl)
 
 
 class ChannelNorm(nn.Module):
@@ -115,16 +123,17 @@ class DCGANGenerator(nn.Module):
 
     ngf: int = 16
     channels: int = 1
+    conv: str = "im2col"
 
     @nn.compact
     def __call__(self, z: Array) -> Array:
-        g = self.ngf
+        g, impl = self.ngf, self.conv
         h = z.reshape(1, 1, -1)
-        h = _upsample_nearest(nn.relu(ChannelNorm()(Conv(8 * g, 2, 1)(h))))
-        h = nn.relu(ChannelNorm()(Conv(4 * g, 4, 3)(h)))
-        h = _upsample_nearest(nn.relu(ChannelNorm()(Conv(2 * g, 3, 1)(h))))
-        h = _upsample_nearest(nn.relu(ChannelNorm()(Conv(g, 3, 1)(h))))
-        return 0.5 * (jnp.tanh(Conv(self.channels, 3, 1)(h)) + 1.0)
+        h = _upsample_nearest(nn.relu(ChannelNorm()(Conv(8 * g, 2, 1, impl=impl)(h))))
+        h = nn.relu(ChannelNorm()(Conv(4 * g, 4, 3, impl=impl)(h)))
+        h = _upsample_nearest(nn.relu(ChannelNorm()(Conv(2 * g, 3, 1, impl=impl)(h))))
+        h = _upsample_nearest(nn.relu(ChannelNorm()(Conv(g, 3, 1, impl=impl)(h))))
+        return 0.5 * (jnp.tanh(Conv(self.channels, 3, 1, impl=impl)(h)) + 1.0)
 
 
 class DeepDecoder(nn.Module):
@@ -157,7 +166,7 @@ class UntrainedGenerator:
     image_shape: tuple[int, int, int]
     init: Callable[[Array], Params]
     generate: Callable[[Params, Array], Array]
-    config: tuple[tuple[str, int], ...] = ()
+    config: tuple[tuple[str, int | str], ...] = ()
 
     def num_weights(self) -> int:
         shapes = jax.eval_shape(self.init, jax.random.key(0))
@@ -196,11 +205,12 @@ def _uniform_init(module: nn.Module, latent_shape: tuple[int, ...], fan: str) ->
 
 
 @functools.lru_cache(maxsize=None)
-def _build(name: str, image_shape: tuple[int, int, int], sizes: tuple[tuple[str, int], ...]) -> UntrainedGenerator:
+def _build(name: str, image_shape: tuple[int, int, int], sizes: tuple[tuple[str, int | str], ...]
+           ) -> UntrainedGenerator:
     cfg = dict(sizes)
     h, w, c = image_shape
     if name == "dcgan":
-        module: nn.Module = DCGANGenerator(ngf=cfg["ngf"], channels=c)
+        module: nn.Module = DCGANGenerator(ngf=cfg["ngf"], channels=c, conv=str(cfg["conv"]))
         latent_shape: tuple[int, ...] = (cfg["z_dim"],)
     else:
         module = DeepDecoder(width=cfg["width"], num_upsample=cfg["num_upsample"], channels=c)
@@ -216,11 +226,12 @@ def _build(name: str, image_shape: tuple[int, int, int], sizes: tuple[tuple[str,
 
 
 def untrained_generator(name: str = "dcgan", image_shape: tuple[int, int, int] = (28, 28, 1), *,
-                        ngf: int = 16, z_dim: int = 128, width: int = 16, num_upsample: int = 2
-                        ) -> UntrainedGenerator:
+                        ngf: int = 16, z_dim: int = 128, width: int = 16, num_upsample: int = 2,
+                        conv: str = "im2col") -> UntrainedGenerator:
     """The untrained generator ``name`` (one of :data:`GENERATORS`) for images of ``image_shape``.
 
-    ``"dcgan"`` uses ``ngf`` and ``z_dim`` and needs ``image_shape = (28, 28, C)``; ``"deep-decoder"`` uses
+    ``"dcgan"`` uses ``ngf``, ``z_dim`` and ``conv`` (:data:`CONV_IMPLS`, see :func:`conv2d`) and needs
+    ``image_shape = (28, 28, C)``; ``"deep-decoder"`` uses
     ``width`` (channels ``k``) and ``num_upsample`` (``u``) and needs ``H`` and ``W`` divisible by ``2^u``.
     Cached: the same arguments give the same object.
     """
@@ -233,7 +244,10 @@ def untrained_generator(name: str = "dcgan", image_shape: tuple[int, int, int] =
         if shape[:2] != (28, 28):
             raise ValueError(f"untrained_generator('dcgan'): the DCGAN_MNIST architecture generates 28 x 28 images, "
                              f"got image_shape {shape}")
-        sizes = (("ngf", _check_positive("ngf", ngf, name)), ("z_dim", _check_positive("z_dim", z_dim, name)))
+        if conv not in CONV_IMPLS:
+            raise ValueError(f"untrained_generator('dcgan'): unknown conv {conv!r}; expected one of {CONV_IMPLS}")
+        sizes = (("ngf", _check_positive("ngf", ngf, name)), ("z_dim", _check_positive("z_dim", z_dim, name)),
+                 ("conv", conv))
     else:
         u = int(num_upsample)
         if u != num_upsample or u < 0:
