@@ -123,7 +123,7 @@ def mse_check(args: argparse.Namespace) -> dict:
         row = {"m": m, "zero": float(zero.mean()), "adjoint": float(adj.mean())}
         for name, gen in _generators(args):
             t0 = time.perf_counter()
-            res = dip(k_solve, y, op, generator=gen)
+            res = dip(k_solve, y, op, generator=gen, lam_tv=args.lam_tv)
             err = np.asarray(gp.mse(x, res.x))
             row[f"dip-{name}"] = float(err.mean())
             row[f"dip-{name}_sem"] = float(err.std(ddof=1) / np.sqrt(err.size))
@@ -132,11 +132,11 @@ def mse_check(args: argparse.Namespace) -> dict:
             if args.learned_reg:
                 t0 = time.perf_counter()
                 prior = learn_weight_prior(k_train, x_train, op, sigma=0.1 / m**0.5, generator=gen,
-                                           shrinkage=args.shrinkage)
+                                           lam_tv=args.lam_tv, shrinkage=args.shrinkage)
                 fit_s = time.perf_counter() - t0
             for lam in args.learned_reg or ():
                 t0 = time.perf_counter()
-                res = dip(k_solve, y, op, generator=gen, lam_lr=lam, weight_prior=prior)
+                res = dip(k_solve, y, op, generator=gen, lam_tv=args.lam_tv, lam_lr=lam, weight_prior=prior)
                 err = np.asarray(gp.mse(x, res.x))
                 key = f"dip-{name}+LR{lam:g}"
                 row[key] = float(err.mean())
@@ -165,7 +165,8 @@ def to_markdown(info: dict, result: dict, args: argparse.Namespace) -> str:
         rows = result["mse"]["rows"]
         methods = [k for k in rows[0] if k not in ("m", "loadavg") and not k.endswith(("_sem", "_s", "_ok"))]
         lines += [f"## Per-pixel MSE on {args.digits} MNIST test digits (mean +- s.e.m.), noise 0.1/sqrt(m), "
-                  "1000 RMSprop steps, 1 restart, lam_tv = 0.01", "",
+                  f"1000 RMSprop steps, 1 restart, lam_tv = {args.lam_tv:g}" +
+                  (f", learned prior shrinkage {args.shrinkage:g}" if args.learned_reg else ""), "",
                   "| m | " + " | ".join(methods) + " | DIP wall time (s) |", "|---" * (len(methods) + 2) + "|"]
         for r in rows:
             cells = [f"{r[k]:.4f}" + (f" +- {r[k + '_sem']:.4f}" if k + "_sem" in r else "") for k in methods]
@@ -190,6 +191,7 @@ def main() -> None:
     p.add_argument("--train-digits", type=int, default=16)
     p.add_argument("--ms", type=int, nargs="+", default=[25, 50, 100, 200])
     p.add_argument("--learned-reg", type=float, nargs="*", default=None, help="lam_lr values for DIP + learned reg")
+    p.add_argument("--lam-tv", type=float, default=0.01)
     p.add_argument("--shrinkage", type=float, default=0.0, help="fit_weight_prior's shrinkage to the diagonal")
     p.add_argument("--out", default="dip_check")
     args = p.parse_args()

@@ -147,6 +147,7 @@ def dip(key: Array, y: Array, op: Any, *, generator: str | UntrainedGenerator = 
         weight_prior: the learned regularization (:func:`learn_weight_prior`), or None.
         num_steps, num_restarts, optimizer (:data:`DIP_OPTIMIZERS`), best_window, history, unroll: static.
         best_window: track the best iterate among the last ``best_window`` steps only (None: all steps).
+        history: record the total loss (data + TV + LR terms) at each iterate before its step.
 
     Returns:
         :class:`Result`; ``x`` is the lowest-measurement-loss iterate of the best restart, ``objective`` its
