@@ -21,12 +21,12 @@ from .metrics import mse, psnr, ssim
 from .operators import check_adjoint, measure, noise_std_for_norm
 from .priors import Prior, available_priors, load_prior
 from .solvers import (Reconstruction, Result, Solver, Status, analysis, asim, bm3d_denoise, csgm, langevin, lasso,
-                      map_estimate, reconstruct, run, tv, variational)
+                      dip, map_estimate, reconstruct, run, tv, variational)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "adversarial", "analysis", "asim", "bm3d_denoise", "tv", "transforms", "flows", "Dataset", "Reconstruction", "langevin", "map_estimate", "reconstruct",
+    "adversarial", "analysis", "asim", "bm3d_denoise", "dip", "tv", "transforms", "flows", "Dataset", "Reconstruction", "langevin", "map_estimate", "reconstruct",
     "variational", "DatasetUnavailableError", "Prior", "Result", "Solver", "Status", "available_priors",
     "check_adjoint", "csgm", "lasso", "load_checkpoint", "load_mnist", "load_prior", "load_tfds", "measure",
     "metrics", "mse", "noise_std_for_norm", "operators", "priors", "psnr", "run", "save_checkpoint", "solvers",

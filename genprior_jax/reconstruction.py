@@ -29,7 +29,7 @@ from .operators import measure
 from .operators.base import LinearOperator
 from .operators.validation import require_linear
 from .priors.base import Prior
-from .solvers import Problem, Status, analysis, asim, backproject, csgm, lasso, reconstruct, tv
+from .solvers import Problem, Status, analysis, asim, backproject, csgm, dip, lasso, reconstruct, tv
 
 Array = jax.Array
 Method = Callable[[Prior | None, Array, Array, Any, dict[str, Any]], tuple[Array, Array]]
@@ -91,6 +91,12 @@ def _tv(prior: Prior | None, key: Array, y: Array, op: Any, o: dict[str, Any]) -
     return r.x, r.status
 
 
+def _dip(prior: Prior | None, key: Array, y: Array, op: Any, o: dict[str, Any]) -> tuple[Array, Array]:
+    r = dip(key, y, op, lam_tv=_opt(o, "lam", 0.01), learning_rate=_opt(o, "lr", 1e-3),
+            num_steps=_opt(o, "steps", 1000), num_restarts=_opt(o, "restarts", 1), **_run(o))
+    return r.x, r.status
+
+
 # name -> (function, needs a trained prior)
 METHODS: dict[str, tuple[Method, bool]] = {
     "csgm": (_csgm, True),
@@ -103,6 +109,7 @@ METHODS: dict[str, tuple[Method, bool]] = {
     "lasso-dct": (_lasso("dct"), False),
     "lasso-wavelet": (_lasso("wavelet"), False),
     "tv": (_tv, False),
+    "dip": (_dip, False),
 }
 
 

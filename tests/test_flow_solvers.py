@@ -7,7 +7,7 @@ import pytest
 
 import genprior_jax as gp
 from genprior_jax.flows import flow_prior, init_flow
-from genprior_jax.operators import BoxMask, Downsample, GaussianCS, Identity, RandomMask, measure
+from genprior_jax.operators import BoxMask, Downsample, GaussianCS, Identity, RandomMask
 from genprior_jax.solvers import Problem, Status, analysis, asim, backproject, csgm, trace_count
 
 SHAPE = (4, 4, 1)

@@ -3,6 +3,8 @@
 from .analysis import ANALYSIS_INITS, AnalysisHyper, AnalysisState, analysis, analysis_solver
 from .bm3d import bm3d_denoise
 from .bayes import BayesHyper, map_estimate, map_solver, variational, vi_solver
+from .dip import (DIP_OPTIMIZERS, DIPHyper, DIPState, dip, dip_solver, learn_weight_prior, measurement_loss,
+                  total_variation)
 from .csgm import INITS, PENALTIES, CSGMHyper, CSGMState, asim, csgm, csgm_solver
 from .inits import BACKPROJECTIONS, backproject
 from .lasso import BASES, FistaState, LassoHyper, lasso, lasso_solver, operator_norm_sq
@@ -19,5 +21,7 @@ __all__ = [
     "ANALYSIS_INITS", "AnalysisHyper", "AnalysisState", "BACKPROJECTIONS", "INITS", "PENALTIES", "analysis",
     "analysis_solver", "asim", "backproject", "BASES", "CSGMHyper", "CSGMState", "LassoHyper", "OPTIMIZERS", "Problem", "Result", "Solver", "Status",
     "csgm", "csgm_solver", "lasso", "lasso_solver", "make_optimizer", "operator_norm_sq", "prepare_measurements",
-    "run", "trace_count", "MemoryEstimate", "estimate_memory", "FistaState", "TVHyper", "TVState", "bm3d_denoise", "tv", "tv_solver",
+    "run", "trace_count", "MemoryEstimate", "estimate_memory", "FistaState", "TVHyper", "TVState", "bm3d_denoise",
+    "tv", "tv_solver", "DIP_OPTIMIZERS", "DIPHyper", "DIPState", "dip", "dip_solver", "learn_weight_prior",
+    "measurement_loss", "total_variation",
 ]

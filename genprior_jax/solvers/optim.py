@@ -43,14 +43,19 @@ def make_optimizer(name: str, learning_rate: Array | float, schedule: str = "con
     raise ValueError(f"unknown optimizer {name!r}; expected one of {OPTIMIZERS}")
 
 
-def optimizer_step(name: str, opt: optax.GradientTransformationExtraArgs, value_fn: Callable[[Any], Array],
-                   params: Any, opt_state: Any) -> tuple[Any, Any, Array]:
-    """One update of ``params`` minimizing ``value_fn``; returns ``(params, opt_state, value_before)``."""
+def optimizer_step(name: str, opt: optax.GradientTransformationExtraArgs, value_fn: Callable[[Any], Any],
+                   params: Any, opt_state: Any, has_aux: bool = False) -> tuple[Any, Any, Any]:
+    """One update of ``params`` minimizing ``value_fn``; returns ``(params, opt_state, value_before)``.
+
+    With ``has_aux`` (not for ``lbfgs``), ``value_fn`` returns ``(value, aux)`` and so does the third output: the
+    auxiliary results of the same forward pass (e.g. the image), at the iterate before the update."""
     if name == "lbfgs":
+        if has_aux:
+            raise ValueError("optimizer_step: has_aux is not supported with optimizer='lbfgs'")
         value, grad = optax.value_and_grad_from_state(value_fn)(params, state=opt_state)
         updates, opt_state = opt.update(grad, opt_state, params, value=value, grad=grad, value_fn=value_fn)
     else:
-        value, grad = jax.value_and_grad(value_fn)(params)
+        value, grad = jax.value_and_grad(value_fn, has_aux=has_aux)(params)
         updates, opt_state = opt.update(grad, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, value
 
