@@ -38,7 +38,7 @@ from _common import RESULTS, machine_info, machine_line, write_json, write_text 
 import genprior_jax as gp  # noqa: E402
 from genprior_jax.operators import BoxMask, Downsample, RandomMask, measure  # noqa: E402
 from genprior_jax.plotting import save_grid  # noqa: E402
-from genprior_jax.solvers import (Problem, backproject, langevin, langevin_summary, map_estimate, sample_q,  # noqa: E402
+from genprior_jax.solvers import (backproject_batch, langevin, langevin_summary, map_estimate, sample_q,  # noqa: E402
                                   variational)  # noqa: E402
 
 SHAPE = (28, 28, 1)
@@ -131,9 +131,9 @@ def main() -> None:
             row: dict[str, Any] = {"psnr_map": float(np.nanmean(np.asarray(gp.psnr(x, x_map)))),
                                    "map_seconds": time.perf_counter() - t0, "steps": steps,
                                    "map_nonfinite": int((np.asarray(res_map.status) != 0).sum())}
-            grid = {"truth": x[:8], "A^+ y": np.asarray(jax.vmap(
-                lambda yy, oo: backproject(Problem(yy, oo), "pinv"), (0, 0 if batched else None))(
-                y[:8], jax.tree_util.tree_map(lambda a: a[:8], op) if batched else op)), "MAP": x_map[:8]}
+            grid = {"truth": x[:8], "A^+ y": np.asarray(backproject_batch(
+                y[:8], jax.tree_util.tree_map(lambda a: a[:8], op) if batched else op, op_batched=batched)),
+                "MAP": x_map[:8]}
             for method in args.methods:
                 t0 = time.perf_counter()
                 if method == "vi":

@@ -96,7 +96,7 @@ def run_posterior_demo(out_dir: str = "posterior_out", prior: str = "vae-mnist",
     a few samples, written to ``posterior.png`` with ``metrics.json``."""
     from .operators import make_operator
     from .plotting import save_grid
-    from .solvers import Problem, backproject, reconstruct
+    from .solvers import backproject_batch, reconstruct
 
     say = print if verbose else (lambda *a, **k: None)
     model = load_prior(prior)
@@ -116,7 +116,7 @@ def run_posterior_demo(out_dir: str = "posterior_out", prior: str = "vae-mnist",
     rec = jax.block_until_ready(reconstruct(model, k_solve, y, op, method=method, posterior=True,
                                             num_draws=num_draws, **kwargs))
     secs = time.perf_counter() - t0
-    seen = np.asarray(jax.vmap(lambda yy: backproject(Problem(yy, op), "pinv"))(y))
+    seen = np.asarray(backproject_batch(y, op))
     mean, std, samples = np.asarray(rec.x), np.asarray(rec.std), np.asarray(rec.samples)
     err = np.abs(mean - x)
     rows = {"truth": x, "A^+ y": seen, "mean": mean, "std x4": np.clip(4 * std, 0, 1), "|error|": err}

@@ -29,7 +29,7 @@ from .operators import measure
 from .operators.base import LinearOperator
 from .operators.validation import require_linear
 from .priors.base import Prior
-from .solvers import Problem, Status, analysis, asim, backproject, csgm, dip, lasso, reconstruct, tv
+from .solvers import Status, analysis, asim, backproject_batch, csgm, dip, lasso, reconstruct, tv
 
 Array = jax.Array
 Method = Callable[[Prior | None, Array, Array, Any, dict[str, Any]], tuple[Array, Array]]
@@ -156,7 +156,7 @@ def reconstruct_images(method: str, images: np.ndarray, op: Any, key: Array, *, 
     mets = {name: np.asarray(f(images, x_eval)) for name, f in (("mse", M.mse), ("psnr", M.psnr), ("ssim", M.ssim))}
     seen = None
     if isinstance(op, LinearOperator):
-        seen = np.asarray(jax.vmap(lambda yy: backproject(Problem(yy, op), "pinv"))(y))
+        seen = np.asarray(backproject_batch(y, op))
     return {"x": x_hat, "seen": seen, "status": status, "metrics": mets, "seconds": seconds}
 
 

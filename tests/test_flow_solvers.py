@@ -8,7 +8,7 @@ import pytest
 import genprior_jax as gp
 from genprior_jax.flows import flow_prior, init_flow
 from genprior_jax.operators import BoxMask, Downsample, GaussianCS, Identity, RandomMask
-from genprior_jax.solvers import Problem, Status, analysis, asim, backproject, csgm, trace_count
+from genprior_jax.solvers import Problem, Status, analysis, asim, backproject, backproject_batch, csgm, trace_count
 
 SHAPE = (4, 4, 1)
 
@@ -32,6 +32,19 @@ def test_backprojections():
     np.testing.assert_allclose(backproject(Problem(y, cs), "pinv"), x, atol=2e-3)
     with pytest.raises(ValueError, match="unknown back-projection"):
         backproject(Problem(y, cs), "dagger")
+
+
+def test_backproject_batch_matches_one_at_a_time():
+    xs = jax.random.uniform(jax.random.key(0), (3, 8, 8, 1))
+    cs = GaussianCS(jax.random.key(2), (8, 8, 1), 40)
+    ys = jax.vmap(cs)(xs)
+    one = jnp.stack([backproject(Problem(yy, cs), "adjoint") for yy in ys])
+    np.testing.assert_allclose(backproject_batch(ys, cs, "adjoint"), one, atol=1e-6)
+    ops = jax.vmap(lambda k: GaussianCS(k, (8, 8, 1), 40))(jax.random.split(jax.random.key(3), 3))
+    ys = jax.vmap(lambda o, xx: o(xx))(ops, xs)
+    each = jnp.stack([backproject(Problem(ys[i], jax.tree_util.tree_map(lambda a: a[i], ops)), "pinv")
+                      for i in range(3)])
+    np.testing.assert_allclose(backproject_batch(ys, ops, op_batched=True), each, atol=1e-5)
 
 
 def test_asim_variants_run_and_fit(prior):

@@ -6,7 +6,7 @@ from .bayes import BayesHyper, map_estimate, map_solver, variational, vi_solver
 from .dip import (DIP_OPTIMIZERS, DIPHyper, DIPState, dip, dip_solver, learn_weight_prior, measurement_loss,
                   total_variation)
 from .csgm import INITS, PENALTIES, CSGMHyper, CSGMState, asim, csgm, csgm_solver
-from .inits import BACKPROJECTIONS, backproject
+from .inits import BACKPROJECTIONS, backproject, backproject_batch
 from .lasso import BASES, FistaState, LassoHyper, lasso, lasso_solver, operator_norm_sq
 from .optim import OPTIMIZERS, make_optimizer
 from .langevin import KERNELS, LangevinHyper, langevin, langevin_solver
@@ -19,7 +19,7 @@ __all__ = [
     "BayesHyper", "KERNELS", "LangevinHyper", "METHODS", "Reconstruction", "langevin", "langevin_solver",
     "langevin_summary", "map_estimate", "map_solver", "reconstruct", "sample_q", "variational", "vi_solver",
     "ANALYSIS_INITS", "AnalysisHyper", "AnalysisState", "BACKPROJECTIONS", "INITS", "PENALTIES", "analysis",
-    "analysis_solver", "asim", "backproject", "BASES", "CSGMHyper", "CSGMState", "LassoHyper", "OPTIMIZERS", "Problem", "Result", "Solver", "Status",
+    "analysis_solver", "asim", "backproject", "backproject_batch", "BASES", "CSGMHyper", "CSGMState", "LassoHyper", "OPTIMIZERS", "Problem", "Result", "Solver", "Status",
     "csgm", "csgm_solver", "lasso", "lasso_solver", "make_optimizer", "operator_norm_sq", "prepare_measurements",
     "run", "trace_count", "MemoryEstimate", "estimate_memory", "FistaState", "TVHyper", "TVState", "bm3d_denoise",
     "tv", "tv_solver", "DIP_OPTIMIZERS", "DIPHyper", "DIPState", "dip", "dip_solver", "learn_weight_prior",

@@ -24,6 +24,8 @@ BACKPROJECTIONS = ("adjoint", "pinv")
 
 
 def backproject(problem: Problem, mode: str) -> Array:
+    """The back-projection ``mode`` (:data:`BACKPROJECTIONS`) of one measurement ``problem.y`` (``op.out_shape``)
+    into an image ``(op.in_shape)``, clipped to ``[0, 1]``; ``problem.op`` must be linear."""
     op, y = problem.op, problem.y
     require_linear(op, f"init={mode!r}")
     if mode == "adjoint":
@@ -33,3 +35,9 @@ def backproject(problem: Problem, mode: str) -> Array:
     else:
         raise ValueError(f"unknown back-projection {mode!r}; expected one of {BACKPROJECTIONS}")
     return jnp.clip(x0, 0.0, 1.0)
+
+
+def backproject_batch(y: Array, op: object, mode: str = "pinv", *, op_batched: bool = False) -> Array:
+    """:func:`backproject` of a batch ``y`` ``(B, *op.out_shape)`` -> ``(B, *op.in_shape)``; with ``op_batched``
+    ``op`` holds one operator per measurement (leaves with a leading axis ``B``)."""
+    return jax.vmap(lambda yy, oo: backproject(Problem(yy, oo), mode), (0, 0 if op_batched else None))(y, op)
