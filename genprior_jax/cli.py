@@ -1,4 +1,4 @@
-"""Command-line interface: ``genprior-jax {demo,train,posterior,reconstruct,priors}``."""
+"""Command-line interface: ``genprior-jax {demo,train,posterior,reconstruct,bench,priors}``."""
 
 from __future__ import annotations
 
@@ -87,6 +87,19 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     return 0 if (result["status"] == 0).any() else 1
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import SUITE, format_report, plan, run_suite
+
+    if args.list:
+        for name, run_args in plan(args.size, args.only):
+            how = "no run at this size" if run_args is None else " ".join([SUITE[name].script, *run_args])
+            print(f"{name}: {how}")
+        return 0
+    report = run_suite(args.size, args.only, args.benchmarks_dir)
+    print(format_report(report))
+    return 0 if all(not str(r["status"]).startswith("failed") for r in report.values()) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genprior-jax", description="Inverse problems with deep generative priors (JAX).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -147,6 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--lr", type=float, default=None, help="override the method's step size")
     rec.add_argument("--seed", type=int, default=0)
     rec.set_defaults(func=_cmd_reconstruct)
+
+    bench = sub.add_parser("bench", help="run the benchmark suite (benchmarks/*.py) at a chosen size")
+    bench.add_argument("--size", choices=["quick", "full"], default="quick",
+                       help="quick: each script's smoke size (results *_quick*, git-ignored); full: committed settings")
+    bench.add_argument("--only", nargs="+", default=None, help="benchmark names (see --list)")
+    bench.add_argument("--list", action="store_true", help="print what would run and exit")
+    bench.add_argument("--benchmarks-dir", default=None, help="the benchmarks/ folder of a source checkout")
+    bench.set_defaults(func=_cmd_bench)
 
     priors = sub.add_parser("priors", help="list the priors shipped with the package")
     priors.set_defaults(func=_cmd_priors)
