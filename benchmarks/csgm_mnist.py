@@ -162,7 +162,8 @@ def main() -> None:
     if args.merge and os.path.exists(json_path):
         with open(json_path) as fh:
             old = json.load(fh)
-        results = {**old["results"], **results}
+        # merge per (method, m): a run of some m's of a method keeps that method's other m's
+        results = {k: {**old["results"].get(k, {}), **results.get(k, {})} for k in {*old["results"], *results}}
         for basis in tuned:
             tuned[basis] = {**{int(k): v for k, v in old["lasso_tuned_lam"].get(basis, {}).items()}, **tuned[basis]}
         runs = (old.get("runs") or [{"methods": list(old["results"]), "args": {**old.get("args", {}), "argv": []},
