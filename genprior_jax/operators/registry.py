@@ -112,7 +112,19 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
 
 
 def make_operator(spec: str, key: Array, shape: Shape) -> Operator:
-    """Build an operator from a text spec for images of ``shape``."""
+    """Build an operator from a text spec ``"name:key=value,..."`` (:data:`EXAMPLES`) for images of ``shape``.
+
+    >>> import jax
+    >>> op = make_operator("gaussian:m=100", jax.random.key(0), (28, 28, 1))
+    >>> op.in_shape, op.out_shape
+    ((28, 28, 1), (100,))
+    >>> make_operator("mask:missing=0.6", jax.random.key(0), (28, 28, 1)).out_shape
+    (28, 28, 1)
+    >>> make_operator("warp:k=3", jax.random.key(0), (28, 28, 1))
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown operator 'warp'; ...
+    """
     name, params = parse_spec(spec)
     try:
         return OPERATORS[name](key, shape, **params)

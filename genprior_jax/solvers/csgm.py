@@ -104,6 +104,19 @@ def csgm(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array = 0.
     batch over devices), ``batch_size`` (solve in chunks of that many measurements, bounding memory) and
     ``progress`` (a bar over chunks) go to :func:`~genprior_jax.solvers.runner.run`, as in every solver wrapper. Returns a :class:`Result` whose ``state.z`` is the best
     latent, ``x = G(z)``.
+
+    >>> import jax
+    >>> import genprior_jax as gp
+    >>> from genprior_jax.operators import GaussianCS, measure
+    >>> prior = gp.load_prior("vae-mnist")
+    >>> x = gp.load_mnist("test", n=2).images                      # (2, 28, 28, 1)
+    >>> op = GaussianCS(jax.random.key(0), (28, 28, 1), m=100)
+    >>> y = jax.vmap(measure, (0, None, 0, None))(jax.random.split(jax.random.key(1), 2), op, x, 0.01)
+    >>> res = csgm(prior, jax.random.key(2), y, op, num_steps=200, num_restarts=2)
+    >>> res.x.shape, res.status.tolist()
+    ((2, 28, 28, 1), [0, 0])
+    >>> bool(gp.mse(x, res.x).mean() < gp.mse(x, 0 * x).mean() / 3)
+    True
     """
     if tuple(op.in_shape) != tuple(prior.image_shape):
         raise ValueError(f"csgm: operator expects images of shape {op.in_shape}, prior {prior.name!r} "
