@@ -34,7 +34,7 @@ from _common import RESULTS, machine_info, machine_line, write_json, write_text 
 import genprior_jax as gp  # noqa: E402
 from genprior_jax.operators import make_operator, measure  # noqa: E402
 from genprior_jax.plotting import save_grid  # noqa: E402
-from genprior_jax.solvers import tv  # noqa: E402
+from genprior_jax.solvers import backproject_batch, tv  # noqa: E402
 
 SHAPE = (28, 28, 1)
 TV_GRID = (0.001, 0.003, 0.01, 0.03, 0.1)
@@ -73,7 +73,7 @@ def main() -> None:
         args.n, args.n_val, args.steps, args.restarts, args.flow_steps = 4, 4, 20, 2, 3
         args.phase_ms, args.onebit_ms, args.rates, args.angles = [200], [200], [0.25], [8]
         prefix = "nonlinear_quick"
-    command = "python benchmarks/nonlinear.py " + " ".join(sys.argv[1:])
+    command = " ".join(["python benchmarks/nonlinear.py", *sys.argv[1:]])
     x = gp.load_mnist("test", n=args.n).images
     x_val = gp.load_mnist("validation", n=args.n_val).images
     vae = gp.load_prior("vae-mnist")
@@ -118,7 +118,7 @@ def main() -> None:
             val = {lam: scores(x_val, tv(key, y_val, op, lam=lam, num_steps=500).x)["mse"] for lam in TV_GRID}
             lam = min(val, key=val.get)
             res = jax.block_until_ready(tv(key, y, op, lam=lam, num_steps=500))
-            grid = {"truth": x[:8], "A^T y": np.clip(np.asarray(jax.vmap(op.T)(y[:8])), 0, 1)}
+            grid = {"truth": x[:8], "A^+ y": np.asarray(backproject_batch(y[:8], op))}  # A^T y is off-scale for CT
             grid["TV"] = record("linear", spec, "TV", res.x, time.perf_counter() - t0, {"lam": lam}, res.status)[:8]
             x_hat, secs, status = vae_csgm(jax.random.fold_in(key, 2), y, op)
             grid["VAE"] = record("linear", spec, "VAE", x_hat, secs, status=status)[:8]
@@ -144,6 +144,10 @@ def main() -> None:
         note = f"lam {r['lam']}" if "lam" in r else ("" if not r["nonfinite"] else f"{r['nonfinite']} non-finite")
         lines.append(f"| `{r['operator']}` | {r['method']} | {r['mse']:.4f} | {r['psnr']:.2f} | {r['seconds']:.0f} "
                      f"| {note} |")
+    lines += ["", "Grids: " + ", ".join(f"[{f}]({f})" for f in sorted(os.listdir(RESULTS))
+                                     if f.startswith(f"{prefix}_") and f.endswith(".png")) + ".",
+              "", "The adversarial-defense table (range projection before a classifier, with adaptive attacks) is "
+              "[defense_mnist.md](defense_mnist.md), from `python benchmarks/defense_mnist.py`."]
     text = "\n".join(lines) + "\n"
     write_text(f"{prefix}.md", text)
     print(text)
