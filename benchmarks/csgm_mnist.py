@@ -19,6 +19,7 @@ Writes benchmarks/results/csgm_mnist.{md,json,png} and csgm_mnist_examples.png.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import sys
@@ -64,6 +65,8 @@ def main() -> None:
     ap.add_argument("--flow", default="glow-mnist")
     ap.add_argument("--dcgan", default="dcgan-mnist")
     ap.add_argument("--dip-steps", type=int, default=1000)
+    ap.add_argument("--dcgan-steps", type=int, default=None, help="CSGM steps for the DCGAN (default --steps)")
+    ap.add_argument("--dcgan-restarts", type=int, default=None, help="restarts for the DCGAN (default --restarts)")
     ap.add_argument("--flow-steps", type=int, default=30)
     ap.add_argument("--flow-chunk", type=int, default=20, help="problems per vmapped L-BFGS batch for the flow")
     ap.add_argument("--methods", nargs="+", default=list(METHODS))
@@ -123,9 +126,10 @@ def main() -> None:
             record("Flow", m, jnp.clip(jnp.concatenate(xs), 0.0, 1.0), jnp.concatenate(sts), time.perf_counter() - t0)
         if dcgan is not None:
             t0 = time.perf_counter()
-            res = jax.block_until_ready(gp.csgm(dcgan, k_solve, y, ops, lam=0.0, num_steps=args.steps,
-                                                num_restarts=args.restarts, op_batched=True))
-            record("DCGAN", m, res.x, res.status, time.perf_counter() - t0)
+            steps, restarts = args.dcgan_steps or args.steps, args.dcgan_restarts or args.restarts
+            res = jax.block_until_ready(gp.csgm(dcgan, k_solve, y, ops, lam=0.0, num_steps=steps,
+                                                num_restarts=restarts, op_batched=True))
+            record("DCGAN", m, res.x, res.status, time.perf_counter() - t0, steps=steps, restarts=restarts)
         if "DIP" in args.methods:
             t0 = time.perf_counter()
             res = jax.block_until_ready(gp.dip(k_solve, y, ops, num_steps=args.dip_steps, op_batched=True))
@@ -159,6 +163,9 @@ def main() -> None:
     ex_path = os.path.join(RESULTS, f"{args.out_prefix}_examples.npz")
     json_path = os.path.join(RESULTS, f"{args.out_prefix}.json")
     runs = [{"methods": args.methods, "args": vars(args), "seconds": total}]
+    # concurrent --merge runs (one per method, say) take turns: the lock is held until this process exits
+    lock = open(json_path + ".lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     if args.merge and os.path.exists(json_path):
         with open(json_path) as fh:
             old = json.load(fh)
@@ -190,6 +197,8 @@ def main() -> None:
         save_grid({"truth": x_test[:12], **{k: examples[k] for k in methods if k in examples}},
                   os.path.join(RESULTS, ex_png),
                   title="m = 100 Gaussian measurements, first 12 held-out digits")
+    dcgan_runs = sorted({(v["steps"], v["restarts"]) for v in table.get("DCGAN", {}).values() if "steps" in v})
+    dcgan_settings = "".join(f", {st} steps and {rs} restarts" for st, rs in dcgan_runs)
     lines = [
         "# CSGM on MNIST: per-pixel MSE vs m (Bora et al. 2017, Fig. 2a setting)", "",
         "Commands: " + "; ".join(f"`python benchmarks/csgm_mnist.py {' '.join(r['args'].get('argv', []))}`".replace(" `", "`")
@@ -199,7 +208,7 @@ def main() -> None:
         f"std 0.1/sqrt(m); CSGM: Adam lr 0.01, {args.steps} steps, {args.restarts} restarts; Lasso: FISTA "
         f"{args.lasso_steps} steps, lam tuned per m on {args.n_val} validation digits over {list(LASSO_GRID)}; "
         f"Flow: {args.flow}, L-BFGS {args.flow_steps} steps, z0 = 0, gamma = 0 (GlowIP's CS setting). "
-        f"DCGAN: {args.dcgan}, CSGM as the VAE (lam 0). TV: Chambolle-Pock 500 steps, lam tuned on validation over "
+        f"DCGAN: {args.dcgan}, CSGM as the VAE (lam 0){dcgan_settings}. TV: Chambolle-Pock 500 steps, lam tuned on validation over "
         f"{list(TV_GRID)}. DIP: untrained generator, no training data (Van Veen et al. settings), "
         f"{args.dip_steps} steps. "
         "Wall time per run: " + ", ".join(f"{'+'.join(r['methods'])} {r['seconds']:.0f} s" for r in runs) + ".", "",
