@@ -52,12 +52,15 @@ def save_grid(rows: Mapping[str, np.ndarray], path: str, captions: Mapping[str, 
 
 def save_curves(xs: Sequence[float], curves: Mapping[str, Sequence[float]], path: str, xlabel: str, ylabel: str,
                 title: str | None = None, errors: Mapping[str, Sequence[float]] | None = None, logy: bool = True) -> str:
-    """Line plot of several curves over ``xs`` (error bars from ``errors``), log-scaled y by default."""
+    """Line plot of several curves over ``xs`` (error bars from ``errors``), log-scaled y by default. A curve's
+    NaN entries (not measured at that x) are left out and its measured points joined."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, ys in curves.items():
-        err = None if errors is None else errors.get(name)
-        ax.errorbar(xs, ys, yerr=err, marker="o", ms=4, capsize=3, label=name)
+        ys_arr = np.asarray(ys, dtype=float)
+        keep = np.isfinite(ys_arr)
+        err = None if errors is None or errors.get(name) is None else np.asarray(errors[name], dtype=float)[keep]
+        ax.errorbar(np.asarray(xs)[keep], ys_arr[keep], yerr=err, marker="o", ms=4, capsize=3, label=name)
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
