@@ -23,6 +23,7 @@ def section(name: str) -> str | None:
     with open(path) as fh:
         text = fh.read()
     # demote the heading, point relative links into benchmarks/results/
+    text = re.sub(r"^# (.*)$", lambda m: f"### {m.group(1)} ({name}.md)", text, count=1, flags=re.M)
     text = re.sub(r"^# ", "### ", text, flags=re.M)
     text = re.sub(r"\]\((?!http)([^)]+)\)", lambda m: f"](benchmarks/results/{m.group(1)})", text)
     return text.strip()
