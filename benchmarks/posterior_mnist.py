@@ -98,14 +98,21 @@ def main() -> None:
                     help="MALA step size")
     ap.add_argument("--langevin-init-steps", type=int, nargs=2, default=[0, 100], metavar=("VAE", "FLOW"),
                     help="Adam steps toward the MAP before the chains start (0: chains start at z = 0)")
-    ap.add_argument("--merge", action="store_true", help="keep the other priors' rows of an earlier run")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep an earlier run's rows for the priors / tasks / methods this run does not redo")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--report", action="store_true", help="only rewrite the markdown from the results JSON")
     args = ap.parse_args()
     prefix = "posterior_mnist"
     command = "python benchmarks/posterior_mnist.py " + " ".join(sys.argv[1:])
     if args.quick:
         args.n, args.steps, args.k, args.draws, prefix = 4, [20, 5], [1, 1], 8, "posterior_mnist_quick"
         args.langevin_steps = [40, 10]
+    if args.report:
+        with open(os.path.join(RESULTS, f"{prefix}.json")) as f:
+            saved = json.load(f)
+        print(write_report(prefix, saved["results"], saved["runs"]))
+        return
 
     x = gp.load_mnist("test", n=args.n).images
     key = jax.random.key(args.seed)
@@ -165,18 +172,22 @@ def main() -> None:
                       title=f"{prior_name}, {task}: MAP; per method posterior mean, std (x4), |error|, one sample")
     total = time.perf_counter() - t_start
     info = machine_info()
-    write_json(f"{prefix}.json", {"machine": info, "args": vars(args), "sigma": SIGMA, "results": results,
-                                  "total_seconds": total})
     if args.merge and os.path.exists(os.path.join(RESULTS, f"{prefix}.json")):
         with open(os.path.join(RESULTS, f"{prefix}.json")) as f:
             old = json.load(f)
         runs = old.get("runs", [])
-        for p, per in old["results"].items():
-            results.setdefault(p, per)
+        for p, per in old["results"].items():  # merge per (prior, task, method): a new run's rows win
+            for task, row in per.items():
+                results.setdefault(p, {})[task] = {**row, **results.get(p, {}).get(task, {})}
     else:
         runs = []
     runs.append({"command": command, "machine": info, "args": vars(args), "seconds": total})
     write_json(f"{prefix}.json", {"sigma": SIGMA, "results": results, "runs": runs})
+    print(write_report(prefix, results, runs))
+
+
+def write_report(prefix: str, results: dict[str, Any], runs: list[dict[str, Any]]) -> str:
+    """``<prefix>.md`` from the merged results and the list of runs (also ``--report``: from the JSON alone)."""
     lines = ["# Posterior sampling on MNIST: MAP vs posterior mean, calibration of the posterior std", "",
              "Runs (each wrote the rows of its priors):", ""]
     for r in runs:
@@ -206,7 +217,7 @@ def main() -> None:
     lines += ["", "Grids: " + ", ".join(f"[{p} {t}]({prefix}_{p}_{t}.png)" for p in results for t in results[p]), ""]
     text = "\n".join(lines)
     write_text(f"{prefix}.md", text)
-    print(text)
+    return text
 
 
 if __name__ == "__main__":
