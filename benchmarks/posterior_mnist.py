@@ -191,7 +191,8 @@ def write_report(prefix: str, results: dict[str, Any], runs: list[dict[str, Any]
     lines = ["# Posterior sampling on MNIST: MAP vs posterior mean, calibration of the posterior std", "",
              "Runs (each wrote the rows of its priors):", ""]
     for r in runs:
-        lines.append(f"- `{r['command']}`: {machine_line(r['machine'])}; {r['seconds']:.0f} s")
+        note = f" ({r['note']})" if r.get("note") else ""  # a remark added by hand to the run's JSON entry
+        lines.append(f"- `{r['command']}`: {machine_line(r['machine'])}; {r['seconds']:.0f} s{note}")
     lines += ["", f"Held-out test digits, noise std {SIGMA} (known). MAP: Adam on the latent. VI: mean-field Gaussian, "
               "Adam with cosine decay, K reparametrized samples per step, then the draws below. Langevin: MALA chains "
               "started at z = 0, or after `init_steps` Adam steps toward the MAP (the row's JSON says which; "
