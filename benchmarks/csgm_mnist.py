@@ -162,7 +162,8 @@ def main() -> None:
     results = {k: {str(m): v for m, v in d.items()} for k, d in table.items()}
     ex_path = os.path.join(RESULTS, f"{args.out_prefix}_examples.npz")
     json_path = os.path.join(RESULTS, f"{args.out_prefix}.json")
-    runs = [{"methods": args.methods, "args": vars(args), "seconds": total}]
+    runs = [{"methods": args.methods, "args": vars(args), "seconds": total, "machine": machine_info()}]
+    new_examples = bool(examples)  # this run solved m = 100 (the example grids are drawn at m = 100 only)
     # concurrent --merge runs (one per method, say) take turns: the lock is held until this process exits
     lock = open(json_path + ".lock", "w")
     fcntl.flock(lock, fcntl.LOCK_EX)
@@ -193,7 +194,7 @@ def main() -> None:
                 errors={k: [table[k][m]["sem"] if m in table[k] else np.nan for m in ms] for k in methods})
     ex_png = f"{args.out_prefix}_examples.png" if not args.merge else \
         f"{args.out_prefix}_examples_{'_'.join(k.replace('+', '') for k in args.methods)}.png"
-    if examples:
+    if new_examples:
         save_grid({"truth": x_test[:12], **{k: examples[k] for k in methods if k in examples}},
                   os.path.join(RESULTS, ex_png),
                   title="m = 100 Gaussian measurements, first 12 held-out digits")
@@ -202,8 +203,11 @@ def main() -> None:
     lines = [
         "# CSGM on MNIST: per-pixel MSE vs m (Bora et al. 2017, Fig. 2a setting)", "",
         "Commands: " + "; ".join(f"`python benchmarks/csgm_mnist.py {' '.join(r['args'].get('argv', []))}`".replace(" `", "`")
-                                 for r in runs) + "  ",
-        machine_line(info) + "  ",
+                                 + (f" ({r['machine']['cpu']}, commit {r['machine'].get('git_commit')})"
+                                    if r.get("machine") else "") for r in runs) + "  ",
+        "Latest run: " + machine_line(info) + "  ",
+        *(["Runs listed without a machine (recorded before runs kept one) were on the Intel(R) Xeon(R) Processor "
+           "machine, 2 cores, same versions.  "] if any(not r.get("machine") for r in runs) else []),
         f"{args.n_test} held-out test digits (embedded MNIST, test split), one N(0, 1/m) matrix per digit, noise "
         f"std 0.1/sqrt(m); CSGM: Adam lr 0.01, {args.steps} steps, {args.restarts} restarts; Lasso: FISTA "
         f"{args.lasso_steps} steps, lam tuned per m on {args.n_val} validation digits over {list(LASSO_GRID)}; "

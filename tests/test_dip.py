@@ -207,7 +207,9 @@ def test_best_iterate_is_lowest_measurement_loss(key, optimizer, lr, best_window
     # the last 5 steps.
     _, op, y = _problems(key, 1)
     y = y[0]  # one unbatched measurement
-    n = 25
+    # the overshooting SGD run amplifies float rounding (which differs between the jitted scan and the reference
+    # loop) step by step: keep it short enough that both stay on the same trajectory
+    n = 25 if best_window is None else 10
     res = dip(key, y, op, generator=TOY, num_steps=n, learning_rate=lr, lam_tv=0.0, optimizer=optimizer,
               best_window=best_window)
     assert res.x.shape == SHAPE and res.objective.shape == ()

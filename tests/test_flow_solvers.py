@@ -44,7 +44,9 @@ def test_backproject_batch_matches_one_at_a_time():
     ys = jax.vmap(lambda o, xx: o(xx))(ops, xs)
     each = jnp.stack([backproject(Problem(ys[i], jax.tree_util.tree_map(lambda a: a[i], ops)), "pinv")
                       for i in range(3)])
-    np.testing.assert_allclose(backproject_batch(ys, ops, op_batched=True), each, atol=1e-5)
+    # A^+ y solves with A A^T (condition number ~70 for a 40 x 64 Gaussian A): float32 rounding, which differs
+    # between a batched and a single solve, is amplified to ~1e-5; a wrong pairing of y and A is off by ~0.1
+    np.testing.assert_allclose(backproject_batch(ys, ops, op_batched=True), each, atol=1e-4)
 
 
 def test_asim_variants_run_and_fit(prior):
