@@ -36,8 +36,14 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         pass
     try:
+        here = os.path.dirname(__file__)
         info["git_commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                            cwd=os.path.dirname(__file__)).stdout.strip()
+                                            cwd=here).stdout.strip()
+        # code changed since that commit (the library or a benchmark script; results files do not count)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "../genprior_jax",
+                                "*.py"], capture_output=True, text=True, cwd=here).stdout.strip()
+        if dirty:
+            info["git_commit"] += "+uncommitted changes"
     except OSError:
         pass
     for mod in ("flax", "optax", "torch"):
