@@ -100,6 +100,8 @@ def main() -> None:
     ap.add_argument("--out-prefix", default="analysis_vs_synthesis")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tasks", nargs="+", default=list(PAPER))
+    ap.add_argument("--lams", type=float, nargs="+", default=list(LAM_GRID),
+                    help="validation grid for lam (both formulations)")
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     prefix = args.out_prefix
@@ -125,16 +127,16 @@ def main() -> None:
         rows["A^+ y"] = np.asarray(problems(y_t[:10], jax.tree_util.tree_map(lambda a: a[:10], op_t) if batched else op_t))
         for kind in ("synthesis", "analysis"):
             val_psnr = []
-            for lam in LAM_GRID:
+            for lam in args.lams:
                 xv, _ = solve(kind, prior, k_solve, y_v, op_v, batched, lam, args)
                 val_psnr.append(float(jnp.nanmean(gp.psnr(x_val, xv))))
-            best = LAM_GRID[int(np.nanargmax(val_psnr))]
+            best = args.lams[int(np.nanargmax(val_psnr))]
             t0 = time.perf_counter()
             xt, status = solve(kind, prior, k_solve, y_t, op_t, batched, best, args)
             xt = jax.block_until_ready(xt)
             secs = time.perf_counter() - t0
             psnr, ssim = np.asarray(gp.psnr(x_test, xt)), np.asarray(gp.ssim(x_test, xt))
-            results[task][kind] = {"lam": best, "val_psnr_by_lam": dict(zip(map(str, LAM_GRID), val_psnr)),
+            results[task][kind] = {"lam": best, "val_psnr_by_lam": dict(zip(map(str, args.lams), val_psnr)),
                                    "psnr_mean": float(np.nanmean(psnr)), "psnr_std": float(np.nanstd(psnr)),
                                    "ssim_mean": float(np.nanmean(ssim)), "ssim_std": float(np.nanstd(ssim)),
                                    "nonfinite": int((np.asarray(status) != gp.Status.OK).sum()), "seconds": secs}
@@ -144,13 +146,13 @@ def main() -> None:
     total = time.perf_counter() - t_start
 
     info = machine_info()
-    write_json(f"{prefix}.json", {"machine": info, "args": vars(args), "lam_grid": LAM_GRID, "results": results,
+    write_json(f"{prefix}.json", {"machine": info, "args": vars(args), "lam_grid": args.lams, "results": results,
                                   "total_seconds": total})
     lines = [f"# Analysis vs synthesis on MNIST ({args.prior}), Oberlin & Verm (2021) tasks", "",
              f"Command: `python benchmarks/analysis_vs_synthesis.py {' '.join(sys.argv[1:])}`  ",
              machine_line(info) + "  ",
              f"{args.n_test} held-out test digits; lam tuned per task and formulation on {args.n_val} validation digits "
-             f"over {list(LAM_GRID)}; {args.optimizer}, {args.steps} steps (step {args.lr_syn} on z, {args.lr_ana} on x), "
+             f"over {args.lams}; {args.optimizer}, {args.steps} steps (step {args.lr_syn} on z, {args.lr_ana} on x), "
              f"z0 = 0 / x0 = G(0); noise std "
              f"{args.noise}. Total {total:.0f} s.", "",
              "| task | synthesis PSNR | analysis PSNR | synthesis SSIM | analysis SSIM | lam (syn / ana) | winner | paper PSNR (CelebA, syn / ana) |",
