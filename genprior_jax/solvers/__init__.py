@@ -10,6 +10,7 @@ from .inits import BACKPROJECTIONS, backproject, backproject_batch
 from .lasso import BASES, FistaState, LassoHyper, lasso, lasso_solver, operator_norm_sq
 from .optim import OPTIMIZERS, make_optimizer
 from .langevin import KERNELS, LangevinHyper, langevin, langevin_solver
+from .model_error import estimate_model_error, sample_residual
 from .posterior import METHODS, Reconstruction, langevin_summary, reconstruct, sample_q
 from .runner import (MemoryEstimate, Problem, Result, Solver, Status, estimate_memory, prepare_measurements, run,
                      trace_count)
@@ -23,5 +24,5 @@ __all__ = [
     "csgm", "csgm_solver", "lasso", "lasso_solver", "make_optimizer", "operator_norm_sq", "prepare_measurements",
     "run", "trace_count", "MemoryEstimate", "estimate_memory", "FistaState", "TVHyper", "TVState", "bm3d_denoise",
     "tv", "tv_solver", "DIP_OPTIMIZERS", "DIPHyper", "DIPState", "dip", "dip_solver", "learn_weight_prior",
-    "measurement_loss", "total_variation",
+    "measurement_loss", "total_variation", "estimate_model_error", "sample_residual",
 ]

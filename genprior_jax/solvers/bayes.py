@@ -6,8 +6,11 @@ Model: ``z ~ N(0, I)``, ``y = A G(z) + eta``, ``eta ~ N(0, sigma^2 I)``, so
                                    + pixel_weight * ||A G(z) - y||^2
 
 (``pixel_weight`` is BRGM's extra pixel-L2 term, 0 by default; with ``image_prior=True`` and a flow the prior
-term is the exact image negative log-likelihood ``-log p_G(G(z))`` instead of ``||z||^2 / 2``.) All weights and
-``sigma`` are traced.
+term is the exact image negative log-likelihood ``-log p_G(G(z))`` instead of ``||z||^2 / 2``.) With
+``model_error = tau > 0`` the image is ``x = G(z) + e``, ``e ~ N(0, tau^2 I)`` marginalized out: the first term
+becomes ``r^T (sigma^2 I + tau^2 A A^T)^{-1} r / 2`` and images (estimates, samples) gain the residual's
+conditional mean or a draw of it (:mod:`.model_error`). All weights, ``sigma`` and ``tau`` are traced; whether
+``tau`` is used at all (``model_error`` not the literal ``0``) is static.
 
 - :func:`map_estimate`: ``argmin_z U(z)``; with ``estimate_sigma=True`` ``log sigma`` is optimized jointly
   (flat prior on ``log sigma``: ``U`` gains ``n_y log sigma``).
@@ -27,6 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from ..priors.base import Prior
+from .model_error import check_model_error_operator, data_energy, residual_mean
 from .optim import check_optimizer, check_schedule, make_optimizer, minimizing_solver, optimizer_step
 from .runner import Problem, Result, Solver, run
 
@@ -39,6 +43,7 @@ class BayesHyper(NamedTuple):
     prior_weight: Array | float = 1.0
     pixel_weight: Array | float = 0.0
     init_std: Array | float = 1.0  # z0 ~ N(0, init_std^2 I) (MAP); mu0 likewise (VI)
+    model_error: Array | float = 0.0  # tau: std of the image-space residual x - G(z) (module docstring)
 
 
 def check_positive(name: str, value: Any) -> None:
@@ -50,17 +55,38 @@ def check_positive(name: str, value: Any) -> None:
         raise ValueError(f"expected {name} > 0, got {v}")
 
 
-def _energy_fn(generate: Callable[..., Array], log_prob: Callable[..., Array] | None, image_prior: bool
-               ) -> Callable[[Array, Array, Problem, BayesHyper, Any], Array]:
-    """``U(z; sigma)`` for one problem."""
+def uses_model_error(model_error: Any) -> bool:
+    """The static flag: ``False`` only for the literal number 0 (any other value, traced or not, is used)."""
+    return not (isinstance(model_error, (int, float)) and model_error == 0)
 
-    def energy(z: Array, sigma: Array, problem: Problem, hyper: BayesHyper, params: Any) -> Array:
+
+def _energy_fn(generate: Callable[..., Array], log_prob: Callable[..., Array] | None, image_prior: bool,
+               model_error: bool = False) -> Callable[[Array, Array, Problem, Any, Any], Array]:
+    """``U(z; sigma)`` for one problem (``hyper`` needs ``prior_weight``, ``pixel_weight``, ``model_error``)."""
+
+    def energy(z: Array, sigma: Array, problem: Problem, hyper: Any, params: Any) -> Array:
         x = generate(params, z)
-        sq = problem.op.loss(problem.op.mv(x), problem.y)  # ||A x - y||^2 for the Gaussian likelihood
+        pred = problem.op.mv(x)
+        sq = problem.op.loss(pred, problem.y)  # ||A x - y||^2 for the Gaussian likelihood
+        data = (data_energy(problem.op, problem.y - pred, sigma, hyper.model_error) if model_error
+                else sq / (2 * sigma**2))
         prior = -log_prob(params, x) if image_prior else 0.5 * jnp.sum(z**2)  # type: ignore[misc]
-        return sq / (2 * sigma**2) + hyper.prior_weight * prior + hyper.pixel_weight * sq
+        return data + hyper.prior_weight * prior + hyper.pixel_weight * sq
 
     return energy
+
+
+def image_of(generate: Callable[..., Array], model_error: bool) -> Callable[[Array, Problem, Any, Any], Array]:
+    """The point image of a latent: ``G(z)``, plus ``E[e | y, z]`` under the model-error model."""
+
+    def image(z: Array, problem: Problem, hyper: Any, params: Any) -> Array:
+        x = generate(params, z)
+        if not model_error:
+            return x
+        r = problem.y - problem.op.mv(x)
+        return x + residual_mean(problem.op, r, jnp.asarray(hyper.sigma), hyper.model_error)
+
+    return image
 
 
 class MapState(NamedTuple):
@@ -72,9 +98,13 @@ class MapState(NamedTuple):
 @functools.lru_cache(maxsize=None)
 def map_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...], optimizer: str = "adam",
                estimate_sigma: bool = False, image_prior: bool = False,
-               log_prob: Callable[..., Array] | None = None) -> Solver:
+               log_prob: Callable[..., Array] | None = None, model_error: bool = False) -> Solver:
     check_optimizer(optimizer)
-    energy = _energy_fn(generate, log_prob, image_prior)
+    if estimate_sigma and model_error:
+        raise ValueError("map_estimate: estimate_sigma=True with model_error is not supported (the marginal "
+                         "likelihood's log-determinant is not computed); estimate tau with estimate_model_error")
+    energy = _energy_fn(generate, log_prob, image_prior, model_error)
+    image = image_of(generate, model_error)
 
     def loss(v: tuple[Array, Array], problem: Problem, hyper: BayesHyper, params: Any) -> Array:
         z, log_sigma = v
@@ -86,8 +116,11 @@ def map_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...], op
         z = hyper.init_std * jax.random.normal(key, latent_shape, jnp.float32)
         return z, jnp.log(jnp.asarray(hyper.sigma, jnp.float32))
 
-    return minimizing_solver(loss, init_v, lambda v, params: generate(params, v[0]), optimizer,
-                             lambda hyper: make_optimizer(optimizer, hyper.learning_rate), MapState)
+    solver = minimizing_solver(loss, init_v, lambda v, params: generate(params, v[0]), optimizer,
+                               lambda hyper: make_optimizer(optimizer, hyper.learning_rate), MapState)
+    if not model_error:
+        return solver
+    return solver._replace(estimate=lambda state, problem, hyper, params: image(state.z, problem, hyper, params))
 
 
 class VIState(NamedTuple):
@@ -100,7 +133,8 @@ class VIState(NamedTuple):
 @functools.lru_cache(maxsize=None)
 def vi_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...], num_samples: int = 4,
               optimizer: str = "adam", image_prior: bool = False, log_prob: Callable[..., Array] | None = None,
-              eval_samples: int = 32, schedule: str = "constant", num_steps: int = 1) -> Solver:
+              eval_samples: int = 32, schedule: str = "constant", num_steps: int = 1,
+              model_error: bool = False) -> Solver:
     check_optimizer(optimizer)
     check_schedule(schedule)
     if schedule == "constant":
@@ -112,7 +146,8 @@ def vi_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...], num
         raise ValueError("variational: the ELBO is stochastic; expected optimizer adam, sgd or rmsprop, got 'lbfgs'")
     if num_samples < 1:
         raise ValueError(f"variational: expected num_samples (K) >= 1, got {num_samples}")
-    energy = _energy_fn(generate, log_prob, image_prior)
+    energy = _energy_fn(generate, log_prob, image_prior, model_error)
+    image = image_of(generate, model_error)
 
     def neg_elbo(v: tuple[Array, Array], key: Array, k: int, problem: Problem, hyper: BayesHyper,
                  params: Any) -> Array:
@@ -140,16 +175,24 @@ def vi_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...], num
                         params)
 
     def estimate(state: VIState, problem: Problem, hyper: BayesHyper, params: Any) -> Array:
-        return generate(params, state.mu)
+        return image(state.mu, problem, hyper, params)
 
     return Solver(init, step, objective, estimate)
 
 
-def _check(prior: Prior, op: Any, sigma: Any, image_prior: bool, who: str) -> None:
+def _check(prior: Prior, op: Any, sigma: Any, image_prior: bool, who: str, model_error: Any = 0.0) -> None:
     if tuple(op.in_shape) != tuple(prior.image_shape):
         raise ValueError(f"{who}: operator expects images of shape {op.in_shape}, prior {prior.name!r} "
                          f"generates {prior.image_shape}")
     check_positive("noise level sigma", sigma)
+    if uses_model_error(model_error):
+        check_model_error_operator(op, who)
+        try:
+            tau = float(model_error)
+        except (TypeError, jax.errors.ConcretizationTypeError):
+            tau = 0.0  # traced: nothing to check here
+        if not tau >= 0:
+            raise ValueError(f"{who}: expected model_error (tau) >= 0, got {tau}")
     if image_prior and prior.log_prob is None:
         raise ValueError(f"{who}: image_prior=True needs a prior with an exact log_prob (a flow)")
 
@@ -158,13 +201,16 @@ def map_estimate(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | 
                  learning_rate: float | Array = 0.01, prior_weight: float | Array = 1.0,
                  pixel_weight: float | Array = 0.0, init_std: float | Array = 1.0, num_steps: int = 1000,
                  num_restarts: int = 4, optimizer: str = "adam", estimate_sigma: bool = False,
-                 image_prior: bool = False, op_batched: bool = False, history: bool = False, mesh: Any = None,
-        batch_size: int | None = None, progress: bool = False) -> Result:
-    """MAP latent ``argmin_z U(z)``; ``result.state.z`` and (estimated) ``exp(result.state.log_sigma)``."""
-    _check(prior, op, sigma, image_prior, "map_estimate")
+                 image_prior: bool = False, model_error: float | Array = 0.0, op_batched: bool = False,
+                 history: bool = False, mesh: Any = None, batch_size: int | None = None,
+                 progress: bool = False) -> Result:
+    """MAP latent ``argmin_z U(z)``; ``result.state.z`` and (estimated) ``exp(result.state.log_sigma)``.
+
+    ``result.x``: ``G(z*)``, plus ``E[e | y, z*]`` when ``model_error`` (tau) is used."""
+    _check(prior, op, sigma, image_prior, "map_estimate", model_error)
     solver = map_solver(prior.generate, tuple(prior.latent_shape), optimizer, estimate_sigma, image_prior,
-                        prior.log_prob if image_prior else None)
-    hyper = BayesHyper(sigma, learning_rate, prior_weight, pixel_weight, init_std)
+                        prior.log_prob if image_prior else None, uses_model_error(model_error))
+    hyper = BayesHyper(sigma, learning_rate, prior_weight, pixel_weight, init_std, model_error)
     return run(solver, key, y, op, hyper, prior.params, num_steps=num_steps, num_restarts=num_restarts,
                op_batched=op_batched, history=history,
                mesh=mesh, batch_size=batch_size, progress=progress)
@@ -174,17 +220,19 @@ def variational(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | A
                 learning_rate: float | Array = 0.01, prior_weight: float | Array = 1.0,
                 pixel_weight: float | Array = 0.0, init_std: float | Array = 0.0, num_steps: int = 1000,
                 num_restarts: int = 1, optimizer: str = "adam", schedule: str = "constant", image_prior: bool = False,
-                op_batched: bool = False, history: bool = False, mesh: Any = None,
-        batch_size: int | None = None, progress: bool = False) -> Result:
+                model_error: float | Array = 0.0, op_batched: bool = False, history: bool = False, mesh: Any = None,
+                batch_size: int | None = None, progress: bool = False) -> Result:
     """Mean-field Gaussian VI over the latent; ``result.state.mu`` / ``exp(result.state.log_s)``.
 
-    Draw posterior samples with :func:`genprior_jax.solvers.posterior.sample_q`."""
-    _check(prior, op, sigma, image_prior, "variational")
+    Draw posterior samples with :func:`genprior_jax.solvers.posterior.sample_q` (pass it ``y``, ``op``,
+    ``sigma`` and ``model_error`` when tau is used, so the draws include the residual)."""
+    _check(prior, op, sigma, image_prior, "variational", model_error)
     if int(num_samples) < 1:
         raise ValueError(f"variational: expected num_samples (K) >= 1, got {num_samples}")
     solver = vi_solver(prior.generate, tuple(prior.latent_shape), int(num_samples), optimizer, image_prior,
-                       prior.log_prob if image_prior else None, 32, schedule, int(num_steps))
-    hyper = BayesHyper(sigma, learning_rate, prior_weight, pixel_weight, init_std)
+                       prior.log_prob if image_prior else None, 32, schedule, int(num_steps),
+                       uses_model_error(model_error))
+    hyper = BayesHyper(sigma, learning_rate, prior_weight, pixel_weight, init_std, model_error)
     return run(solver, key, y, op, hyper, prior.params, num_steps=num_steps, num_restarts=num_restarts,
                op_batched=op_batched, history=history,
                mesh=mesh, batch_size=batch_size, progress=progress)

@@ -13,7 +13,11 @@ to running sums (posterior mean and per-pixel std) and the last ``num_keep`` suc
 Warm start (``init_steps > 0``): before sampling, ``init_steps`` Adam steps (rate ``init_lr``, traced) minimize
 ``U`` from ``z = 0``, and the chains start at that approximate MAP point plus ``init_std`` times standard-normal
 noise. Chains started at ``z = 0`` in a high-dimensional latent (a flow's, 784-d for MNIST) otherwise spend their
-whole budget near the prior mean. The warm-up steps are not counted in ``num_steps``. A diverging ULA chain makes the objective non-finite, which the
+whole budget near the prior mean. The warm-up steps are not counted in ``num_steps``.
+
+Model error (``model_error = tau``, traced; :mod:`.model_error`): the chains target the latent posterior with
+the residual ``e`` marginalized, and every kept state contributes ``G(z) + e`` with ``e`` an exact draw of
+``e | y, z``. A diverging ULA chain makes the objective non-finite, which the
 runner reports per measurement as ``Status.NONFINITE``.
 
 Written here rather than taken from blackjax: the kernel is a dozen lines, it must carry the running
@@ -30,7 +34,8 @@ import jax.numpy as jnp
 import optax
 
 from ..priors.base import Prior
-from .bayes import BayesHyper, _check, _energy_fn
+from .bayes import _check, _energy_fn, uses_model_error
+from .model_error import sample_residual
 from .runner import Problem, Result, Solver, run
 
 Array = jax.Array
@@ -46,6 +51,7 @@ class LangevinHyper(NamedTuple):
     pixel_weight: Array | float = 0.0
     init_std: Array | float = 1.0
     init_lr: Array | float = 0.05  # Adam rate of the warm start (init_steps > 0)
+    model_error: Array | float = 0.0  # tau, the std of the image-space residual x - G(z)
 
 
 class LangevinState(NamedTuple):
@@ -65,24 +71,22 @@ class LangevinState(NamedTuple):
 def langevin_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...], image_shape: tuple[int, ...],
                     kernel: str = "mala", num_chains: int = 4, burn_in: int = 500, thin: int = 10,
                     num_keep: int = 8, image_prior: bool = False, log_prob: Callable[..., Array] | None = None,
-                    init_steps: int = 0) -> Solver:
+                    init_steps: int = 0, model_error: bool = False) -> Solver:
     if kernel not in KERNELS:
         raise ValueError(f"unknown Langevin kernel {kernel!r}; expected one of {KERNELS}")
     if num_chains < 1 or thin < 1 or num_keep < 1 or burn_in < 0 or init_steps < 0:
         raise ValueError(f"langevin: expected num_chains, thin, num_keep >= 1 and burn_in, init_steps >= 0, got "
                          f"{num_chains}, {thin}, {num_keep}, {burn_in}, {init_steps}")
-    energy_fn = _energy_fn(generate, log_prob, image_prior)
+    energy_fn = _energy_fn(generate, log_prob, image_prior, model_error)
 
     def energy_and_grad(z: Array, problem: Problem, hyper: LangevinHyper, params: Any) -> tuple[Array, Array]:
-        bh = BayesHyper(hyper.sigma, 0.0, hyper.prior_weight, hyper.pixel_weight, hyper.init_std)
-        return jax.vmap(jax.value_and_grad(lambda zz: energy_fn(zz, jnp.asarray(hyper.sigma), problem, bh,
+        return jax.vmap(jax.value_and_grad(lambda zz: energy_fn(zz, jnp.asarray(hyper.sigma), problem, hyper,
                                                                 params)))(z)
 
     def warm_start(problem: Problem, hyper: LangevinHyper, params: Any) -> Array:
         """``init_steps`` Adam steps on ``U`` from ``z = 0``: the chains' common starting point."""
         opt = optax.adam(hyper.init_lr)
-        bh = BayesHyper(hyper.sigma, 0.0, hyper.prior_weight, hyper.pixel_weight, hyper.init_std)
-        grad_u = jax.grad(lambda zz: energy_fn(zz, jnp.asarray(hyper.sigma), problem, bh, params))
+        grad_u = jax.grad(lambda zz: energy_fn(zz, jnp.asarray(hyper.sigma), problem, hyper, params))
 
         def body(_: Any, carry: tuple[Array, Any]) -> tuple[Array, Any]:
             z, opt_state = carry
@@ -124,6 +128,11 @@ def langevin_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...
         t = state.t + 1
         keep = (t > burn_in) & ((t - burn_in) % thin == 0)
         x = jax.vmap(generate, (None, 0))(params, z)
+        if model_error:  # each chain's image gains a draw of the residual e | y, z
+            key, k_res = jax.random.split(key)
+            r = problem.y - jax.vmap(problem.op.mv)(x)
+            x = x + jax.vmap(lambda k, rr: sample_residual(k, problem.op, rr, jnp.asarray(hyper.sigma),
+                                                           hyper.model_error))(jax.random.split(k_res, num_chains), r)
         sum_x = state.sum_x + jnp.where(keep, jnp.sum(x, 0), 0.0)
         sum_x2 = state.sum_x2 + jnp.where(keep, jnp.sum(x**2, 0), 0.0)
         n_kept = state.n_kept + jnp.where(keep, num_chains, 0)
@@ -147,17 +156,18 @@ def langevin(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | Arra
              prior_weight: float | Array = 1.0, pixel_weight: float | Array = 0.0, init_std: float | Array = 1.0,
              image_prior: bool = False, op_batched: bool = False, history: bool = False, mesh: Any = None,
              batch_size: int | None = None, progress: bool = False, init_steps: int = 0,
-             init_lr: float | Array = 0.05) -> Result:
+             init_lr: float | Array = 0.05, model_error: float | Array = 0.0) -> Result:
     """Run ``num_chains`` Langevin chains per measurement. ``result.x`` is the posterior mean; see
     :func:`genprior_jax.solvers.posterior.langevin_summary` for the std, samples and acceptance rates.
-    ``init_steps > 0`` starts the chains from an approximate MAP point (module docstring; ``init_lr`` traced)."""
-    _check(prior, op, sigma, image_prior, "langevin")
+    ``init_steps > 0`` starts the chains from an approximate MAP point (module docstring; ``init_lr`` traced).
+    ``model_error`` (tau > 0): the image-space residual model of :mod:`.model_error`."""
+    _check(prior, op, sigma, image_prior, "langevin", model_error)
     if int(num_steps) <= int(burn_in):
         raise ValueError(f"langevin: expected num_steps > burn_in, got {num_steps} <= {burn_in}")
     solver = langevin_solver(prior.generate, tuple(prior.latent_shape), tuple(prior.image_shape), kernel,
                              int(num_chains), int(burn_in), int(thin), int(num_keep), image_prior,
-                             prior.log_prob if image_prior else None, int(init_steps))
-    hyper = LangevinHyper(sigma, step_size, decay, prior_weight, pixel_weight, init_std, init_lr)
+                             prior.log_prob if image_prior else None, int(init_steps), uses_model_error(model_error))
+    hyper = LangevinHyper(sigma, step_size, decay, prior_weight, pixel_weight, init_std, init_lr, model_error)
     return run(solver, key, y, op, hyper, prior.params, num_steps=num_steps, num_restarts=1,
                op_batched=op_batched, history=history,
                mesh=mesh, batch_size=batch_size, progress=progress)
