@@ -53,11 +53,25 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_error_arg(text: str) -> float | str:
+    """``--model-error``: ``auto`` or a number >= 0."""
+    if text == "auto":
+        return "auto"
+    try:
+        tau = float(text)
+    except ValueError:
+        raise SystemExit(f"--model-error: expected a number >= 0 or 'auto', got {text!r}") from None
+    if not tau >= 0:
+        raise SystemExit(f"--model-error: expected a number >= 0 or 'auto', got {text!r}")
+    return tau
+
+
 def _cmd_posterior(args: argparse.Namespace) -> int:
     from .demo import run_posterior_demo
 
     run_posterior_demo(out_dir=args.out, prior=args.prior, operator=args.operator, method=args.method,
-                       n_images=args.n, sigma=args.noise, seed=args.seed, steps=args.steps, num_draws=args.draws)
+                       n_images=args.n, sigma=args.noise, seed=args.seed, steps=args.steps, num_draws=args.draws,
+                       model_error=_model_error_arg(args.model_error))
     return 0
 
 
@@ -143,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     post.add_argument("--steps", type=int, default=1000)
     post.add_argument("--draws", type=int, default=16, help="posterior samples for the mean / std (VI)")
     post.add_argument("--seed", type=int, default=0)
+    post.add_argument("--model-error", default="0", metavar="TAU",
+                      help="std of the image-space residual x = G(z) + e the prior cannot represent: a number, or "
+                           "'auto' to estimate it from a MAP fit (widens the intervals to cover the truth); 0: none")
     post.set_defaults(func=_cmd_posterior)
 
     rec = sub.add_parser("reconstruct", help="reconstruct a set of images with any method and operator")

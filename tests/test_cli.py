@@ -52,15 +52,25 @@ def test_train_vae_one_epoch(tmp_path, capsys):
     assert sorted(os.listdir(tmp_path)) == ["vae"]
 
 
-@pytest.mark.parametrize("method", ["vi", "langevin"])
-def test_posterior_command(tmp_path, method):
+@pytest.mark.parametrize("method,model_error", [("vi", "0"), ("langevin", "0"), ("vi", "auto"), ("langevin", "0.1")])
+def test_posterior_command(tmp_path, method, model_error):
     out = tmp_path / "post"
     assert main(["posterior", "--out", str(out), "--n", "2", "--steps", "60", "--method", method,
-                 "--operator", "mask:missing=0.5"]) == 0
+                 "--operator", "mask:missing=0.5", "--model-error", model_error]) == 0
     assert (out / "posterior.png").stat().st_size > 1000
     with open(out / "metrics.json") as fh:
         m = json.load(fh)
     assert m["status_ok"] == 2 and m["config"]["method"] == method
+    assert 0.0 <= m["coverage_90"] <= 1.0
+    if model_error == "auto":
+        assert m["model_error_used"] > 0.0
+    else:
+        assert m["model_error_used"] == float(model_error)
+
+
+def test_posterior_bad_model_error(tmp_path):
+    with pytest.raises(SystemExit, match="expected a number >= 0 or 'auto', got 'lots'"):
+        main(["posterior", "--out", str(tmp_path), "--model-error", "lots"])
 
 
 def test_posterior_bad_operator(tmp_path):
