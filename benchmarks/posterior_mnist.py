@@ -174,8 +174,11 @@ def main() -> None:
                 mean, std = np.asarray(samples).mean(1), np.asarray(samples).std(1)
                 grid.update({f"{method} mean": mean[:8], f"{method} std x4": np.clip(4 * std[:8], 0, 1),
                              f"{method} |err|": np.abs(mean[:8] - x[:8]), f"{method} sample": np.asarray(samples[:8, 0])})
+            # one grid per (prior, task, set of methods run): a --merge run does not overwrite earlier pictures
+            suffix = "" if args.methods == ["vi", "langevin"] else "_" + "_".join(args.methods).replace("+", "-")
+            row["grids"] = [f"{prefix}_{prior_name}_{task}{suffix}.png"]
             results[prior_name][task] = row
-            save_grid(grid, os.path.join(RESULTS, f"{prefix}_{prior_name}_{task}.png"),
+            save_grid(grid, os.path.join(RESULTS, row["grids"][0]),
                       title=f"{prior_name}, {task}: MAP; per method posterior mean, std (x4), |error|, one sample")
     total = time.perf_counter() - t_start
     info = machine_info()
@@ -185,7 +188,9 @@ def main() -> None:
         runs = old.get("runs", [])
         for p, per in old["results"].items():  # merge per (prior, task, method): a new run's rows win
             for task, row in per.items():
-                results.setdefault(p, {})[task] = {**row, **results.get(p, {}).get(task, {})}
+                new = results.get(p, {}).get(task, {})
+                grids = list(dict.fromkeys(row.get("grids", [f"{prefix}_{p}_{task}.png"]) + new.get("grids", [])))
+                results.setdefault(p, {})[task] = {**row, **new, "grids": grids}
     else:
         runs = []
     runs.append({"command": command, "machine": info, "args": vars(args), "seconds": total})
@@ -227,7 +232,9 @@ def write_report(prefix: str, results: dict[str, Any], runs: list[dict[str, Any]
                 lines.append(f"| {prior_name} | {task} | {method} | {tau} | {r['n']} | {row['psnr_map']:.2f} | "
                              f"{r['psnr_mean']:.2f} | {r['spearman_all']:.3f} | {r['spearman_fg']:.3f} | "
                              f"{r['coverage_90']:.3f} | {cov_fg} | {r['mean_std']:.4f} | {acc} | {r['seconds']:.0f} |")
-    lines += ["", "Grids: " + ", ".join(f"[{p} {t}]({prefix}_{p}_{t}.png)" for p in results for t in results[p]), ""]
+    grids = [(p, t, g) for p in results for t in results[p]
+             for g in results[p][t].get("grids", [f"{prefix}_{p}_{t}.png"])]
+    lines += ["", "Grids: " + ", ".join(f"[{g[len(prefix) + 1:-4]}]({g})" for _, _, g in grids), ""]
     text = "\n".join(lines)
     write_text(f"{prefix}.md", text)
     return text
