@@ -101,6 +101,8 @@ def main() -> None:
                     help="MALA step size")
     ap.add_argument("--langevin-init-steps", type=int, nargs=2, default=[0, 100], metavar=("VAE", "FLOW"),
                     help="Adam steps toward the MAP before the chains start (0: chains start at z = 0)")
+    ap.add_argument("--adapt", action="store_true",
+                    help="MALA: tune the step during burn-in toward acceptance 0.574 (from --langevin-step)")
     ap.add_argument("--merge", action="store_true",
                     help="keep an earlier run's rows for the priors / tasks / methods this run does not redo")
     ap.add_argument("--quick", action="store_true")
@@ -163,10 +165,11 @@ def main() -> None:
                     res = langevin(prior, k_solve, y, op, sigma=SIGMA, num_steps=lsteps, burn_in=burn,
                                    num_chains=lchains, thin=max(1, (lsteps - burn) // 16), num_keep=16,
                                    step_size=lstep, kernel="mala", init_std=0.0, op_batched=batched,
-                                   init_steps=linit, init_lr=lr, model_error=me)
+                                   init_steps=linit, init_lr=lr, model_error=me, adapt=args.adapt)
                     _, _, samples, acc = langevin_summary(res)
                     samples = jnp.clip(samples, 0, 1)
                     extra = {"chains": lchains, "steps": lsteps, "burn_in": burn, "step_size": lstep, "init_steps": linit,
+                             "adapt": args.adapt, "adapted_step": float(np.mean(np.asarray(res.state.step_size))),
                              "acceptance": float(np.mean(np.asarray(acc)))}
                 row[method] = {**calibration(x, np.asarray(samples)), **extra,
                                "nonfinite": int((np.asarray(res.status) != 0).sum()),
@@ -208,7 +211,7 @@ def write_report(prefix: str, results: dict[str, Any], runs: list[dict[str, Any]
     lines += ["", f"Held-out test digits, noise std {SIGMA} (known). MAP: Adam on the latent. VI: mean-field Gaussian, "
               "Adam with cosine decay, K reparametrized samples per step, then the draws below. Langevin: MALA chains "
               "started at z = 0, or after `init_steps` Adam steps toward the MAP (the row's JSON says which; "
-              "`--langevin-init-steps`), the second half of the steps kept (16 states per chain). Statistics from draws "
+              "`--langevin-init-steps`), the second half of the steps kept (16 states per chain); MALA acceptance over all steps, and with `--adapt` the step h reached by the burn-in adaptation (toward acceptance 0.574). Statistics from draws "
               "clipped to [0, 1]. '+me' methods: the image is G(z) + e with e ~ N(0, tau^2 I) marginalized in the "
               "likelihood and drawn in the samples, tau estimated per task from the MAP residuals (no ground truth; "
               "column tau). Spearman: per image between per-pixel std and |posterior mean - truth|, averaged; "
@@ -227,6 +230,7 @@ def write_report(prefix: str, results: dict[str, Any], runs: list[dict[str, Any]
                     continue
                 r = row[method]
                 acc = f"{r['acceptance']:.2f}" if "acceptance" in r else ""
+                acc += f" (h {r['adapted_step']:.1e})" if r.get("adapt") else ""
                 tau = f"{row['tau']:.3f}" if method.endswith("+me") else "0"
                 cov_fg = f"{r['coverage_90_fg']:.3f}" if "coverage_90_fg" in r else ""
                 lines.append(f"| {prior_name} | {task} | {method} | {tau} | {r['n']} | {row['psnr_map']:.2f} | "

@@ -110,7 +110,8 @@ def run_posterior_demo(out_dir: str = "posterior_out", prior: str = "vae-mnist",
     if method == "vi":
         kwargs.update(learning_rate=0.02, num_samples=4)
     elif method == "langevin":
-        kwargs.update(burn_in=steps // 2, thin=max(steps // 40, 1), num_keep=4, step_size=2e-4, init_std=0.0)
+        kwargs.update(burn_in=steps // 2, thin=max(steps // 40, 1), num_keep=4, step_size=2e-4, init_std=0.0,
+                      adapt=True)
     else:
         raise ValueError(f"posterior demo: expected method 'vi' or 'langevin', got {method!r}")
     say(f"posterior sampling ({method}) for {n_images} digits, operator {operator}, noise std {sigma} ...")

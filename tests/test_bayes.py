@@ -114,6 +114,34 @@ def test_langevin_matches_the_posterior(model, kernel):
         assert 0.5 < float(acc.mean()) <= 1.0
 
 
+def test_langevin_step_adaptation(model):
+    """A step 1000x too small (acceptance ~1) is tuned during burn-in toward the target acceptance, then frozen;
+    the kept states still sample the posterior."""
+    prior, op, y, mean, cov, _ = model
+    chains, keep, burn = 200, 3, 400
+    kw = dict(sigma=SIGMA, step_size=1e-5, num_steps=burn + 300, num_chains=chains, burn_in=burn, thin=100,
+              num_keep=keep, init_std=1.0)
+    fixed = langevin(prior, jax.random.key(8), y, op, **kw)
+    res = langevin(prior, jax.random.key(8), y, op, adapt=True, target_accept=0.6, **kw)
+    assert int(res.status) == Status.OK
+    h = float(res.state.step_size)
+    assert float(fixed.state.step_size) == pytest.approx(1e-5) and h > 1e-3
+    # the acceptance of the frozen kernel after burn-in: rerun it with the adapted step and no adaptation
+    after = langevin(prior, jax.random.key(9), y, op, **{**kw, "step_size": h, "burn_in": 1, "num_steps": 200})
+    assert 0.4 < float(langevin_summary(after)[3].mean()) < 0.8
+    _, _, samples, _ = langevin_summary(res)
+    W, b = np.asarray(prior.params["W"], np.float64), np.asarray(prior.params["b"], np.float64)
+    z = np.linalg.lstsq(W, (np.asarray(samples, np.float64).reshape(-1, 16) - b).T, rcond=None)[0].T
+    sd = np.sqrt(np.diag(cov))
+    assert np.all(np.abs(z.mean(0) - mean) < 4 * sd / np.sqrt(len(z))), (z.mean(0), mean)
+    tol = 4 * np.sqrt((np.outer(np.diag(cov), np.diag(cov)) + cov**2) / len(z))
+    assert np.all(np.abs(np.cov(z.T) - cov) < tol)
+    with pytest.raises(ValueError, match="expected kernel 'mala', got 'ula'"):
+        langevin(prior, jax.random.key(0), y, op, kernel="ula", adapt=True)
+    with pytest.raises(ValueError, match="0 < target_accept < 1, got 1.5"):
+        langevin(prior, jax.random.key(0), y, op, adapt=True, target_accept=1.5)
+
+
 def test_no_recompilation_across_noise_and_weights(model):
     prior, op, y, _, _, _ = model
     map_estimate(prior, jax.random.key(0), y, op, sigma=0.3, num_steps=10)

@@ -15,6 +15,13 @@ Warm start (``init_steps > 0``): before sampling, ``init_steps`` Adam steps (rat
 noise. Chains started at ``z = 0`` in a high-dimensional latent (a flow's, 784-d for MNIST) otherwise spend their
 whole budget near the prior mean. The warm-up steps are not counted in ``num_steps``.
 
+Step-size adaptation (``adapt=True``, MALA only): during burn-in the step follows a Robbins-Monro recursion on
+its logarithm, ``log h <- log h + (1 + t)^(-0.6) (mean_chains alpha - target_accept)`` with ``alpha`` the
+Metropolis-Hastings acceptance probability, so a step that was chosen too small (acceptance ~1, chains that
+barely move) or too large grows or shrinks toward ``target_accept`` (traced, 0.574 by default, the optimum for
+MALA in high dimension). From the end of burn-in the step is frozen, so the kept states are those of a fixed
+MALA kernel. ``state.step_size`` holds the step reached.
+
 Model error (``model_error = tau``, traced; :mod:`.model_error`): the chains target the latent posterior with
 the residual ``e`` marginalized, and every kept state contributes ``G(z) + e`` with ``e`` an exact draw of
 ``e | y, z``. A diverging ULA chain makes the objective non-finite, which the
@@ -52,6 +59,7 @@ class LangevinHyper(NamedTuple):
     init_std: Array | float = 1.0
     init_lr: Array | float = 0.05  # Adam rate of the warm start (init_steps > 0)
     model_error: Array | float = 0.0  # tau, the std of the image-space residual x - G(z)
+    target_accept: Array | float = 0.574  # acceptance rate the burn-in adaptation aims at (adapt=True)
 
 
 class LangevinState(NamedTuple):
@@ -65,15 +73,19 @@ class LangevinState(NamedTuple):
     sum_x2: Array
     n_kept: Array
     samples: Array  # (num_keep, chains, *image_shape), a ring buffer of the last kept states
+    step_size: Array  # the base step (adapted during burn-in when adapt=True)
 
 
 @functools.lru_cache(maxsize=None)
 def langevin_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...], image_shape: tuple[int, ...],
                     kernel: str = "mala", num_chains: int = 4, burn_in: int = 500, thin: int = 10,
                     num_keep: int = 8, image_prior: bool = False, log_prob: Callable[..., Array] | None = None,
-                    init_steps: int = 0, model_error: bool = False) -> Solver:
+                    init_steps: int = 0, model_error: bool = False, adapt: bool = False) -> Solver:
     if kernel not in KERNELS:
         raise ValueError(f"unknown Langevin kernel {kernel!r}; expected one of {KERNELS}")
+    if adapt and kernel != "mala":
+        raise ValueError(f"langevin: adapt=True tunes the step to a Metropolis acceptance rate; expected kernel "
+                         f"'mala', got {kernel!r}")
     if num_chains < 1 or thin < 1 or num_keep < 1 or burn_in < 0 or init_steps < 0:
         raise ValueError(f"langevin: expected num_chains, thin, num_keep >= 1 and burn_in, init_steps >= 0, got "
                          f"{num_chains}, {thin}, {num_keep}, {burn_in}, {init_steps}")
@@ -104,11 +116,12 @@ def langevin_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...
         u, g = energy_and_grad(z, problem, hyper, params)
         zeros = jnp.zeros(image_shape, jnp.float32)
         return LangevinState(z, u, g, k_run, jnp.int32(0), jnp.zeros(num_chains), zeros, zeros, jnp.float32(0),
-                             jnp.zeros((num_keep, num_chains, *image_shape), jnp.float32))
+                             jnp.zeros((num_keep, num_chains, *image_shape), jnp.float32),
+                             jnp.asarray(hyper.step_size, jnp.float32))
 
     def step(state: LangevinState, problem: Problem, hyper: LangevinHyper, params: Any) -> tuple[LangevinState, Array]:
         key, k_noise, k_acc = jax.random.split(state.key, 3)
-        eps = hyper.step_size * (1.0 + state.t.astype(jnp.float32)) ** (-hyper.decay)
+        eps = state.step_size * (1.0 + state.t.astype(jnp.float32)) ** (-hyper.decay)
         noise = jax.random.normal(k_noise, state.z.shape)
         prop = state.z - eps * state.grad + jnp.sqrt(2 * eps) * noise
         u_new, g_new = energy_and_grad(prop, problem, hyper, params)
@@ -123,6 +136,12 @@ def langevin_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...
             log_alpha = -u_new + state.energy + log_q(state.z, prop, g_new) - log_q(prop, state.z, state.grad)
             log_alpha = jnp.where(jnp.isfinite(log_alpha), log_alpha, -jnp.inf)
             accept = jnp.log(jax.random.uniform(k_acc, (num_chains,))) < log_alpha
+        step_size = state.step_size
+        if adapt:  # Robbins-Monro on log h during burn-in, frozen afterwards
+            alpha = jnp.mean(jnp.exp(jnp.minimum(log_alpha, 0.0)))
+            rate = (1.0 + state.t.astype(jnp.float32)) ** -0.6
+            step_size = jnp.where(state.t < burn_in, step_size * jnp.exp(rate * (alpha - hyper.target_accept)),
+                                  step_size)
         sel = lambda a, b: jnp.where(accept.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)  # noqa: E731
         z, u, g = sel(prop, state.z), jnp.where(accept, u_new, state.energy), sel(g_new, state.grad)
         t = state.t + 1
@@ -138,7 +157,7 @@ def langevin_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...
         n_kept = state.n_kept + jnp.where(keep, num_chains, 0)
         slot = ((t - burn_in) // thin) % num_keep
         samples = jnp.where(keep, state.samples.at[slot].set(x), state.samples)
-        new = LangevinState(z, u, g, key, t, state.accepted + accept, sum_x, sum_x2, n_kept, samples)
+        new = LangevinState(z, u, g, key, t, state.accepted + accept, sum_x, sum_x2, n_kept, samples, step_size)
         return new, jnp.mean(u)
 
     def objective(state: LangevinState, problem: Problem, hyper: LangevinHyper, params: Any) -> Array:
@@ -156,18 +175,27 @@ def langevin(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | Arra
              prior_weight: float | Array = 1.0, pixel_weight: float | Array = 0.0, init_std: float | Array = 1.0,
              image_prior: bool = False, op_batched: bool = False, history: bool = False, mesh: Any = None,
              batch_size: int | None = None, progress: bool = False, init_steps: int = 0,
-             init_lr: float | Array = 0.05, model_error: float | Array = 0.0) -> Result:
+             init_lr: float | Array = 0.05, model_error: float | Array = 0.0, adapt: bool = False,
+             target_accept: float | Array = 0.574) -> Result:
     """Run ``num_chains`` Langevin chains per measurement. ``result.x`` is the posterior mean; see
     :func:`genprior_jax.solvers.posterior.langevin_summary` for the std, samples and acceptance rates.
     ``init_steps > 0`` starts the chains from an approximate MAP point (module docstring; ``init_lr`` traced).
-    ``model_error`` (tau > 0): the image-space residual model of :mod:`.model_error`."""
+    ``model_error`` (tau > 0): the image-space residual model of :mod:`.model_error`. ``adapt=True`` (MALA):
+    the step is tuned during burn-in toward ``target_accept`` (traced); ``result.state.step_size`` is the step
+    reached."""
     _check(prior, op, sigma, image_prior, "langevin", model_error)
     if int(num_steps) <= int(burn_in):
         raise ValueError(f"langevin: expected num_steps > burn_in, got {num_steps} <= {burn_in}")
+    if isinstance(target_accept, (int, float)) and not 0 < target_accept < 1:
+        raise ValueError(f"langevin: expected 0 < target_accept < 1, got {target_accept}")
+    if adapt and int(burn_in) < 1:
+        raise ValueError("langevin: adapt=True tunes the step during burn-in; expected burn_in >= 1, got 0")
     solver = langevin_solver(prior.generate, tuple(prior.latent_shape), tuple(prior.image_shape), kernel,
                              int(num_chains), int(burn_in), int(thin), int(num_keep), image_prior,
-                             prior.log_prob if image_prior else None, int(init_steps), uses_model_error(model_error))
-    hyper = LangevinHyper(sigma, step_size, decay, prior_weight, pixel_weight, init_std, init_lr, model_error)
+                             prior.log_prob if image_prior else None, int(init_steps), uses_model_error(model_error),
+                             bool(adapt))
+    hyper = LangevinHyper(sigma, step_size, decay, prior_weight, pixel_weight, init_std, init_lr, model_error,
+                          target_accept)
     return run(solver, key, y, op, hyper, prior.params, num_steps=num_steps, num_restarts=1,
                op_batched=op_batched, history=history,
                mesh=mesh, batch_size=batch_size, progress=progress)
