@@ -121,6 +121,13 @@ def test_vi_with_model_error_matches_the_mean_field_optimum(model):
     assert samples.shape == (8, *SHAPE)
     gen = jax.vmap(lambda z: linear_generate(prior.params, z))(jnp.asarray(mu)[None])[0]
     assert float(jnp.abs(samples - gen).max()) > 0.05  # the residual draws are in the samples
+    # the mean is Rao-Blackwellized: with s -> 0 every z_k = mu and it is G(mu) + E[e | y, mu] exactly, whatever
+    # the e draws (their own average is off by ~ tau / sqrt(8))
+    sharp = res._replace(state=res.state._replace(log_s=jnp.full_like(res.state.log_s, -30.0)))
+    s2, m2, _ = sample_q(prior, sharp, jax.random.key(7), 8, y=y, op=op, sigma=SIGMA, model_error=TAU)
+    exact = gen + residual_mean(op, y - op.mv(gen), SIGMA, TAU)
+    np.testing.assert_allclose(np.asarray(m2), np.asarray(exact), atol=1e-5)
+    assert float(jnp.abs(s2.mean(0) - exact).max()) > 0.02
     with pytest.raises(ValueError, match="needs the measurements y"):
         sample_q(prior, res, jax.random.key(6), 8, model_error=TAU)
 

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from ..priors.base import Prior
 from .bayes import map_estimate, uses_model_error, variational
 from .langevin import langevin
-from .model_error import estimate_model_error, sample_residual
+from .model_error import estimate_model_error, residual_mean, sample_residual
 from .runner import Result
 
 Array = jax.Array
@@ -49,7 +49,8 @@ def sample_q(prior: Prior, result: Result, key: Array, num_samples: int, *, y: A
 
     With ``model_error`` (tau) other than 0, each draw is ``G(z) + e`` with ``e`` drawn from ``e | y, z``, which
     needs the measurements ``y`` (as passed to :func:`variational`), ``op`` (batched if ``op_batched``) and
-    ``sigma``."""
+    ``sigma``; the returned mean is then the average of ``G(z_k) + E[e | y, z_k]`` (the residual's conditional
+    mean rather than its draws: the same expectation without their noise), the std that of the draws."""
     if int(num_samples) < 1:
         raise ValueError(f"expected num_samples (K) >= 1, got {num_samples}")
     mu, s = result.state.mu, jnp.exp(result.state.log_s)
@@ -68,13 +69,19 @@ def sample_q(prior: Prior, result: Result, key: Array, num_samples: int, *, y: A
         if yb.shape[0] != samples.shape[0]:
             raise ValueError(f"sample_q: expected {samples.shape[0]} measurements, got y of shape {jnp.shape(y)}")
 
-        def one(k: Array, o: Any, yy: Array, xs: Array) -> Array:
+        def one(k: Array, o: Any, yy: Array, xs: Array) -> tuple[Array, Array]:
             keys = jax.random.split(k, xs.shape[0])
-            return xs + jax.vmap(lambda kk, xx: sample_residual(kk, o, yy - o.mv(xx), sigma, model_error))(keys, xs)
+            draw = jax.vmap(lambda kk, xx: sample_residual(kk, o, yy - o.mv(xx), sigma, model_error))(keys, xs)
+            cond_mean = jax.vmap(lambda xx: residual_mean(o, yy - o.mv(xx), sigma, model_error))(xs)
+            return xs + draw, jnp.mean(xs + cond_mean, 0)
 
-        samples = jax.jit(jax.vmap(one, (0, 0 if op_batched else None, 0, 0)))(
+        # the mean averages G(z_k) + E[e | y, z_k] (Rao-Blackwellized: no 1/sqrt(K) noise from the e draws);
+        # the std is that of the draws, e included
+        samples, mean = jax.jit(jax.vmap(one, (0, 0 if op_batched else None, 0, 0)))(
             jax.random.split(k_e, samples.shape[0]), op, yb, samples)
-    mean, std = samples.mean(1), samples.std(1)
+    else:
+        mean = samples.mean(1)
+    std = samples.std(1)
     return (samples, mean, std) if batched else (samples[0], mean[0], std[0])
 
 
