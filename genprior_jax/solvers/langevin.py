@@ -24,8 +24,10 @@ MALA kernel. ``state.step_size`` holds the step reached.
 
 Model error (``model_error = tau``, traced; :mod:`.model_error`): the chains target the latent posterior with
 the residual ``e`` marginalized, and every kept state contributes ``G(z) + e`` with ``e`` an exact draw of
-``e | y, z``. A diverging ULA chain makes the objective non-finite, which the
-runner reports per measurement as ``Status.NONFINITE``.
+``e | y, z``.
+
+A diverging ULA chain makes the objective non-finite, which the runner reports per measurement as
+``Status.NONFINITE``.
 
 Written here rather than taken from blackjax: the kernel is a dozen lines, it must carry the running
 summaries inside the runner's scan state, and it keeps blackjax out of the dependencies.
