@@ -16,6 +16,7 @@ point estimate (MAP image, or posterior mean), the per-pixel posterior std and `
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -69,20 +70,31 @@ def sample_q(prior: Prior, result: Result, key: Array, num_samples: int, *, y: A
         if yb.shape[0] != samples.shape[0]:
             raise ValueError(f"sample_q: expected {samples.shape[0]} measurements, got y of shape {jnp.shape(y)}")
 
-        def one(k: Array, o: Any, yy: Array, xs: Array) -> tuple[Array, Array]:
-            keys = jax.random.split(k, xs.shape[0])
-            draw = jax.vmap(lambda kk, xx: sample_residual(kk, o, yy - o.mv(xx), sigma, model_error))(keys, xs)
-            cond_mean = jax.vmap(lambda xx: residual_mean(o, yy - o.mv(xx), sigma, model_error))(xs)
-            return xs + draw, jnp.mean(xs + cond_mean, 0)
-
-        # the mean averages G(z_k) + E[e | y, z_k] (Rao-Blackwellized: no 1/sqrt(K) noise from the e draws);
-        # the std is that of the draws, e included
-        samples, mean = jax.jit(jax.vmap(one, (0, 0 if op_batched else None, 0, 0)))(
-            jax.random.split(k_e, samples.shape[0]), op, yb, samples)
+        samples, mean = _add_residuals(jax.random.split(k_e, samples.shape[0]), op, yb, samples,
+                                       jnp.asarray(sigma, jnp.float32), jnp.asarray(model_error, jnp.float32),
+                                       op_batched=op_batched)
     else:
         mean = samples.mean(1)
     std = samples.std(1)
     return (samples, mean, std) if batched else (samples[0], mean[0], std[0])
+
+
+@functools.partial(jax.jit, static_argnames="op_batched")
+def _add_residuals(keys: Array, op: Any, y: Array, xs: Array, sigma: Array, tau: Array, *,
+                   op_batched: bool) -> tuple[Array, Array]:
+    """Per measurement ``b``: ``xs[b, k] + e_bk`` with ``e_bk`` drawn from ``e | y_b, z_k``, and the
+    Rao-Blackwellized mean ``mean_k (xs[b, k] + E[e | y_b, z_k])`` (no 1/sqrt(K) noise from the draws).
+    One compiled program per shapes and operator type: ``sigma`` and ``tau`` are traced."""
+
+    def one(k: Array, o: Any, yy: Array, x: Array) -> tuple[Array, Array]:
+        def each(kk: Array, xx: Array) -> tuple[Array, Array]:
+            r = yy - o.mv(xx)
+            return xx + sample_residual(kk, o, r, sigma, tau), xx + residual_mean(o, r, sigma, tau)
+
+        draws, cond_means = jax.vmap(each)(jax.random.split(k, x.shape[0]), x)
+        return draws, jnp.mean(cond_means, 0)
+
+    return jax.vmap(one, (0, 0 if op_batched else None, 0, 0))(keys, op, y, xs)
 
 
 def langevin_summary(result: Result) -> tuple[Array, Array, Array, Array]:
