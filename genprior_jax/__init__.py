@@ -14,7 +14,7 @@ Quick start::
     print(gp.metrics.mse(x, res.x).mean())
 """
 
-from . import adversarial, flows, metrics, operators, priors, solvers, transforms
+from . import adversarial, metrics, operators, priors, solvers, transforms
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import Dataset, DatasetUnavailableError, load_mnist, load_tfds
 from .metrics import mse, psnr, ssim
@@ -26,7 +26,7 @@ from .solvers import (Reconstruction, Result, Solver, Status, analysis, asim, bm
 __version__ = "0.1.0"
 
 __all__ = [
-    "adversarial", "analysis", "asim", "bm3d_denoise", "dip", "tv", "transforms", "flows", "Dataset", "Reconstruction", "langevin", "map_estimate", "reconstruct",
+    "adversarial", "analysis", "asim", "bm3d_denoise", "dip", "tv", "transforms", "Dataset", "Reconstruction", "langevin", "map_estimate", "reconstruct",
     "variational", "DatasetUnavailableError", "Prior", "Result", "Solver", "Status", "available_priors",
     "check_adjoint", "csgm", "lasso", "load_checkpoint", "load_mnist", "load_prior", "load_tfds", "measure",
     "metrics", "mse", "noise_std_for_norm", "operators", "priors", "psnr", "run", "save_checkpoint", "solvers",

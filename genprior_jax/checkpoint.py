@@ -97,3 +97,10 @@ def load_checkpoint(path: str) -> tuple[Any, dict[str, Any]]:
         )
     params = flax.serialization.msgpack_restore(blob)
     return params, record
+
+
+def flax_restore(target: Any, state: Any) -> Any:
+    """Restore a msgpack state dict into the structure of ``target`` (NamedTuples, optax states)."""
+    import flax.serialization
+
+    return flax.serialization.from_state_dict(target, state)

@@ -30,8 +30,8 @@ y = jax.vmap(measure, (0, None, 0, None))(jax.random.split(k_noise, n), op, x, 0
 # The flow's log-likelihood of the test digits, in bits per dimension (the training objective):
 
 # %%
-log_p = gp.flows.batch_log_prob(flow.params, flow.config, x)
-print("bits/dim of these digits:", np.round(np.asarray(gp.flows.bits_per_dim(log_p, 28 * 28)), 3))
+log_p = gp.priors.batch_log_prob(flow.params, flow.config, x)
+print("bits/dim of these digits:", np.round(np.asarray(gp.priors.bits_per_dim(log_p, 28 * 28)), 3))
 
 # %%
 synthesis = gp.asim(flow, k_syn, y, op, gamma=0.0, num_steps=steps)  # L-BFGS from z0 = 0 (GlowIP)

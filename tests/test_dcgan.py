@@ -10,7 +10,7 @@ import pytest
 
 import genprior_jax as gp
 from genprior_jax.cli import main
-from genprior_jax.flows.layers import unsqueeze
+from genprior_jax.transforms import unsqueeze
 from genprior_jax.operators import GaussianCS, measure
 from genprior_jax.priors.dcgan import (CONFIGS, Upsample, check_config, dcgan_functions, dcgan_modules, dcgan_prior,
                                        init_dcgan)

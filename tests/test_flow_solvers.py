@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import genprior_jax as gp
-from genprior_jax.flows import flow_prior, init_flow
+from genprior_jax.priors import flow_prior, init_flow
 from genprior_jax.operators import BoxMask, Downsample, GaussianCS, Identity, RandomMask
 from genprior_jax.solvers import Problem, Status, analysis, asim, backproject, backproject_batch, csgm, trace_count
 

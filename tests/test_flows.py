@@ -8,8 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from genprior_jax.flows import (CONFIGS, ActNorm, AffineCoupling, InvConv1x1, Reverse, check_config,
-                                flow_functions, flow_prior, init_flow, squeeze, unsqueeze)
+from genprior_jax.priors import ActNorm, AffineCoupling, InvConv1x1, Reverse, flow_functions, flow_prior, init_flow
+from genprior_jax.priors.flow import CONFIGS, check_config
+from genprior_jax.transforms import squeeze, unsqueeze
 
 SMALL = {"image_shape": (4, 4, 1), "levels": 2, "steps": 2, "hidden": 8}
 

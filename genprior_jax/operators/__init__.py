@@ -6,6 +6,7 @@ from .blur import Blur, Downsample, gaussian_kernel, uniform_kernel
 from .fourier import SubsampledFourier, as_complex, as_real, line_mask, variable_density_mask
 from .masks import BoxMask, RandomMask
 from .noise import GaussianNoise, measure, noise_std_for_norm
+from .numerics import frobenius_sq, operator_norm_sq, pinv
 from .nonlinear import FunctionMeasurement, OneBit, PhaseRetrieval
 from .radon import Radon, fbp, ramp_filter
 from .registry import EXAMPLES, OPERATORS, make_operator, parse_spec
@@ -16,6 +17,6 @@ __all__ = [
     "Adjoint", "Blur", "BoxMask", "Composed", "Downsample", "EXAMPLES", "FunctionMeasurement", "GaussianCS",
     "GaussianNoise", "Identity", "LinearOperator", "OPERATORS", "OneBit", "Operator", "PhaseRetrieval", "Radon",
     "RandomMask", "StructuredCS", "SubsampledFourier", "as_complex", "as_real", "check_adjoint", "fbp",
-    "gaussian_kernel", "line_mask", "make_operator", "measure", "noise_std_for_norm", "parse_spec", "ramp_filter",
+    "gaussian_kernel", "line_mask", "make_operator", "measure", "noise_std_for_norm", "parse_spec", "ramp_filter", "frobenius_sq", "operator_norm_sq", "pinv",
     "uniform_kernel", "variable_density_mask",
 ]

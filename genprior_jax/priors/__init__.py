@@ -1,8 +1,13 @@
-"""Generative priors: the :class:`Prior` protocol, models, and loading by name."""
+"""Generative priors: the :class:`Prior` protocol, every model kind (VAE, DCGAN, RealNVP / Glow flows, untrained
+generators), and loading by name."""
 
 from .base import Prior
 from .dcgan import CONFIGS as DCGAN_CONFIGS
 from .dcgan import dcgan_functions, dcgan_modules, dcgan_prior, init_dcgan
+from .flow import CONFIGS as FLOW_CONFIGS
+from .flow import (KINDS as FLOW_KINDS, MultiScaleFlow, batch_log_prob, bits_per_dim, flow_functions, flow_prior, init_flow,
+                   latent_part_shapes)
+from .flow_layers import ActNorm, AffineCoupling, InvConv1x1, Reverse
 from .registry import available_priors, load_prior
 from .untrained import (CONV_IMPLS, GENERATORS, UntrainedGenerator, WeightPrior, fit_weight_prior, layer_means,
                         untrained_generator, weight_penalty)
@@ -11,4 +16,6 @@ from .vae import elbo, init_vae, vae_functions, vae_prior
 __all__ = ["DCGAN_CONFIGS", "Prior", "available_priors", "dcgan_functions", "dcgan_modules", "dcgan_prior", "elbo",
            "init_dcgan", "init_vae", "load_prior", "vae_functions", "vae_prior", "CONV_IMPLS", "GENERATORS",
            "UntrainedGenerator", "WeightPrior", "fit_weight_prior", "layer_means", "untrained_generator",
-           "weight_penalty"]
+           "weight_penalty", "FLOW_CONFIGS", "FLOW_KINDS", "MultiScaleFlow", "batch_log_prob", "bits_per_dim",
+           "flow_functions", "flow_prior", "init_flow", "latent_part_shapes", "ActNorm", "AffineCoupling",
+           "InvConv1x1", "Reverse"]

@@ -11,7 +11,7 @@ a real image)::
     2x - 1 -> [Conv 4x4 stride 2 -> LeakyReLU(0.2)] x n -> flatten -> Dense(1)
 
 Up-sampling (static config ``upsample``): ``"pixel_shuffle"`` (default), a 3x3 convolution to ``4 c`` channels
-at the low resolution followed by depth-to-space (:func:`~genprior_jax.flows.layers.unsqueeze`), its kernel
+at the low resolution followed by depth-to-space (:func:`~genprior_jax.transforms.layout.unsqueeze`), its kernel
 initialised ICNR-style (the four sub-pixel kernels equal, so a fresh layer is a nearest up-sampling and has no
 checkerboard); ``"resize"``, nearest-neighbour resize then a 3x3 convolution; ``"transpose"``, the classic
 4x4 stride-2 transposed convolution. All three compute the same kind of map (pixel shuffle and resize + conv
@@ -40,7 +40,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ..flows.layers import unsqueeze
+from ..transforms.layout import unsqueeze
 from .base import Array, Params, Prior
 
 UPSAMPLES = ("pixel_shuffle", "resize", "transpose")

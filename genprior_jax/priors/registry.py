@@ -8,6 +8,7 @@ from typing import Any, Callable
 from ..checkpoint import load_checkpoint
 from .base import Prior
 from .dcgan import dcgan_prior
+from .flow import flow_prior
 from .vae import vae_prior
 
 CHECKPOINT_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "checkpoints")
@@ -15,15 +16,9 @@ CHECKPOINT_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "check
 # kind recorded in config.json -> builder(params, config, name)
 BUILDERS: dict[str, Callable[[Any, dict[str, Any], str], Prior]] = {
     "vae": lambda params, config, name: vae_prior(params, config, name),
-    "flow": lambda params, config, name: _flow_prior(params, config, name),
+    "flow": lambda params, config, name: flow_prior(params, config, name),
     "dcgan": lambda params, config, name: dcgan_prior(params, config, name),
 }
-
-
-def _flow_prior(params: Any, config: dict[str, Any], name: str) -> Prior:
-    from ..flows.model import flow_prior
-
-    return flow_prior(params, config, name)
 
 
 def available_priors() -> list[str]:

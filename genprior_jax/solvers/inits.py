@@ -1,10 +1,8 @@
 """Back-projections of a measurement into image space, used to initialise solvers.
 
 - ``adjoint``: ``x0 = A^T y``.
-- ``pinv``: 50 conjugate-gradient iterations on the normal equations ``A^T A x = A^T y`` from ``x = 0``,
-  which stay in the range of ``A^T`` and so approach the minimum-norm least-squares solution ``A^+ y``
-  (the system is consistent even when noise puts ``y`` outside the range of ``A``; for ill-conditioned
-  blurs the iteration count acts as a regulariser).
+- ``pinv``: the minimum-norm least-squares solution ``A^+ y``, solved to a tolerance by
+  :func:`genprior_jax.operators.numerics.pinv` (conjugate gradients on the normal equations).
 
 Both are clipped to ``[0, 1]`` so that an encoder (a flow's inverse) sees an image-like input.
 """
@@ -13,8 +11,8 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.sparse.linalg import cg
 
+from ..operators.numerics import pinv
 from ..operators.validation import require_linear
 from .runner import Problem
 
@@ -31,7 +29,7 @@ def backproject(problem: Problem, mode: str) -> Array:
     if mode == "adjoint":
         x0 = op.rmv(y)
     elif mode == "pinv":
-        x0, _ = cg(lambda v: op.rmv(op.mv(v)), op.rmv(y), maxiter=50)
+        x0 = pinv(op, y)
     else:
         raise ValueError(f"unknown back-projection {mode!r}; expected one of {BACKPROJECTIONS}")
     return jnp.clip(x0, 0.0, 1.0)

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from ..operators.base import LinearOperator
+from ..operators.numerics import operator_norm_sq
 from ..operators.validation import require_linear
 from ..transforms import BASES, make_basis
 from ..transforms.wavelet import check_wavelet
@@ -46,18 +47,6 @@ class FistaState(NamedTuple):
     v_c: Array  # coefficients of the momentum point
     t: Array
     lipschitz: Array
-
-
-def operator_norm_sq(op: LinearOperator, key: Array, iters: int = 40) -> Array:
-    """Estimate ``||A||^2`` (largest eigenvalue of ``A^T A``) by power iteration from a random start."""
-    v = jax.random.normal(key, op.in_shape, jnp.float32)
-
-    def body(v: Array, _: None) -> tuple[Array, None]:
-        w = op.rmv(op.mv(v))
-        return w / (jnp.linalg.norm(w) + 1e-30), None
-
-    v, _ = jax.lax.scan(body, v / jnp.linalg.norm(v), None, length=iters)
-    return jnp.vdot(v, op.rmv(op.mv(v)))
 
 
 def _soft(u: Array, thresh: Array) -> Array:

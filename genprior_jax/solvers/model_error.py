@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..operators.base import LinearOperator, Operator
+from ..operators.numerics import frobenius_sq
 
 Array = jax.Array
 
@@ -74,17 +75,6 @@ def sample_residual(key: Array, op: LinearOperator, r: Array, sigma: Array | flo
     e0 = tau * jax.random.normal(k_e, op.in_shape, jnp.float32)
     n = sigma * jax.random.normal(k_n, op.out_shape, jnp.float32)
     return e0 + tau**2 * op.rmv(solve_cov(op, r - op.mv(e0) - op.observe(n), sigma, tau))
-
-
-def frobenius_sq(op: LinearOperator) -> Array:
-    """``||A||_F^2 = sum_i ||A e_i||^2`` over the pixel basis, exactly (``lax.map`` in chunks of 256)."""
-    size = int(np.prod(op.in_shape))
-
-    def column(i: Array) -> Array:
-        e = jnp.zeros(size, jnp.float32).at[i].set(1.0).reshape(op.in_shape)
-        return jnp.sum(op.mv(e) ** 2)
-
-    return jnp.sum(jax.lax.map(column, jnp.arange(size), batch_size=min(256, size)))
 
 
 def noise_entries(op: Operator) -> Array:

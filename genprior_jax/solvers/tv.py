@@ -35,10 +35,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..operators.base import LinearOperator
+from ..operators.numerics import operator_norm_sq
 from ..operators.validation import require_linear
 from ..transforms import Gradient, tv_norm
 from ..transforms.finite_diff import GRADIENT_NORM_SQ_BOUND
-from .lasso import operator_norm_sq
 from .runner import Problem, Result, Solver, run
 
 Array = jax.Array

@@ -36,10 +36,9 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import flax_restore, load_checkpoint, save_checkpoint
 from ..data import SPLIT_SEED, load_mnist
 from ..priors.dcgan import CONFIGS, check_config, dcgan_modules, dcgan_prior, init_dcgan
-from .flow import flax_restore
 
 
 def csgm_quality(prior: Any, n: int = 16, m: int = 100, steps: int = 500, restarts: int = 4, seed: int = 0,

@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..data import SPLIT_SEED, load_mnist
-from ..flows.model import CONFIGS, batch_log_prob, bits_per_dim, check_config, flow_prior, init_flow
+from ..checkpoint import flax_restore
+from ..priors.flow import CONFIGS, batch_log_prob, bits_per_dim, check_config, flow_prior, init_flow
 
 
 def dequantize(key: jax.Array, x: jax.Array) -> jax.Array:
@@ -44,7 +45,7 @@ def train_flow(config_name: str = "glow-mnist", seed: int = 0, epochs: int = 30,
                learning_rate: float = 1e-3, warmup_steps: int = 200, digits: tuple[int, ...] | None = None,
                out: str | None = None, resume: bool = False, progress: bool = True, command: str = "",
                config_overrides: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
-    """Train a flow from :data:`~genprior_jax.flows.CONFIGS`; returns ``(best_params, metrics)``."""
+    """Train a flow from :data:`~genprior_jax.priors.FLOW_CONFIGS`; returns ``(best_params, metrics)``."""
     if config_name not in CONFIGS:
         raise ValueError(f"train_flow: unknown config {config_name!r}; expected one of {sorted(CONFIGS)}")
     if epochs < 1 or batch_size < 1 or not learning_rate > 0:
@@ -141,10 +142,3 @@ def train_flow(config_name: str = "glow-mnist", seed: int = 0, epochs: int = 30,
         save_grid({"T=0.7": np.asarray(samples)}, os.path.join(out, "samples.png"),
                   title=f"{config_name} samples (test {metrics['test_bpd']:.3f} bits/dim)")
     return params, metrics
-
-
-def flax_restore(target: Any, state: Any) -> Any:
-    """Restore a msgpack state dict into the structure of ``target`` (NamedTuples, optax states)."""
-    import flax.serialization
-
-    return flax.serialization.from_state_dict(target, state)

@@ -27,8 +27,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ..priors.base import Array, Params, Prior
-from .layers import ActNorm, AffineCoupling, InvConv1x1, Reverse, squeeze, unsqueeze
+from .base import Array, Params, Prior
+from .flow_layers import ActNorm, AffineCoupling, InvConv1x1, Reverse, squeeze, unsqueeze
 
 KINDS = ("glow", "realnvp")
 
