@@ -81,9 +81,10 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     from .data import load_images
     from .operators import make_operator
     from .priors import load_prior
-    from .reconstruction import check_method, reconstruct_images, write_outputs
+    from .reconstruction import reconstruct_images, write_outputs
+    from .solvers import get_method
 
-    _, needs_prior = check_method(args.method)
+    needs_prior = get_method(args.method).needs_prior
     prior = load_prior(args.prior) if needs_prior or args.prior != "vae-mnist" else None
     shape = tuple(prior.image_shape) if prior is not None else (28, 28, 1)
     images = load_images(args.images, shape)
@@ -112,6 +113,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     report = run_suite(args.size, args.only, args.benchmarks_dir)
     print(format_report(report))
     return 0 if all(not str(r["status"]).startswith("failed") for r in report.values()) else 1
+
+
+def _method_names() -> list[str]:
+    from .solvers.methods import METHODS
+
+    return sorted(METHODS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     post.set_defaults(func=_cmd_posterior)
 
     rec = sub.add_parser("reconstruct", help="reconstruct a set of images with any method and operator")
-    rec.add_argument("--method", default="csgm", help="csgm, asim, analysis, map, vi, langevin, lasso-dct, ...")
+    rec.add_argument("--method", default="csgm", choices=_method_names(),
+                     help="reconstruction method (the registry genprior_jax.solvers.METHODS)")
     rec.add_argument("--prior", default="vae-mnist", help="prior name or checkpoint path (methods with a prior)")
     rec.add_argument("--operator", default="gaussian:m=100",
                      help="operator spec, e.g. gaussian:m=100, mask:missing=0.6, box:size=7, blur:uniform=7, sr:factor=2")

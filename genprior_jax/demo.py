@@ -19,7 +19,7 @@ from . import metrics as M
 from .data import load_mnist
 from .operators import GaussianCS, measure, noise_std_for_norm
 from .priors import load_prior
-from .solvers import Status, csgm, lasso
+from .solvers import Status, reconstruct
 
 # Lasso-DCT weight for m = 100 (lam = 2 * sklearn alpha), tuned on the validation split by
 # benchmarks/csgm_mnist.py (see benchmarks/results/csgm_mnist.md: 0.3 at m = 100).
@@ -50,11 +50,13 @@ def run_demo(out_dir: str = "demo_out", n_images: int = 16, m: int = 100, noise:
 
     say(f"recovering {n_images} held-out digits from m={m} Gaussian measurements (noise norm {noise}) ...")
     t0 = time.perf_counter()
-    res_vae = jax.block_until_ready(csgm(model, k_vae, y, op, lam=lam, num_steps=steps, num_restarts=restarts))
+    res_vae = jax.block_until_ready(reconstruct(model, k_vae, y, op, method="csgm", lam=lam, num_steps=steps,
+                                                num_restarts=restarts))
     t_vae = time.perf_counter() - t0
     say(f"  VAE (CSGM, {restarts} restarts x {steps} Adam steps): {t_vae:.1f} s")
     t0 = time.perf_counter()
-    res_lasso = jax.block_until_ready(lasso(k_lasso, y, op, lam=lasso_lam, basis="dct", num_steps=1000))
+    res_lasso = jax.block_until_ready(reconstruct(None, k_lasso, y, op, method="lasso-dct", lam=lasso_lam,
+                                                  num_steps=1000))
     t_lasso = time.perf_counter() - t0
     say(f"  Lasso-DCT (FISTA, 1000 steps): {t_lasso:.1f} s")
 
@@ -98,7 +100,7 @@ def run_posterior_demo(out_dir: str = "posterior_out", prior: str = "vae-mnist",
     ``x = G(z) + e`` (a number, or ``"auto"`` to estimate it from a MAP fit; 0: none)."""
     from .operators import make_operator
     from .plotting import save_grid
-    from .solvers import backproject_batch, reconstruct
+    from .solvers import backproject_batch
 
     say = print if verbose else (lambda *a, **k: None)
     model = load_prior(prior)
@@ -106,13 +108,10 @@ def run_posterior_demo(out_dir: str = "posterior_out", prior: str = "vae-mnist",
     k_op, k_noise, k_solve = jax.random.split(jax.random.key(seed), 3)
     op = make_operator(operator, k_op, model.image_shape)
     y = jax.vmap(measure, in_axes=(0, None, 0, None))(jax.random.split(k_noise, n_images), op, x, sigma)
-    kwargs: dict[str, Any] = {"num_steps": steps, "sigma": sigma}
-    if method == "vi":
-        kwargs.update(learning_rate=0.02, num_samples=4)
-    elif method == "langevin":
-        kwargs.update(burn_in=steps // 2, thin=max(steps // 40, 1), num_keep=4, step_size=2e-4, init_std=0.0,
-                      adapt=True)
-    else:
+    kwargs: dict[str, Any] = {"num_steps": steps, "sigma": sigma}  # the method's defaults otherwise
+    if method == "langevin":
+        kwargs.update(adapt=True)  # the step tuned during burn-in: the demo runs any operator and noise level
+    elif method != "vi":
         raise ValueError(f"posterior demo: expected method 'vi' or 'langevin', got {method!r}")
     say(f"posterior sampling ({method}) for {n_images} digits, operator {operator}, noise std {sigma} ...")
     t0 = time.perf_counter()

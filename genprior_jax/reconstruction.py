@@ -1,10 +1,9 @@
 """``genprior-jax reconstruct``: any method x any registered operator on a set of images, in memory-bounded chunks.
 
-A *method* is an entry of :data:`METHODS`: a function ``f(prior, key, y, op, opts) -> (x_hat, status)`` on one
-chunk ``y`` of shape ``(B, *op.out_shape)``, returning ``x_hat`` of shape ``(B, *op.in_shape)``. ``opts`` holds the
-user's overrides (``steps``, ``restarts``, ``lam``, ``lr``, ``noise``); a method fills in its own defaults.
-Methods that need no trained prior (Lasso, TV, DIP) ignore ``prior``; Lasso and TV need a linear operator
-(:data:`LINEAR_ONLY`), the latent-space methods also take the non-linear ones (phase retrieval, 1-bit).
+The methods are those of the registry :data:`~genprior_jax.solvers.methods.METHODS`, run through the same front
+door as the API (:func:`~genprior_jax.solvers.methods.reconstruct`), so the CLI and ``gp.reconstruct`` share
+every default. The CLI's generic flags (``--steps``, ``--restarts``, ``--lam``, ``--lr``, ``--noise``) become the
+method's keywords by :func:`~genprior_jax.solvers.methods.cli_overrides`.
 
 :func:`reconstruct_images` measures ``y = A x + sigma * eps`` for every image, solves them in chunks of
 ``chunk_size`` measurements through the runner's ``batch_size`` option (one compilation; every image gets the
@@ -18,7 +17,7 @@ import csv
 import json
 import os
 import time
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -27,99 +26,11 @@ import numpy as np
 from . import metrics as M
 from .operators import measure
 from .operators.base import LinearOperator
-from .operators.validation import require_linear
 from .priors.base import Prior
-from .solvers import Status, analysis, asim, backproject_batch, csgm, dip, lasso, reconstruct, tv
+from .solvers import RunOptions, Status, backproject_batch, get_method, reconstruct
+from .solvers.methods import cli_overrides
 
 Array = jax.Array
-Method = Callable[[Prior | None, Array, Array, Any, dict[str, Any]], tuple[Array, Array]]
-
-
-def _opt(opts: dict[str, Any], name: str, default: Any) -> Any:
-    value = opts.get(name)
-    return default if value is None else value
-
-
-def _run(opts: dict[str, Any]) -> dict[str, Any]:
-    """The runner options every solver wrapper forwards: chunking and its progress bar."""
-    return {"batch_size": opts["chunk_size"], "progress": opts["progress"]}
-
-
-def _csgm(prior: Prior, key: Array, y: Array, op: Any, o: dict[str, Any]) -> tuple[Array, Array]:
-    r = csgm(prior, key, y, op, lam=_opt(o, "lam", 0.1), learning_rate=_opt(o, "lr", 0.01),
-             num_steps=_opt(o, "steps", 1000), num_restarts=_opt(o, "restarts", 10), **_run(o))
-    return r.x, r.status
-
-
-def _asim(prior: Prior, key: Array, y: Array, op: Any, o: dict[str, Any]) -> tuple[Array, Array]:
-    r = asim(prior, key, y, op, gamma=_opt(o, "lam", 0.0), num_steps=_opt(o, "steps", 30),
-             num_restarts=_opt(o, "restarts", 1), **_run(o))
-    return r.x, r.status
-
-
-def _analysis(prior: Prior, key: Array, y: Array, op: Any, o: dict[str, Any]) -> tuple[Array, Array]:
-    r = analysis(prior, key, y, op, lam=_opt(o, "lam", 0.01), learning_rate=_opt(o, "lr", 0.01),
-                 num_steps=_opt(o, "steps", 30), optimizer="lbfgs", **_run(o))
-    return r.x, r.status
-
-
-def _bayes(method: str) -> Method:
-    def solve(prior: Prior, key: Array, y: Array, op: Any, o: dict[str, Any]) -> tuple[Array, Array]:
-        kwargs: dict[str, Any] = {"sigma": max(float(o["noise"]), 1e-3), "num_steps": _opt(o, "steps", 1000)}
-        if method in ("map", "vi"):
-            kwargs["learning_rate"] = _opt(o, "lr", 0.02)
-        if method == "map":
-            kwargs["num_restarts"] = _opt(o, "restarts", 4)
-        if method == "langevin":
-            steps = kwargs["num_steps"]
-            kwargs.update(burn_in=steps // 2, thin=max(steps // 32, 1), num_keep=8, init_std=0.0,
-                          step_size=_opt(o, "lr", 5e-5))
-        rec = reconstruct(prior, key, y, op, method=method, **kwargs, **_run(o))
-        return rec.x, rec.status
-    return solve
-
-
-def _lasso(basis: str) -> Method:
-    def solve(prior: Prior | None, key: Array, y: Array, op: Any, o: dict[str, Any]) -> tuple[Array, Array]:
-        r = lasso(key, y, op, lam=_opt(o, "lam", 0.3), basis=basis, num_steps=_opt(o, "steps", 1000), **_run(o))
-        return r.x, r.status
-    return solve
-
-
-def _tv(prior: Prior | None, key: Array, y: Array, op: Any, o: dict[str, Any]) -> tuple[Array, Array]:
-    r = tv(key, y, op, lam=_opt(o, "lam", 0.003), num_steps=_opt(o, "steps", 500), **_run(o))
-    return r.x, r.status
-
-
-def _dip(prior: Prior | None, key: Array, y: Array, op: Any, o: dict[str, Any]) -> tuple[Array, Array]:
-    r = dip(key, y, op, lam_tv=_opt(o, "lam", 0.01), learning_rate=_opt(o, "lr", 1e-3),
-            num_steps=_opt(o, "steps", 1000), num_restarts=_opt(o, "restarts", 1), **_run(o))
-    return r.x, r.status
-
-
-# name -> (function, needs a trained prior)
-METHODS: dict[str, tuple[Method, bool]] = {
-    "csgm": (_csgm, True),
-    "asim": (_asim, True),
-    "analysis": (_analysis, True),
-    "map": (_bayes("map"), True),
-    "vi": (_bayes("vi"), True),
-    "langevin": (_bayes("langevin"), True),
-    "lasso-pixel": (_lasso("pixel"), False),
-    "lasso-dct": (_lasso("dct"), False),
-    "lasso-wavelet": (_lasso("wavelet"), False),
-    "tv": (_tv, False),
-    "dip": (_dip, False),
-}
-
-
-LINEAR_ONLY = ("lasso-pixel", "lasso-dct", "lasso-wavelet", "tv")  # these need the adjoint A^T
-
-
-def check_method(name: str) -> tuple[Method, bool]:
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; expected one of {sorted(METHODS)}")
-    return METHODS[name]
 
 
 def reconstruct_images(method: str, images: np.ndarray, op: Any, key: Array, *, prior: Prior | None = None,
@@ -131,11 +42,13 @@ def reconstruct_images(method: str, images: np.ndarray, op: Any, key: Array, *, 
     "metrics": {"mse", "psnr", "ssim"} arrays of shape (N,), "seconds": solve time}``. Images whose solve is not
     finite keep status ``Status.NONFINITE`` and NaN metrics; the others are unaffected.
     """
-    fn, needs_prior = check_method(method)
-    if needs_prior and prior is None:
+    entry = get_method(method)
+    if entry.needs_prior and prior is None:
         raise ValueError(f"method {method!r} needs a trained prior (--prior NAME|PATH)")
-    if method in LINEAR_ONLY:
-        require_linear(op, method)
+    overrides = cli_overrides(method, steps=opts.pop("steps", None), restarts=opts.pop("restarts", None),
+                              lam=opts.pop("lam", None), lr=opts.pop("lr", None), noise=noise)
+    if opts:
+        raise ValueError(f"reconstruct: unexpected options {sorted(opts)}")
     images = np.asarray(images, np.float32)
     if images.ndim != 4 or tuple(images.shape[1:]) != tuple(op.in_shape):
         raise ValueError(f"reconstruct: expected images of shape (N, *{tuple(op.in_shape)}), got {images.shape}")
@@ -146,10 +59,10 @@ def reconstruct_images(method: str, images: np.ndarray, op: Any, key: Array, *, 
     n = images.shape[0]
     k_noise, k_solve = jax.random.split(key)
     y = jax.vmap(measure, in_axes=(0, None, 0, None))(jax.random.split(k_noise, n), op, jnp.asarray(images), noise)
-    opts = {**opts, "noise": noise, "chunk_size": min(int(chunk_size), n), "progress": progress}
+    options = RunOptions(batch_size=min(int(chunk_size), n), progress=progress)
     t0 = time.perf_counter()
-    x_hat, status = fn(prior, k_solve, y, op, opts)
-    x_hat, status = np.asarray(x_hat), np.asarray(status)
+    rec = reconstruct(prior, k_solve, y, op, method=method, options=options, **overrides)
+    x_hat, status = np.asarray(rec.x), np.asarray(rec.status)
     seconds = time.perf_counter() - t0
     status = status.astype(np.int32)
     x_eval = np.clip(x_hat, 0.0, 1.0)

@@ -1,7 +1,9 @@
-"""``genprior-jax reconstruct``: every method and every registered operator, chunking, outputs, bad input.
+"""``genprior-jax reconstruct`` and ``gp.reconstruct``: one front door for every method and operator, chunking,
+outputs, bad input.
 
-Each method is smoke-tested on one operator and each operator with one method in the default suite; the full
-method x operator product runs under the ``slow`` marker (CI runs it).
+Every method runs through the CLI and through ``gp.reconstruct`` with the same defaults (the same estimates);
+each operator is solved with one method; the full method x operator product is traced (``jax.eval_shape``: every
+pair builds and type-checks without compiling), and the linear-only methods refuse the non-linear operators.
 """
 
 import csv
@@ -12,23 +14,30 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import genprior_jax as gp
 from genprior_jax.cli import main
 from genprior_jax.data import load_images, load_mnist
-from genprior_jax.operators import EXAMPLES, LinearOperator, make_operator
+from genprior_jax.operators import EXAMPLES, LinearOperator, make_operator, measure
 from genprior_jax.priors import load_prior
-from genprior_jax.reconstruction import LINEAR_ONLY, METHODS, reconstruct_images
+from genprior_jax.reconstruction import reconstruct_images
+from genprior_jax.solvers import METHODS, defaults
+from genprior_jax.solvers.methods import cli_overrides
 
 OPS = sorted(EXAMPLES)
 METHOD_NAMES = sorted(METHODS)
 LINEAR = {o for o in OPS if isinstance(make_operator(EXAMPLES[o], jax.random.key(0), (28, 28, 1)), LinearOperator)}
-FAST = ({(m, "gaussian") for m in METHOD_NAMES} | {("lasso-dct", o) for o in LINEAR}
-        | {("csgm", o) for o in set(OPS) - LINEAR})
+OP_SMOKE = ({("lasso-dct", o) for o in LINEAR} | {("csgm", o) for o in set(OPS) - LINEAR}) - {("lasso-dct", "gaussian")}
 
 
-def _run_cli(tmp_path, method, op_name):
+def _flags(method, steps=4):
+    restarts = ["--restarts", "1"] if "num_restarts" in defaults(method) else []
+    return ["--steps", str(steps), *restarts]
+
+
+def _run_cli(tmp_path, method, op_name, n=3, chunk=2):
     out = tmp_path / f"{method}-{op_name}"
-    code = main(["reconstruct", "--method", method, "--operator", EXAMPLES[op_name], "--images", "mnist-test:3",
-                 "--chunk", "2", "--steps", "4", "--restarts", "1", "--noise", "0.05", "--out", str(out)])
+    code = main(["reconstruct", "--method", method, "--operator", EXAMPLES[op_name], "--images", f"mnist-test:{n}",
+                 "--chunk", str(chunk), *_flags(method), "--noise", "0.05", "--out", str(out)])
     return code, out
 
 
@@ -44,33 +53,52 @@ def _check_outputs(out, n):
     return record
 
 
-@pytest.mark.parametrize("method,op_name", sorted(FAST))
-def test_cli_method_operator_smoke(tmp_path, method, op_name):
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_every_method_same_through_cli_and_api(tmp_path, method):
+    """The CLI's result equals ``gp.reconstruct`` called with the method's defaults and the same overrides."""
+    code, out = _run_cli(tmp_path, method, "gaussian", n=2, chunk=2)
+    record = _check_outputs(out, 2)
+    assert code == 0 and record["n_ok"] == 2 and np.isfinite(record["summary"]["psnr"])
+    # the CLI's keys, operator and measurements, then the API with only the flags' overrides
+    k_op, k_run = jax.random.split(jax.random.key(0))
+    op = make_operator(EXAMPLES["gaussian"], k_op, (28, 28, 1))
+    x = load_mnist("test", n=2).images
+    k_noise, k_solve = jax.random.split(k_run)
+    y = jax.vmap(measure, (0, None, 0, None))(jax.random.split(k_noise, 2), op, x, 0.05)
+    prior = load_prior("vae-mnist") if METHODS[method].needs_prior else None
+    kw = {"num_steps": 4, **({"num_restarts": 1} if "num_restarts" in defaults(method) else {})}
+    assert cli_overrides(method, steps=4, restarts=kw.get("num_restarts"), noise=0.05) == {
+        **kw, **({"sigma": 0.05} if "sigma" in defaults(method) else {})}
+    if "sigma" in defaults(method):
+        kw["sigma"] = 0.05
+    rec = gp.reconstruct(prior, k_solve, y, op, method=method, **kw)
+    np.testing.assert_allclose(np.asarray(gp.psnr(x, np.clip(rec.x, 0, 1))), record["psnr"], rtol=1e-4)
+
+
+@pytest.mark.parametrize("method,op_name", sorted(OP_SMOKE))
+def test_cli_operator_smoke(tmp_path, method, op_name):
     code, out = _run_cli(tmp_path, method, op_name)
     record = _check_outputs(out, 3)
     assert code == 0 and record["n_ok"] == 3
     assert np.isfinite(record["summary"]["psnr"])
 
 
-@pytest.fixture
-def fresh_jax_caches():
-    """The full product compiles ~150 distinct programs in one process; dropping each test's compiled code keeps
-    the process's memory flat (it grew by several GB otherwise, and XLA:CPU crashed in a CI run)."""
-    yield
-    jax.clear_caches()
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("method,op_name", sorted({(m, o) for m in METHOD_NAMES for o in OPS} - FAST))
-def test_cli_every_method_operator_combination(tmp_path, fresh_jax_caches, method, op_name):
-    """Every pair the fast smoke test does not cover."""
-    if method in LINEAR_ONLY and op_name not in LINEAR:
-        with pytest.raises(ValueError, match="expected a linear operator"):
-            _run_cli(tmp_path, method, op_name)
-        return
-    code, out = _run_cli(tmp_path, method, op_name)
-    record = _check_outputs(out, 3)
-    assert code == 0 and record["n_ok"] == 3
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_every_method_operator_combination_traces(method):
+    """Every (method, operator) pair builds, traces and returns the image shape (``jax.eval_shape``: nothing is
+    compiled); the linear-only methods refuse the non-linear operators by name."""
+    prior = load_prior("vae-mnist") if METHODS[method].needs_prior else None
+    x = load_mnist("test", n=2).images
+    for op_name in OPS:
+        op = make_operator(EXAMPLES[op_name], jax.random.key(0), (28, 28, 1))
+        y = jax.vmap(measure, (0, None, 0, None))(jax.random.split(jax.random.key(1), 2), op, x, 0.05)
+        kw = {"num_steps": 3, **({"num_restarts": 1} if "num_restarts" in defaults(method) else {})}
+        if METHODS[method].linear_only and op_name not in LINEAR:
+            with pytest.raises(ValueError, match="expected a linear operator"):
+                gp.reconstruct(prior, jax.random.key(2), y, op, method=method, **kw)
+            continue
+        out = jax.eval_shape(lambda yy: gp.reconstruct(prior, jax.random.key(2), yy, op, method=method, **kw).x, y)
+        assert out.shape == x.shape, (method, op_name)
 
 
 def test_chunked_equals_single_chunk(key):
@@ -104,6 +132,8 @@ def test_bad_input(key):
         reconstruct_images("lasso-dct", np.full_like(x, np.nan), op, key)
     with pytest.raises(ValueError, match="chunk_size"):
         reconstruct_images("lasso-dct", x, op, key, chunk_size=0)
+    with pytest.raises(ValueError, match="has no restarts"):
+        reconstruct_images("tv", x, op, key, restarts=2)
 
 
 def test_load_images_from_directory(tmp_path):

@@ -1,28 +1,40 @@
-"""Solvers as pure ``init``/``step`` functions run by one shared ``lax.scan`` / ``vmap`` runner."""
+"""Solvers as pure ``init``/``step`` functions run by one shared ``lax.scan`` / ``vmap`` runner.
 
-from .analysis import ANALYSIS_INITS, AnalysisHyper, AnalysisState, analysis, analysis_solver
-from .bm3d import bm3d_denoise
+The front door is :func:`reconstruct` over the method registry :data:`METHODS` (:mod:`.methods`); each method
+also has its own wrapper (``csgm``, ``tv``, ...). To run a solver of your own, build a :class:`Solver` and call
+:func:`run` with :class:`RunOptions`. Internals (solver state types, init/penalty tables, test hooks) stay in
+their modules.
+"""
+
+from .analysis import AnalysisHyper, analysis, analysis_solver
 from .bayes import BayesHyper, map_estimate, map_solver, variational, vi_solver
-from .dip import (DIP_OPTIMIZERS, DIPHyper, DIPState, dip, dip_solver, learn_weight_prior, measurement_loss,
-                  total_variation)
-from .csgm import INITS, PENALTIES, CSGMHyper, CSGMState, asim, csgm, csgm_solver
-from .inits import BACKPROJECTIONS, backproject, backproject_batch
-from .lasso import BASES, FistaState, LassoHyper, lasso, lasso_solver, operator_norm_sq
-from .optim import OPTIMIZERS, make_optimizer
-from .langevin import KERNELS, LangevinHyper, langevin, langevin_solver
-from .model_error import estimate_model_error, sample_residual
-from .posterior import METHODS, Reconstruction, langevin_summary, reconstruct, sample_q
-from .runner import (MemoryEstimate, Problem, Result, Solver, Status, estimate_memory, prepare_measurements, run,
-                     trace_count)
-from .tv import TVHyper, TVState, tv, tv_solver
+from .bm3d import bm3d_denoise
+from .csgm import CSGMHyper, asim, csgm, csgm_solver
+from .dip import DIPHyper, dip, dip_solver, learn_weight_prior
+from .inits import backproject, backproject_batch
+from .langevin import LangevinHyper, langevin, langevin_solver
+from .lasso import LassoHyper, lasso, lasso_solver
+from .methods import METHODS, Method, Reconstruction, defaults, get_method, reconstruct, solve
+from .model_error import estimate_model_error
+from .options import RunOptions
+from .posterior import langevin_summary, sample_q
+from .runner import MemoryEstimate, Problem, Result, Solver, Status, estimate_memory, run
+from .tv import TVHyper, tv, tv_solver
 
 __all__ = [
-    "BayesHyper", "KERNELS", "LangevinHyper", "METHODS", "Reconstruction", "langevin", "langevin_solver",
-    "langevin_summary", "map_estimate", "map_solver", "reconstruct", "sample_q", "variational", "vi_solver",
-    "ANALYSIS_INITS", "AnalysisHyper", "AnalysisState", "BACKPROJECTIONS", "INITS", "PENALTIES", "analysis",
-    "analysis_solver", "asim", "backproject", "backproject_batch", "BASES", "CSGMHyper", "CSGMState", "LassoHyper", "OPTIMIZERS", "Problem", "Result", "Solver", "Status",
-    "csgm", "csgm_solver", "lasso", "lasso_solver", "make_optimizer", "operator_norm_sq", "prepare_measurements",
-    "run", "trace_count", "MemoryEstimate", "estimate_memory", "FistaState", "TVHyper", "TVState", "bm3d_denoise",
-    "tv", "tv_solver", "DIP_OPTIMIZERS", "DIPHyper", "DIPState", "dip", "dip_solver", "learn_weight_prior",
-    "measurement_loss", "total_variation", "estimate_model_error", "sample_residual",
+    # the front door
+    "METHODS", "Method", "Reconstruction", "defaults", "get_method", "reconstruct", "solve",
+    # the runner
+    "MemoryEstimate", "Problem", "Result", "RunOptions", "Solver", "Status", "estimate_memory", "run",
+    # methods: wrappers, their Hyper NamedTuples and solver factories
+    "AnalysisHyper", "analysis", "analysis_solver",
+    "BayesHyper", "map_estimate", "map_solver", "variational", "vi_solver",
+    "CSGMHyper", "asim", "csgm", "csgm_solver",
+    "DIPHyper", "dip", "dip_solver", "learn_weight_prior",
+    "LangevinHyper", "langevin", "langevin_solver",
+    "LassoHyper", "lasso", "lasso_solver",
+    "TVHyper", "tv", "tv_solver",
+    "bm3d_denoise",
+    # posterior summaries and helpers
+    "backproject", "backproject_batch", "estimate_model_error", "langevin_summary", "sample_q",
 ]

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from ..priors.base import Prior
 from .inits import BACKPROJECTIONS, backproject
 from .optim import check_optimizer, check_schedule, make_optimizer, minimizing_solver
+from .options import RunOptions
 from .runner import Problem, Result, Solver, run
 
 Array = jax.Array
@@ -65,9 +66,8 @@ def analysis_solver(encode: Callable[[Any, Array], Array], generate: Callable[[A
 
 def analysis(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array = 0.1,
              learning_rate: float | Array = 0.01, num_steps: int = 1000, optimizer: str = "adam",
-             schedule: str = "constant", init: str = "generate0", num_restarts: int = 1, op_batched: bool = False,
-             history: bool = False, mesh: Any = None,
-        batch_size: int | None = None, progress: bool = False) -> Result:
+             schedule: str = "constant", init: str = "generate0", num_restarts: int = 1,
+             options: RunOptions | None = None, **run_options: Any) -> Result:
     """Oberlin–Verm analysis recovery with the prior's encoder; ``lam`` and ``learning_rate`` are traced."""
     if prior.encode is None:
         raise ValueError(f"analysis: prior {prior.name!r} has no encoder; expected a flow or a VAE")
@@ -77,5 +77,4 @@ def analysis(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array 
     solver = analysis_solver(prior.encode, prior.generate, tuple(prior.latent_shape), optimizer, schedule,
                              int(num_steps), init)
     return run(solver, key, y, op, AnalysisHyper(lam, learning_rate), prior.params, num_steps=num_steps,
-               num_restarts=num_restarts, op_batched=op_batched, history=history,
-               mesh=mesh, batch_size=batch_size, progress=progress)
+               num_restarts=num_restarts, options=options, **run_options)

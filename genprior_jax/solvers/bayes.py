@@ -32,6 +32,7 @@ import jax.numpy as jnp
 from ..priors.base import Prior
 from .model_error import check_model_error_operator, data_energy, residual_mean
 from .optim import check_optimizer, check_schedule, make_optimizer, minimizing_solver, optimizer_step
+from .options import RunOptions
 from .runner import Problem, Result, Solver, run
 
 Array = jax.Array
@@ -201,9 +202,8 @@ def map_estimate(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | 
                  learning_rate: float | Array = 0.01, prior_weight: float | Array = 1.0,
                  pixel_weight: float | Array = 0.0, init_std: float | Array = 1.0, num_steps: int = 1000,
                  num_restarts: int = 4, optimizer: str = "adam", estimate_sigma: bool = False,
-                 image_prior: bool = False, model_error: float | Array = 0.0, op_batched: bool = False,
-                 history: bool = False, mesh: Any = None, batch_size: int | None = None,
-                 progress: bool = False) -> Result:
+                 image_prior: bool = False, model_error: float | Array = 0.0, options: RunOptions | None = None,
+                 **run_options: Any) -> Result:
     """MAP latent ``argmin_z U(z)``; ``result.state.z`` and (estimated) ``exp(result.state.log_sigma)``.
 
     ``result.x``: ``G(z*)``, plus ``E[e | y, z*]`` when ``model_error`` (tau) is used."""
@@ -212,16 +212,15 @@ def map_estimate(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | 
                         prior.log_prob if image_prior else None, uses_model_error(model_error))
     hyper = BayesHyper(sigma, learning_rate, prior_weight, pixel_weight, init_std, model_error)
     return run(solver, key, y, op, hyper, prior.params, num_steps=num_steps, num_restarts=num_restarts,
-               op_batched=op_batched, history=history,
-               mesh=mesh, batch_size=batch_size, progress=progress)
+               options=options, **run_options)
 
 
 def variational(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | Array = 0.1, num_samples: int = 4,
                 learning_rate: float | Array = 0.01, prior_weight: float | Array = 1.0,
                 pixel_weight: float | Array = 0.0, init_std: float | Array = 0.0, num_steps: int = 1000,
                 num_restarts: int = 1, optimizer: str = "adam", schedule: str = "constant", image_prior: bool = False,
-                model_error: float | Array = 0.0, op_batched: bool = False, history: bool = False, mesh: Any = None,
-                batch_size: int | None = None, progress: bool = False) -> Result:
+                model_error: float | Array = 0.0, options: RunOptions | None = None,
+                **run_options: Any) -> Result:
     """Mean-field Gaussian VI over the latent; ``result.state.mu`` / ``exp(result.state.log_s)``.
 
     Draw posterior samples with :func:`genprior_jax.solvers.posterior.sample_q` (pass it ``y``, ``op``,
@@ -234,5 +233,4 @@ def variational(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | A
                        uses_model_error(model_error))
     hyper = BayesHyper(sigma, learning_rate, prior_weight, pixel_weight, init_std, model_error)
     return run(solver, key, y, op, hyper, prior.params, num_steps=num_steps, num_restarts=num_restarts,
-               op_batched=op_batched, history=history,
-               mesh=mesh, batch_size=batch_size, progress=progress)
+               options=options, **run_options)

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 from ..priors.base import Prior
 from .inits import BACKPROJECTIONS, backproject
 from .optim import check_optimizer, check_schedule, make_optimizer, minimizing_solver
+from .options import RunOptions
 from .runner import Problem, Result, Solver, run
 
 PENALTIES = ("sq", "norm", "nll")
@@ -37,7 +38,7 @@ Array = jax.Array
 
 
 class CSGMHyper(NamedTuple):
-    lam: Array | float = 0.0  # weight of ||z||^2
+    lam: Array | float = 0.1  # weight of ||z||^2 (0.1: Bora et al.'s "VAE+Reg" setting, see the module docstring)
     learning_rate: Array | float = 0.01
     init_std: Array | float = 1.0  # z0 ~ N(0, init_std^2 I); 0 gives z0 = 0
 
@@ -91,19 +92,23 @@ def csgm_solver(generate: Callable[[Any, Array], Array], latent_shape: tuple[int
     return minimizing_solver(loss, init_z, lambda z, params: generate(params, z), optimizer, opt_for, CSGMState)
 
 
-def csgm(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array = 0.0,
-         learning_rate: float | Array = 0.01, init_std: float | Array = 1.0, num_steps: int = 1000,
-         num_restarts: int = 10, optimizer: str = "adam", schedule: str = "constant", penalty: str = "sq",
-         init: str = "random", op_batched: bool = False, history: bool = False, unroll: int = 1,
-         mesh: Any = None, batch_size: int | None = None, progress: bool = False) -> Result:
+CSGM_HYPER = CSGMHyper()
+ASIM_HYPER = CSGMHyper(lam=0.0, init_std=0.0)  # GlowIP's CS setting: gamma = 0, z0 = 0
+
+
+def csgm(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array = CSGM_HYPER.lam,
+         learning_rate: float | Array = CSGM_HYPER.learning_rate, init_std: float | Array = CSGM_HYPER.init_std,
+         num_steps: int = 1000, num_restarts: int = 10, optimizer: str = "adam", schedule: str = "constant",
+         penalty: str = "sq", init: str = "random", options: RunOptions | None = None,
+         **run_options: Any) -> Result:
     """Recover images from ``y`` (``(B, *op.out_shape)`` or one) with the CSGM objective.
 
     ``lam``, ``learning_rate`` and ``init_std`` are traced (sweeps reuse the compiled code); ``num_steps``,
     ``num_restarts``, ``optimizer``, ``schedule`` (``"constant"`` or ``"cosine"`` decay to 0), ``penalty`` and
-    ``init`` are static (see the module docstring); ``unroll`` is passed to ``lax.scan``; ``mesh`` (shard the
-    batch over devices), ``batch_size`` (solve in chunks of that many measurements, bounding memory) and
-    ``progress`` (a bar over chunks) go to :func:`~genprior_jax.solvers.runner.run`, as in every solver wrapper. Returns a :class:`Result` whose ``state.z`` is the best
-    latent, ``x = G(z)``.
+    ``init`` are static (see the module docstring). ``options`` (a
+    :class:`~genprior_jax.solvers.options.RunOptions`, or its fields as keywords: ``batch_size``, ``mesh``,
+    ``op_batched``, ``history``, ``unroll``, ``progress``) go to :func:`~genprior_jax.solvers.runner.run`, as in
+    every solver wrapper. Returns a :class:`Result` whose ``state.z`` is the best latent, ``x = G(z)``.
 
     >>> import jax
     >>> import genprior_jax as gp
@@ -125,17 +130,16 @@ def csgm(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array = 0.
                          init, prior.encode if init != "random" else None,
                          prior.log_prob if penalty == "nll" else None)
     return run(solver, key, y, op, CSGMHyper(lam, learning_rate, init_std), prior.params, num_steps=num_steps,
-               num_restarts=num_restarts, op_batched=op_batched, history=history, unroll=unroll,
-               mesh=mesh, batch_size=batch_size, progress=progress)
+               num_restarts=num_restarts, options=options, **run_options)
 
 
-def asim(prior: Prior, key: Array, y: Array, op: Any, *, gamma: float | Array = 0.0, num_steps: int = 30,
-         num_restarts: int = 1, optimizer: str = "lbfgs", init: str = "random", init_std: float | Array = 0.0,
-         penalty: str = "sq", learning_rate: float | Array = 0.01, op_batched: bool = False,
-         history: bool = False, mesh: Any = None,
-        batch_size: int | None = None, progress: bool = False) -> Result:
+def asim(prior: Prior, key: Array, y: Array, op: Any, *, gamma: float | Array = ASIM_HYPER.lam, num_steps: int = 30,
+         num_restarts: int = 1, optimizer: str = "lbfgs", init: str = "random",
+         init_std: float | Array = ASIM_HYPER.init_std, penalty: str = "sq",
+         learning_rate: float | Array = ASIM_HYPER.learning_rate, options: RunOptions | None = None,
+         **run_options: Any) -> Result:
     """Asim et al. (2020) z-space MAP for an invertible prior: ``min_z ||A G(z) - y||^2 + gamma R(z)`` with
     GlowIP's defaults (L-BFGS, 30 steps, ``z0 = 0``); the same solver as :func:`csgm` with other defaults."""
     return csgm(prior, key, y, op, lam=gamma, learning_rate=learning_rate, init_std=init_std, num_steps=num_steps,
-                num_restarts=num_restarts, optimizer=optimizer, penalty=penalty, init=init, op_batched=op_batched,
-                history=history, mesh=mesh, batch_size=batch_size, progress=progress)
+                num_restarts=num_restarts, optimizer=optimizer, penalty=penalty, init=init, options=options,
+                **run_options)

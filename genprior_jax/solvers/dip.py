@@ -32,6 +32,7 @@ from ..operators.noise import measure
 from ..priors.untrained import (UntrainedGenerator, WeightPrior, check_weight_prior, fit_weight_prior,
                                 untrained_generator, weight_penalty)
 from .optim import make_optimizer, optimizer_step
+from .options import RunOptions
 from .runner import Problem, Result, Solver, Status, run
 
 Array = jax.Array
@@ -136,9 +137,7 @@ def _generator(generator: str | UntrainedGenerator, image_shape: tuple[int, ...]
 def dip(key: Array, y: Array, op: Any, *, generator: str | UntrainedGenerator = "dcgan", num_steps: int = 1000,
         num_restarts: int = 1, lam_tv: float | Array = 0.01, lam_lr: float | Array = 0.0,
         weight_prior: WeightPrior | None = None, learning_rate: float | Array = 1e-3, optimizer: str = "rmsprop",
-        best_window: int | None = None, op_batched: bool = False, history: bool = False,
-        unroll: int = DEFAULT_UNROLL, mesh: Any = None, batch_size: int | None = None,
-        progress: bool = False) -> Result:
+        best_window: int | None = None, options: RunOptions | None = None, **run_options: Any) -> Result:
     """Deep-Image-Prior recovery of images from ``y`` (``(B, *op.out_shape)`` or one measurement).
 
     Args:
@@ -148,11 +147,11 @@ def dip(key: Array, y: Array, op: Any, *, generator: str | UntrainedGenerator = 
             :class:`~genprior_jax.priors.untrained.UntrainedGenerator` from ``untrained_generator(...)``.
         lam_tv, lam_lr, learning_rate: traced (sweeps reuse the compiled code); ``lam_lr`` needs ``weight_prior``.
         weight_prior: the learned regularization (:func:`learn_weight_prior`), or None.
-        num_steps, num_restarts, optimizer (:data:`DIP_OPTIMIZERS`), best_window, history, unroll: static.
+        num_steps, num_restarts, optimizer (:data:`DIP_OPTIMIZERS`), best_window: static.
         best_window: track the best iterate among the last ``best_window`` steps only (None: all steps).
-        history: record the total loss (data + TV + LR terms) at each iterate before its step.
-        mesh, batch_size, progress: sharding over devices, chunking and a progress bar, as for every solver
-            (:func:`~genprior_jax.solvers.runner.run`).
+        options: :class:`~genprior_jax.solvers.options.RunOptions` (or its fields as keywords), as for every
+            solver; ``unroll`` defaults to ``DEFAULT_UNROLL`` here; ``history`` records the total loss (data + TV
+            + LR terms) at each iterate before its step.
 
     Returns:
         :class:`Result`; ``x`` is the lowest-measurement-loss iterate of the best restart, ``objective`` its
@@ -171,9 +170,10 @@ def dip(key: Array, y: Array, op: Any, *, generator: str | UntrainedGenerator = 
             raise ValueError("dip: expected a finite weight_prior, got non-finite values")
     solver = dip_solver(gen, optimizer, weight_prior is not None, int(num_steps) if best_window else 1,
                         None if best_window is None else int(best_window))
+    if options is None and "unroll" not in run_options:
+        run_options = {**run_options, "unroll": DEFAULT_UNROLL}
     return run(solver, key, y, op, DIPHyper(learning_rate, lam_tv, lam_lr), weight_prior, num_steps=num_steps,
-               num_restarts=num_restarts, op_batched=op_batched, history=history, unroll=unroll, mesh=mesh,
-               batch_size=batch_size, progress=progress)
+               num_restarts=num_restarts, options=options, **run_options)
 
 
 def learn_weight_prior(key: Array, images: Array, op: Any, *, sigma: float | Array = 0.0,

@@ -45,6 +45,7 @@ import optax
 from ..priors.base import Prior
 from .bayes import _check, _energy_fn, uses_model_error
 from .model_error import sample_residual
+from .options import RunOptions
 from .runner import Problem, Result, Solver, run
 
 Array = jax.Array
@@ -172,19 +173,25 @@ def langevin_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...
 
 
 def langevin(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | Array = 0.1,
-             step_size: float | Array = 1e-3, decay: float | Array = 0.0, kernel: str = "mala",
-             num_steps: int = 2000, num_chains: int = 4, burn_in: int = 1000, thin: int = 20, num_keep: int = 8,
-             prior_weight: float | Array = 1.0, pixel_weight: float | Array = 0.0, init_std: float | Array = 1.0,
-             image_prior: bool = False, op_batched: bool = False, history: bool = False, mesh: Any = None,
-             batch_size: int | None = None, progress: bool = False, init_steps: int = 0,
-             init_lr: float | Array = 0.05, model_error: float | Array = 0.0, adapt: bool = False,
-             target_accept: float | Array = 0.574) -> Result:
+             step_size: float | Array = 2e-4, decay: float | Array = 0.0, kernel: str = "mala",
+             num_steps: int = 2000, num_chains: int = 4, burn_in: int | None = None, thin: int | None = None,
+             num_keep: int = 8, prior_weight: float | Array = 1.0, pixel_weight: float | Array = 0.0,
+             init_std: float | Array = 0.0,
+             image_prior: bool = False, init_steps: int = 0, init_lr: float | Array = 0.05,
+             model_error: float | Array = 0.0, adapt: bool = False, target_accept: float | Array = 0.574,
+             options: RunOptions | None = None, **run_options: Any) -> Result:
     """Run ``num_chains`` Langevin chains per measurement. ``result.x`` is the posterior mean; see
     :func:`genprior_jax.solvers.posterior.langevin_summary` for the std, samples and acceptance rates.
     ``init_steps > 0`` starts the chains from an approximate MAP point (module docstring; ``init_lr`` traced).
     ``model_error`` (tau > 0): the image-space residual model of :mod:`.model_error`. ``adapt=True`` (MALA):
     the step is tuned during burn-in toward ``target_accept`` (traced); ``result.state.step_size`` is the step
-    reached."""
+    reached. ``burn_in`` defaults to half of ``num_steps`` and ``thin`` to a 50th of the steps after it, so
+    changing ``num_steps`` alone keeps a valid schedule; the defaults (step 2e-4, chains from ``z = 0``) are the one
+    recommended setting, used by :func:`~genprior_jax.solvers.posterior.reconstruct` and the CLI."""
+    if burn_in is None:
+        burn_in = int(num_steps) // 2
+    if thin is None:
+        thin = max((int(num_steps) - int(burn_in)) // 50, 1)
     _check(prior, op, sigma, image_prior, "langevin", model_error)
     if int(num_steps) <= int(burn_in):
         raise ValueError(f"langevin: expected num_steps > burn_in, got {num_steps} <= {burn_in}")
@@ -198,6 +205,5 @@ def langevin(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | Arra
                              bool(adapt))
     hyper = LangevinHyper(sigma, step_size, decay, prior_weight, pixel_weight, init_std, init_lr, model_error,
                           target_accept)
-    return run(solver, key, y, op, hyper, prior.params, num_steps=num_steps, num_restarts=1,
-               op_batched=op_batched, history=history,
-               mesh=mesh, batch_size=batch_size, progress=progress)
+    return run(solver, key, y, op, hyper, prior.params, num_steps=num_steps, num_restarts=1, options=options,
+               **run_options)

@@ -29,6 +29,7 @@ from ..operators.numerics import operator_norm_sq
 from ..operators.validation import require_linear
 from ..transforms import BASES, make_basis
 from ..transforms.wavelet import check_wavelet
+from .options import RunOptions
 from .runner import Problem, Result, Solver, run
 
 Array = jax.Array
@@ -91,9 +92,8 @@ def lasso_solver(basis: str = "dct", wavelet: str = "db4", levels: int = 3) -> S
 
 
 def lasso(key: Array, y: Array, op: LinearOperator, *, lam: float | Array = 0.2, basis: str = "dct",
-          wavelet: str = "db4", levels: int = 3, num_steps: int = 500, op_batched: bool = False,
-          history: bool = False, mesh: Any = None,
-        batch_size: int | None = None, progress: bool = False) -> Result:
+          wavelet: str = "db4", levels: int = 3, num_steps: int = 500, options: RunOptions | None = None,
+          **run_options: Any) -> Result:
     """Lasso baseline in the ``pixel``, ``dct`` or ``wavelet`` basis via FISTA on the shared runner.
 
     ``lam`` is traced (a sweep does not recompile); ``wavelet`` (one of
@@ -104,5 +104,4 @@ def lasso(key: Array, y: Array, op: LinearOperator, *, lam: float | Array = 0.2,
     if basis != "wavelet":  # the wavelet options do not apply: one cached solver per basis
         wavelet, levels = "db4", 3
     return run(lasso_solver(basis, wavelet, levels), key, y, op, LassoHyper(lam), None, num_steps=num_steps,
-               num_restarts=1, op_batched=op_batched, history=history,
-               mesh=mesh, batch_size=batch_size, progress=progress)
+               num_restarts=1, options=options, **run_options)

@@ -1,46 +1,25 @@
-"""Posterior summaries and the one-call :func:`reconstruct` API.
+"""Posterior summaries of a solver's result (used by :func:`~genprior_jax.solvers.methods.reconstruct`).
 
-``reconstruct(prior, key, y, op, method=..., posterior=True)`` returns a :class:`Reconstruction` with the
-point estimate (MAP image, or posterior mean), the per-pixel posterior std and ``K`` posterior samples:
-
-- ``method="map"``: MAP only (``std`` and ``samples`` are None).
-- ``method="vi"``: mean-field VI; samples ``G(mu + s eps)``, mean and std over ``num_draws`` draws.
-- ``method="langevin"``: MALA/ULA chains; mean and std from the running sums over every kept state, samples
+- :func:`sample_q`: draws ``G(mu + s eps)`` of a mean-field VI result, their mean and std (with the image-space
+  residual of :mod:`.model_error` when tau > 0).
+- :func:`langevin_summary`: mean and std from the running sums over every kept state of the chains, samples
   from the kept ring buffer, acceptance rates per chain.
-
-``model_error=tau`` (or ``"auto"``: estimated from a MAP fit of the same measurements by
-:func:`~genprior_jax.solvers.model_error.estimate_model_error`) models the image as ``G(z) + e`` with
-``e ~ N(0, tau^2 I)``; the samples then include draws of the residual, which the prior's range cannot produce
-(:mod:`.model_error`). ``Reconstruction.model_error`` reports the tau used.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from ..priors.base import Prior
-from .bayes import map_estimate, uses_model_error, variational
-from .langevin import langevin
-from .model_error import estimate_model_error, residual_mean, sample_residual
+from .bayes import uses_model_error
+from .model_error import residual_mean, sample_residual
 from .runner import Result
 
 Array = jax.Array
-
-METHODS = ("map", "vi", "langevin")
-
-
-class Reconstruction(NamedTuple):
-    x: Array  # (B, H, W, C): MAP image (map) or posterior mean (vi, langevin)
-    std: Array | None  # (B, H, W, C) per-pixel posterior std
-    samples: Array | None  # (B, K, H, W, C)
-    status: Array  # (B,)
-    acceptance: Array | None  # (B, chains), Langevin only
-    result: Result  # the runner's raw result
-    model_error: Array | float = 0.0  # the tau used (estimated with model_error="auto")
 
 
 def sample_q(prior: Prior, result: Result, key: Array, num_samples: int, *, y: Array | None = None,
@@ -111,48 +90,3 @@ def langevin_summary(result: Result) -> tuple[Array, Array, Array, Array]:
 def _expand_to(a: Array, ndim: int) -> Array:
     """Append singleton axes to a per-problem array so it broadcasts against ``ndim``-dimensional ones."""
     return a.reshape(a.shape + (1,) * (ndim - a.ndim))
-
-
-def reconstruct(prior: Prior, key: Array, y: Array, op: Any, *, method: str = "map", posterior: bool = False,
-                num_draws: int = 16, **kwargs: Any) -> Reconstruction:
-    """Bayesian reconstruction; ``kwargs`` go to :func:`map_estimate`, :func:`variational` or :func:`langevin`."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
-    k_solve, k_sample = jax.random.split(key)
-    tau = kwargs.pop("model_error", 0.0)
-    if isinstance(tau, str):
-        if tau != "auto":
-            raise ValueError(f"expected model_error to be a number >= 0 or 'auto', got {tau!r}")
-        tau = _auto_model_error(prior, key, y, op, kwargs)
-    if uses_model_error(tau):
-        kwargs["model_error"] = tau
-    if method == "map":
-        if posterior:
-            raise ValueError("method='map' gives a point estimate; use method='vi' or 'langevin' for posterior=True")
-        res = map_estimate(prior, k_solve, y, op, **kwargs)
-        return Reconstruction(res.x, None, None, res.status, None, res, tau)
-    if method == "vi":
-        res = variational(prior, k_solve, y, op, **kwargs)
-        if not posterior:
-            return Reconstruction(res.x, None, None, res.status, None, res, tau)
-        samples, mean, std = sample_q(prior, res, k_sample, num_draws, y=y, op=op, sigma=kwargs.get("sigma", 0.1),
-                                      model_error=tau, op_batched=kwargs.get("op_batched", False))
-        return Reconstruction(mean, std, samples, res.status, None, res, tau)
-    res = langevin(prior, k_solve, y, op, **kwargs)
-    mean, std, samples, acc = langevin_summary(res)
-    if not posterior:
-        return Reconstruction(mean, None, None, res.status, acc, res, tau)
-    return Reconstruction(mean, std, samples, res.status, acc, res, tau)
-
-
-_MAP_KWARGS = ("sigma", "learning_rate", "prior_weight", "pixel_weight", "image_prior", "op_batched", "mesh",
-               "batch_size", "progress")
-
-
-def _auto_model_error(prior: Prior, key: Array, y: Array, op: Any, kwargs: dict[str, Any]) -> Array:
-    """``model_error="auto"``: tau from a MAP fit (Adam, from z = 0, the solve's step count) of the batch."""
-    fit = map_estimate(prior, jax.random.fold_in(key, 7), y, op, init_std=0.0, num_restarts=1,
-                       num_steps=int(kwargs.get("num_steps", 1000)),
-                       **{k: v for k, v in kwargs.items() if k in _MAP_KWARGS})
-    yb, xb = (jnp.asarray(y), fit.x) if jnp.ndim(y) == len(op.out_shape) + 1 else (jnp.asarray(y)[None], fit.x[None])
-    return estimate_model_error(yb, xb, op, kwargs.get("sigma", 0.1), op_batched=kwargs.get("op_batched", False))

@@ -3,7 +3,8 @@
 A solver is a :class:`Solver`, a NamedTuple of pure functions (the blackjax / optax style)::
 
     init(key, problem, hyper, params)          -> state
-    step(state, problem, hyper, params)        -> (state, loss)   # loss at the iterate before the step
+    step(state, problem, hyper, params)        -> (state, info)   # info: a pytree about this step (e.g. the
+                                                                  # objective at the iterate before it)
     objective(state, problem, hyper, params)   -> scalar          # objective at the final iterate
     estimate(state, problem, hyper, params)    -> x_hat           # image of shape op.in_shape
 
@@ -29,7 +30,7 @@ from __future__ import annotations
 import functools
 import operator
 import warnings
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -38,6 +39,7 @@ from jax.sharding import Mesh, NamedSharding
 
 from ..operators.base import LinearOperator, Operator
 from ..operators.validation import check_key
+from .options import RunOptions, resolve_options
 from .sharding import batch_sharding, pad_indices, replicated, resolve_mesh, round_up
 
 Array = jax.Array
@@ -48,11 +50,25 @@ class Problem(NamedTuple):
     op: LinearOperator
 
 
+class InitFn(Protocol):
+    def __call__(self, key: Array, problem: Problem, hyper: Any, params: Any, /) -> Any: ...
+
+
+class StepFn(Protocol):
+    def __call__(self, state: Any, problem: Problem, hyper: Any, params: Any, /) -> tuple[Any, Any]: ...
+
+
+class ReadoutFn(Protocol):
+    def __call__(self, state: Any, problem: Problem, hyper: Any, params: Any, /) -> Array: ...
+
+
 class Solver(NamedTuple):
-    init: Callable[..., Any]
-    step: Callable[..., tuple[Any, Array]]
-    objective: Callable[..., Array]
-    estimate: Callable[..., Array]
+    """The pure functions of a solver (module docstring); hashable, so it can be a static jit argument."""
+
+    init: InitFn
+    step: StepFn
+    objective: ReadoutFn
+    estimate: ReadoutFn
 
 
 class Status:
@@ -70,7 +86,7 @@ class Result(NamedTuple):
     objective: Array  # (B,) objective of the best restart (NaN where status != OK)
     status: Array  # (B,) int32, see Status
     restart_objectives: Array  # (B, R) final objective of every restart (non-finite ones as they came)
-    history: Array | None  # (B, R, num_steps) loss per step, when requested
+    history: Any  # (B, R, num_steps, ...) each step's info (a pytree), when requested; else None
 
 
 class MemoryEstimate(NamedTuple):
@@ -107,9 +123,9 @@ def _solve_pairs(solver: Solver, num_steps: int, num_restarts: int, history: boo
     def one_restart(k: Array, problem: Problem) -> tuple[Any, ...]:
         state = solver.init(k, problem, hyper, params)
 
-        def body(s: Any, _: None) -> tuple[Any, Array | None]:
-            s, loss = solver.step(s, problem, hyper, params)
-            return s, (loss if history else None)
+        def body(s: Any, _: None) -> tuple[Any, Any]:
+            s, info = solver.step(s, problem, hyper, params)
+            return s, (info if history else None)
 
         state, hist = jax.lax.scan(body, state, None, length=num_steps, unroll=unroll)
         obj = solver.objective(state, problem, hyper, params)
@@ -267,15 +283,15 @@ def _plan(n: int, batch_size: Any, mesh: Any) -> _Plan:
 
 
 def _setup(solver: Solver, key: Array, y: Any, op: LinearOperator, hyper: Any, params: Any, num_steps: int,
-           num_restarts: int, history: bool, op_batched: bool, unroll: int, batch_size: Any,
-           mesh: Any) -> tuple[_Plan, bool, Any, tuple[Any, Any, Any], dict[str, Any]]:
+           num_restarts: int, options: RunOptions) -> tuple[_Plan, bool, Any, tuple[Any, Any, Any], dict[str, Any]]:
     """Checks, then ``(plan, added, batched, shared, static)``: ``batched = (keys, y, op or None)`` per
     problem, ``shared = (op or None, hyper, params)`` (on every device), ``static`` the jit's static kwargs."""
     check_key(key, "run")
+    op_batched, history, unroll = options.op_batched, options.history, options.unroll
     if int(num_steps) < 1 or int(num_restarts) < 1:
         raise ValueError(f"expected num_steps >= 1 and num_restarts >= 1, got {num_steps} and {num_restarts}")
     yb, added = prepare_measurements(y, op, op_batched)
-    plan = _plan(int(yb.shape[0]), batch_size, mesh)
+    plan = _plan(int(yb.shape[0]), options.batch_size, options.mesh)
     hyper = jax.tree_util.tree_map(lambda v: jnp.asarray(v, jnp.float32), hyper)
     keys = jax.random.split(key, yb.shape[0])  # one per problem, whatever the chunking / padding
     batched = (keys, yb, op if op_batched else None)
@@ -296,9 +312,7 @@ def _call(plan: _Plan, c: int, batched: Any, shared: Any, static: dict[str, Any]
 
 
 def run(solver: Solver, key: Array, y: Array, op: LinearOperator, hyper: Any, params: Any = None, *,
-        num_steps: int, num_restarts: int = 1, history: bool = False, op_batched: bool = False,
-        unroll: int = 1, mesh: Mesh | str | None = None, batch_size: int | None = None,
-        progress: bool = False) -> Result:
+        num_steps: int, num_restarts: int = 1, options: RunOptions | None = None, **overrides: Any) -> Result:
     """Run ``solver`` on a batch of measurements ``y`` (``(B, *op.out_shape)``, or one unbatched).
 
     Args:
@@ -309,7 +323,10 @@ def run(solver: Solver, key: Array, y: Array, op: LinearOperator, hyper: Any, pa
         op: one operator shared by all problems, or (``op_batched=True``) a batch of operators.
         hyper: NamedTuple of scalars, passed as traced values (changing them does not recompile).
         params: the prior's parameter pytree (traced).
-        num_steps, num_restarts, history, unroll: static.
+        num_steps, num_restarts: static.
+        options: :class:`~genprior_jax.solvers.options.RunOptions` (``overrides``: the same fields as keywords,
+            applied on top). Its fields:
+        op_batched, history, unroll: static (see :class:`RunOptions`).
         mesh: ``None`` (default device), ``"auto"`` (a 1-D mesh of all ``jax.local_devices()``) or a
             :class:`jax.sharding.Mesh` of this process's devices: the problems (each with its ``R`` restarts) are
             split evenly over its ``D`` devices, a batch that is not a multiple of ``D`` padded by repeating its
@@ -325,8 +342,10 @@ def run(solver: Solver, key: Array, y: Array, op: LinearOperator, hyper: Any, pa
     Returns:
         :class:`Result` with leading axis ``B`` (dropped again if ``y`` was unbatched).
     """
+    options = resolve_options(options, overrides, "run")
     plan, added, batched, shared, static = _setup(solver, key, y, op, hyper, params, num_steps, num_restarts,
-                                                   history, op_batched, unroll, batch_size, mesh)
+                                                   options)
+    progress = options.progress
     chunks = range(plan.num_chunks)
     if progress:
         from tqdm.auto import tqdm
@@ -365,9 +384,8 @@ def _nbytes(tree: Any) -> int:
 
 
 def estimate_memory(solver: Solver, y: Array, op: LinearOperator, hyper: Any, params: Any = None, *,
-                    num_steps: int, num_restarts: int = 1, history: bool = False, op_batched: bool = False,
-                    unroll: int = 1, batch_size: int | None = None, mesh: Mesh | str | None = None,
-                    key: Array | None = None) -> MemoryEstimate:
+                    num_steps: int, num_restarts: int = 1, options: RunOptions | None = None,
+                    key: Array | None = None, **overrides: Any) -> MemoryEstimate:
     """Bytes per device that one chunk of ``run(solver, key, y, op, hyper, params, ...)`` with the same options
     needs, from XLA's compiled memory analysis (``jit(...).lower(...).compile().memory_analysis()``).
 
@@ -375,8 +393,8 @@ def estimate_memory(solver: Solver, y: Array, op: LinearOperator, hyper: Any, pa
     warns and falls back to the arguments' and outputs' sizes, a lower bound (``source="shapes"``).
     """
     key = jax.random.key(0) if key is None else key
-    plan, _, batched, shared, static = _setup(solver, key, y, op, hyper, params, num_steps, num_restarts,
-                                              history, op_batched, unroll, batch_size, mesh)
+    options = resolve_options(options, overrides, "estimate_memory")
+    plan, _, batched, shared, static = _setup(solver, key, y, op, hyper, params, num_steps, num_restarts, options)
     lowered = _call(plan, 0, batched, shared, static, lower=True)
     fixed = _nbytes(shared)
     stats = None

@@ -39,6 +39,7 @@ from ..operators.numerics import operator_norm_sq
 from ..operators.validation import require_linear
 from ..transforms import Gradient, tv_norm
 from ..transforms.finite_diff import GRADIENT_NORM_SQ_BOUND
+from .options import RunOptions
 from .runner import Problem, Result, Solver, run
 
 Array = jax.Array
@@ -100,8 +101,8 @@ def _check_nonnegative(value: float | Array, name: str) -> None:
 
 
 def tv(key: Array, y: Array, op: LinearOperator, *, lam: float | Array = 0.01, num_steps: int = 1000,
-       box: bool = True, step_ratio: float | Array = 0.0, op_batched: bool = False, history: bool = False, mesh: Any = None,
-        batch_size: int | None = None, progress: bool = False) -> Result:
+       box: bool = True, step_ratio: float | Array = 0.0, options: RunOptions | None = None,
+       **run_options: Any) -> Result:
     """TV-regularised least squares ``argmin 1/2 ||A x - y||^2 + lam TV(x)`` (over ``[0, 1]^n`` if ``box``).
 
     ``y``: ``(B, *op.out_shape)`` or one measurement; ``lam >= 0`` and ``step_ratio`` (``rho``; ``<= 0``: the
@@ -112,5 +113,4 @@ def tv(key: Array, y: Array, op: LinearOperator, *, lam: float | Array = 0.01, n
     _check_nonnegative(lam, "lam")
     require_linear(op, "tv")
     return run(tv_solver(bool(box)), key, y, op, TVHyper(lam, step_ratio), None, num_steps=num_steps,
-               num_restarts=1, op_batched=op_batched, history=history,
-               mesh=mesh, batch_size=batch_size, progress=progress)
+               num_restarts=1, options=options, **run_options)

@@ -1,0 +1,47 @@
+"""How a solve is run, apart from what it solves: :class:`RunOptions`, one argument honoured by every solver.
+
+Every solver wrapper (``csgm``, ``tv``, ``langevin``, ...) and :func:`~genprior_jax.solvers.runner.run` take
+``options=RunOptions(...)``; for convenience the same fields are also accepted as keyword arguments
+(``csgm(..., batch_size=64)``), which override the fields of ``options``. All fields are static (they choose
+what is compiled), none is a hyper-parameter.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from jax.sharding import Mesh
+
+
+class RunOptions(NamedTuple):
+    """Options of :func:`~genprior_jax.solvers.runner.run`.
+
+    Attributes:
+        op_batched: ``op`` holds one operator per measurement (its array leaves lead with the batch axis ``B``).
+        history: record each step's ``info`` (the objective before the step, or the solver's info pytree) in
+            :attr:`Result.history`, shape ``(B, R, num_steps, ...)``.
+        unroll: ``lax.scan``'s unroll factor.
+        mesh: ``None``, ``"auto"`` or a :class:`jax.sharding.Mesh`: split the batch over devices.
+        batch_size: ``None`` (all at once) or the number of measurements per compiled call (bounds memory).
+        progress: a tqdm progress bar over the chunks.
+    """
+
+    op_batched: bool = False
+    history: bool = False
+    unroll: int = 1
+    mesh: Mesh | str | None = None
+    batch_size: int | None = None
+    progress: bool = False
+
+
+def resolve_options(options: RunOptions | None, overrides: dict[str, Any], who: str = "run") -> RunOptions:
+    """``options`` (default :class:`RunOptions()`) with the keyword ``overrides`` applied; ``ValueError`` for a
+    keyword that is not a field (naming the valid ones) or an ``options`` that is not a :class:`RunOptions`."""
+    if options is None:
+        options = RunOptions()
+    elif not isinstance(options, RunOptions):
+        raise ValueError(f"{who}: expected options to be a RunOptions, got {type(options).__name__}")
+    unknown = sorted(set(overrides) - set(RunOptions._fields))
+    if unknown:
+        raise ValueError(f"{who}: unexpected keyword argument(s) {unknown}; run options are {list(RunOptions._fields)}")
+    return options._replace(**overrides) if overrides else options
