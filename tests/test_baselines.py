@@ -15,7 +15,8 @@ from skimage.restoration import denoise_tv_chambolle
 
 import genprior_jax as gp
 from genprior_jax.operators import GaussianCS, Identity, RandomMask
-from genprior_jax.solvers import Status, bm3d_denoise, lasso, trace_count, tv
+from genprior_jax.solvers import Status, bm3d_denoise, lasso, tv
+from genprior_jax.solvers.runner import trace_count
 from genprior_jax.transforms import (WAVELETS, DCTBasis, Gradient, WaveletBasis, dct2, dwt2, idct2, idwt2,
                                      make_basis, tv_norm)
 

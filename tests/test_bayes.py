@@ -8,8 +8,8 @@ import pytest
 import genprior_jax as gp
 from genprior_jax.operators import BoxMask, GaussianCS, measure
 from genprior_jax.priors import Prior
-from genprior_jax.solvers import (Status, langevin, langevin_summary, map_estimate, reconstruct, sample_q, trace_count,
-                                  variational)
+from genprior_jax.solvers import Status, langevin, langevin_summary, map_estimate, reconstruct, sample_q, variational
+from genprior_jax.solvers.runner import trace_count
 
 SHAPE = (4, 4, 1)
 D = 3

@@ -14,8 +14,9 @@ from genprior_jax.operators import GaussianCS
 from genprior_jax.priors import (UntrainedGenerator, WeightPrior, fit_weight_prior, layer_means, untrained_generator,
                                  weight_penalty)
 from genprior_jax.priors.untrained import ChannelNorm, DCGANGenerator, conv2d
-from genprior_jax.solvers import (DIPHyper, Status, dip, dip_solver, learn_weight_prior, measurement_loss,
-                                  total_variation, trace_count)
+from genprior_jax.solvers import DIPHyper, Status, dip, dip_solver, learn_weight_prior
+from genprior_jax.solvers.dip import measurement_loss, total_variation
+from genprior_jax.solvers.runner import trace_count
 from genprior_jax.solvers.runner import Problem
 
 SHAPE = (28, 28, 1)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from genprior_jax.operators import (EXAMPLES, OPERATORS, Blur, BoxMask, Downsample, FunctionMeasurement,
                                     GaussianCS, Identity, LinearOperator, Operator, RandomMask, check_adjoint,
                                     make_operator, measure, noise_std_for_norm, parse_spec)
+from genprior_jax.likelihoods import misfit
 
 SHAPE = (28, 28, 1)
 SHAPES = [(28, 28, 1), (12, 16, 3)]
@@ -91,7 +92,7 @@ def test_jit_equals_eager(name, key):
     assert y.shape == op.out_shape and y.dtype == jnp.float32
     assert_same(jax.jit(lambda o, v: o(v))(op, x), y)
     y_obs = measure(key, op, jax.random.uniform(jax.random.key(1), SHAPE), 0.01)
-    np.testing.assert_allclose(jax.jit(lambda o, a, b: o.loss(o(a), b))(op, x, y_obs), op.loss(y, y_obs),
+    np.testing.assert_allclose(jax.jit(lambda o, a, b: misfit(o, o(a), b))(op, x, y_obs), misfit(op, y, y_obs),
                                rtol=1e-5)
     if isinstance(op, LinearOperator):
         assert_same(jax.jit(lambda o, v: o.T(v))(op, y), op.T(y))
@@ -130,7 +131,7 @@ def test_gradient_of_loss_matches_finite_differences(name, key):
     kx, kt, kd, kn = jax.random.split(key, 4)
     y = measure(kn, op, jax.random.uniform(kt, SHAPE), 0.05)
     x = jax.random.uniform(kx, SHAPE)
-    loss = lambda v: op.loss(op(v), y)  # noqa: E731
+    loss = lambda v: misfit(op, op(v), y)  # noqa: E731
     g = jax.grad(loss)(x)
     assert bool(jnp.all(jnp.isfinite(g))) and float(jnp.linalg.norm(g)) > 0
     d = jax.random.normal(kd, SHAPE)
@@ -150,7 +151,7 @@ def test_bad_input_raises(name, key):
     with pytest.raises(ValueError):  # also under jit: shapes are static, so the check runs at trace time
         jax.jit(lambda v: op(v))(jnp.zeros((27, 28, 1)))
     with pytest.raises(ValueError, match="same shape"):
-        op.loss(op(jnp.zeros(SHAPE)), jnp.zeros((3,)))
+        misfit(op, op(jnp.zeros(SHAPE)), jnp.zeros((3,)))
     if isinstance(op, LinearOperator):
         with pytest.raises(ValueError, match=r"\.T input: expected an array of shape"):
             op.T(jnp.zeros((3,)))

@@ -17,7 +17,9 @@ import genprior_jax as gp
 from genprior_jax.operators import (FunctionMeasurement, GaussianCS, Identity, OneBit, Operator, PhaseRetrieval,
                                     Radon, StructuredCS, SubsampledFourier, as_complex, as_real, check_adjoint,
                                     fbp, line_mask, make_operator, measure, variable_density_mask)
-from genprior_jax.solvers import csgm, prepare_measurements
+from genprior_jax.solvers import csgm
+from genprior_jax.solvers.runner import prepare_measurements
+from genprior_jax.likelihoods import misfit
 
 SHAPE = (28, 28, 1)
 
@@ -265,7 +267,7 @@ def test_phase_retrieval_is_the_modulus(key):
     ref = np.abs(np.asarray(four.mask)[:, :, None] * np.fft.fft2(np.asarray(x3, np.float64), axes=(0, 1), norm="ortho"))
     np.testing.assert_allclose(pf(x3), ref, atol=1e-5)
     # unsampled k-space is exactly zero: the modulus there has a zero gradient, not NaN
-    g = jax.grad(lambda v: pf.loss(pf(v), jnp.ones(pf.out_shape)))(x3)
+    g = jax.grad(lambda v: misfit(pf, pf(v), jnp.ones(pf.out_shape)))(x3)
     assert bool(jnp.all(jnp.isfinite(g)))
     y = measure(key, pf, x3, 0.1)
     assert np.all(np.asarray(y)[np.asarray(four.mask) == 0] == 0.0)  # noise only on measured magnitudes
@@ -294,8 +296,8 @@ def test_one_bit_logistic_loss_and_traced_temperature(key):
     ax = np.asarray(inner(x), np.float64)
     for t in (0.05, 1.0):
         ref = np.logaddexp(0.0, -np.asarray(y) * ax / t).sum()
-        np.testing.assert_allclose(OneBit(inner, t).loss(OneBit(inner, t)(x), y), ref, rtol=1e-5)
-    f = jax.jit(lambda t: OneBit(inner, t).loss(inner(x), y))  # the temperature is a leaf: traced
+        np.testing.assert_allclose(misfit(OneBit(inner, t), OneBit(inner, t)(x), y), ref, rtol=1e-5)
+    f = jax.jit(lambda t: misfit(OneBit(inner, t), inner(x), y))  # the temperature is a leaf: traced
     np.testing.assert_allclose(f(0.05), np.logaddexp(0.0, -np.asarray(y) * ax / 0.05).sum(), rtol=1e-5)
     with pytest.raises(ValueError, match="positive temperature"):
         OneBit(inner, 0.0)
@@ -348,15 +350,16 @@ def test_prepare_measurements_accepts_any_operator(key):
 
 @pytest.mark.parametrize("spec", ["phase:m=200", "onebit:m=300"])
 def test_csgm_lowers_the_data_loss_on_nonlinear_measurements(spec, key):
-    """A smoke test of the solver plumbing (op.loss(op(x), y) as the data term), not a recovery benchmark."""
+    """A smoke test of the solver plumbing (misfit(op, op(x), y) as the data term), not a recovery benchmark."""
     prior = gp.priors.load_prior("vae-mnist")
     x = jnp.asarray(gp.load_mnist("test", n=2).images)
     op = make_operator(spec, jax.random.key(1), SHAPE)
     y = jax.vmap(measure, in_axes=(0, None, 0, None))(jax.random.split(key, 2), op, x, 0.0)
-    res = csgm(prior, jax.random.key(2), y, op, num_steps=40, num_restarts=2, learning_rate=0.05, history=True)
+    res = csgm(prior, jax.random.key(2), y, op, lam=0.0, num_steps=40, num_restarts=2, learning_rate=0.05,
+               history=True)
     assert np.all(np.asarray(res.status) == 0)
     start = np.asarray(res.history)[:, :, 0].min(axis=1)  # the better restart's starting loss
     assert np.all(np.asarray(res.objective) < 0.7 * start)
     # the reported objective is the operator's own data term at the estimate (lam = 0)
-    direct = jax.vmap(lambda xh, yy: op.loss(op(xh), yy))(res.x, y)
+    direct = jax.vmap(lambda xh, yy: misfit(op, op(xh), yy))(res.x, y)
     np.testing.assert_allclose(res.objective, direct, rtol=1e-4)

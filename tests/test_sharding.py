@@ -19,7 +19,8 @@ import pytest
 from jax.sharding import Mesh
 
 from genprior_jax.operators import GaussianCS
-from genprior_jax.solvers import CSGMHyper, Solver, Status, csgm_solver, trace_count
+from genprior_jax.solvers import CSGMHyper, Solver, Status, csgm_solver
+from genprior_jax.solvers.runner import trace_count
 from genprior_jax.solvers.runner import estimate_memory, run
 
 SHAPE = (4, 4, 1)

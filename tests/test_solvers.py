@@ -8,7 +8,8 @@ import pytest
 import genprior_jax as gp
 from genprior_jax.operators import GaussianCS, Identity, measure
 from genprior_jax.priors import Prior
-from genprior_jax.solvers import Status, csgm, lasso, trace_count
+from genprior_jax.solvers import Status, csgm, lasso
+from genprior_jax.solvers.runner import trace_count
 
 SHAPE = (4, 4, 1)
 LATENT = 3

@@ -13,8 +13,8 @@ Interface of every :class:`Operator` (linear or not; modelled on lineax / scico 
 - ``A.observe(z)``: the output channel applied after the additive noise, ``y = A.observe(A(x) + eta)``
   (:func:`~genprior_jax.operators.noise.measure`); the identity by default, ``sign`` for one-bit measurements,
   the sampling mask for k-space (so that noise lands only on measured entries).
-- ``A.loss(y_hat, y)``: the data-fidelity term that solvers minimise, ``A.loss(A(x), y)``; by default
-  ``||y_hat - y||^2`` (Gaussian noise), a logistic loss for one-bit measurements.
+- The data term that solvers minimise is not an operator's business: it is the likelihood's
+  (:mod:`genprior_jax.likelihoods`; ``||A x - y||^2`` for Gaussian noise, a logistic loss for one-bit data).
 - ``A.in_shape`` / ``A.out_shape``: static shapes.
 
 A :class:`LinearOperator` adds the adjoint and composition:
@@ -107,12 +107,6 @@ class Operator:
         output has structurally-zero entries (k-space masks) so that the noise stays off them.
         """
         return z
-
-    def loss(self, y_hat: Array, y: Array) -> Array:
-        """Data-fidelity term ``sum((y_hat - y)^2)`` between a prediction ``y_hat = A(x)`` and a measurement
-        ``y`` (both ``out_shape``); the negative log-likelihood of Gaussian noise up to scale and constant."""
-        _check_same_shape(y_hat, y, f"{self.label}.loss")
-        return jnp.sum((y_hat - y) ** 2)
 
     @property
     def label(self) -> str:

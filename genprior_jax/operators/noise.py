@@ -23,10 +23,6 @@ class GaussianNoise(NamedTuple):
     def sample(self, key: Array, shape: tuple[int, ...], dtype=jnp.float32) -> Array:
         return jnp.asarray(self.sigma, dtype) * jax.random.normal(key, shape, dtype)
 
-    def neg_log_likelihood(self, residual: Array) -> Array:
-        """``||r||^2 / (2 sigma^2)`` up to a constant."""
-        return 0.5 * jnp.sum(residual**2) / jnp.asarray(self.sigma) ** 2
-
 
 def noise_std_for_norm(norm: float, m: int) -> float:
     """Per-entry std giving an expected noise norm ``norm`` over ``m`` entries: ``norm / sqrt(m)``."""

@@ -1,9 +1,9 @@
 """Non-linear measurement operators: phase retrieval, one-bit compressed sensing, any JAX function.
 
 They are :class:`~genprior_jax.operators.base.Operator` pytrees (jit / vmap / grad like the linear ones) without
-an adjoint. Solvers use only ``op.loss(op(x), y)``, so each operator pairs its prediction ``op(x)`` with a
-matching data-fidelity ``loss``, and :func:`~genprior_jax.operators.noise.measure` draws
-``y = op.observe(op(x) + sigma * eps)``.
+an adjoint. Solvers use only the prediction ``op(x)`` and the likelihood of the operator's measurement channel
+(:func:`genprior_jax.likelihoods.likelihood_for`: Gaussian, or logistic for one-bit data), and
+:func:`~genprior_jax.operators.noise.measure` draws ``y = op.observe(op(x) + sigma * eps)``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from .base import Array, LinearOperator, Operator, Shape, _check_same_shape
+from .base import Array, LinearOperator, Operator, Shape
 from .validation import check_image_shape
 
 
@@ -75,13 +75,14 @@ class PhaseRetrieval(Operator):
 class OneBit(Operator):
     """One-bit compressed sensing: ``y = sign(A x + eta)`` in ``{-1, +1}`` for a linear operator ``A``.
 
-    ``op(x)`` is the real-valued pre-quantisation prediction ``A x`` (what :meth:`loss` compares with ``y``;
+    ``op(x)`` is the real-valued pre-quantisation prediction ``A x`` (what the likelihood compares with ``y``;
     the sign itself has a zero gradient). The quantiser is :meth:`observe` (``sign``, with ``sign(0) = +1``),
     applied by :func:`~genprior_jax.operators.noise.measure` *after* the noise, so ``sigma`` is the noise on
     ``A x`` before quantisation (sign flips near the threshold). The noiseless measurement is
     ``op.observe(op(x))``.
 
-    The data-fidelity is the logistic loss ``sum(softplus(-y * A x / temperature))``: the negative
+    Its likelihood (:class:`genprior_jax.likelihoods.Logistic`) is the logistic loss
+    ``sum(softplus(-y * A x / temperature))``: the negative
     log-likelihood of a logistic-noise quantiser, smooth, small when the signs agree with margin
     ``>> temperature`` (the scale is that of ``A x``: for ``N(0, 1/m)`` entries, ``|A x| ~ ||x|| / sqrt(m)``,
     about 0.5 for an MNIST digit at ``m = 300``). Large temperatures approach the linear correlation loss
@@ -122,11 +123,6 @@ class OneBit(Operator):
 
     def observe(self, z: Array) -> Array:
         return jnp.where(z >= 0, 1.0, -1.0).astype(z.dtype)
-
-    def loss(self, y_hat: Array, y: Array) -> Array:
-        """``sum(softplus(-y * y_hat / temperature))`` for ``y`` in ``{-1, +1}`` and ``y_hat = A x``."""
-        _check_same_shape(y_hat, y, f"{self.label}.loss")
-        return jnp.sum(jax.nn.softplus(-y * y_hat / self.temperature))
 
 
 class FunctionMeasurement(Operator):

@@ -17,6 +17,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from ..likelihoods import misfit
 from ..priors.base import Prior
 from .inits import BACKPROJECTIONS, backproject
 from .optim import check_optimizer, check_schedule, make_optimizer, minimizing_solver
@@ -53,7 +54,7 @@ def analysis_solver(encode: Callable[[Any, Array], Array], generate: Callable[[A
         return make_optimizer(optimizer, hyper.learning_rate, schedule, num_steps)
 
     def loss(x: Array, problem: Problem, hyper: AnalysisHyper, params: Any) -> Array:
-        data = problem.op.loss(problem.op.mv(x), problem.y)  # ||A x - y||^2, or a non-linear operator's loss
+        data = misfit(problem.op, problem.op.mv(x), problem.y)  # ||A x - y||^2, or a non-linear operator's loss
         return 0.5 * data + hyper.lam * jnp.sum(encode(params, x) ** 2)
 
     def init_x(key: Array, problem: Problem, hyper: AnalysisHyper, params: Any) -> Array:

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from ..priors.base import Prior
-from .model_error import check_model_error_operator, data_energy, residual_mean
+from .energy import check_inputs, image_of, latent_energy, uses_model_error
 from .optim import check_optimizer, check_schedule, make_optimizer, minimizing_solver, optimizer_step
 from .options import RunOptions
 from .runner import Problem, Result, Solver, run
@@ -47,49 +47,6 @@ class BayesHyper(NamedTuple):
     model_error: Array | float = 0.0  # tau: std of the image-space residual x - G(z) (module docstring)
 
 
-def check_positive(name: str, value: Any) -> None:
-    try:
-        v = float(value)
-    except (TypeError, jax.errors.ConcretizationTypeError):
-        return  # traced: nothing to check here
-    if not v > 0:
-        raise ValueError(f"expected {name} > 0, got {v}")
-
-
-def uses_model_error(model_error: Any) -> bool:
-    """The static flag: ``False`` only for the literal number 0 (any other value, traced or not, is used)."""
-    return not (isinstance(model_error, (int, float)) and model_error == 0)
-
-
-def _energy_fn(generate: Callable[..., Array], log_prob: Callable[..., Array] | None, image_prior: bool,
-               model_error: bool = False) -> Callable[[Array, Array, Problem, Any, Any], Array]:
-    """``U(z; sigma)`` for one problem (``hyper`` needs ``prior_weight``, ``pixel_weight``, ``model_error``)."""
-
-    def energy(z: Array, sigma: Array, problem: Problem, hyper: Any, params: Any) -> Array:
-        x = generate(params, z)
-        pred = problem.op.mv(x)
-        sq = problem.op.loss(pred, problem.y)  # ||A x - y||^2 for the Gaussian likelihood
-        data = (data_energy(problem.op, problem.y - pred, sigma, hyper.model_error) if model_error
-                else sq / (2 * sigma**2))
-        prior = -log_prob(params, x) if image_prior else 0.5 * jnp.sum(z**2)  # type: ignore[misc]
-        return data + hyper.prior_weight * prior + hyper.pixel_weight * sq
-
-    return energy
-
-
-def image_of(generate: Callable[..., Array], model_error: bool) -> Callable[[Array, Problem, Any, Any], Array]:
-    """The point image of a latent: ``G(z)``, plus ``E[e | y, z]`` under the model-error model."""
-
-    def image(z: Array, problem: Problem, hyper: Any, params: Any) -> Array:
-        x = generate(params, z)
-        if not model_error:
-            return x
-        r = problem.y - problem.op.mv(x)
-        return x + residual_mean(problem.op, r, jnp.asarray(hyper.sigma), hyper.model_error)
-
-    return image
-
-
 class MapState(NamedTuple):
     z: Array
     log_sigma: Array
@@ -104,7 +61,7 @@ def map_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...], op
     if estimate_sigma and model_error:
         raise ValueError("map_estimate: estimate_sigma=True with model_error is not supported (the marginal "
                          "likelihood's log-determinant is not computed); estimate tau with estimate_model_error")
-    energy = _energy_fn(generate, log_prob, image_prior, model_error)
+    energy = latent_energy(generate, log_prob, image_prior, model_error)
     image = image_of(generate, model_error)
 
     def loss(v: tuple[Array, Array], problem: Problem, hyper: BayesHyper, params: Any) -> Array:
@@ -147,7 +104,7 @@ def vi_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...], num
         raise ValueError("variational: the ELBO is stochastic; expected optimizer adam, sgd or rmsprop, got 'lbfgs'")
     if num_samples < 1:
         raise ValueError(f"variational: expected num_samples (K) >= 1, got {num_samples}")
-    energy = _energy_fn(generate, log_prob, image_prior, model_error)
+    energy = latent_energy(generate, log_prob, image_prior, model_error)
     image = image_of(generate, model_error)
 
     def neg_elbo(v: tuple[Array, Array], key: Array, k: int, problem: Problem, hyper: BayesHyper,
@@ -181,23 +138,6 @@ def vi_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...], num
     return Solver(init, step, objective, estimate)
 
 
-def _check(prior: Prior, op: Any, sigma: Any, image_prior: bool, who: str, model_error: Any = 0.0) -> None:
-    if tuple(op.in_shape) != tuple(prior.image_shape):
-        raise ValueError(f"{who}: operator expects images of shape {op.in_shape}, prior {prior.name!r} "
-                         f"generates {prior.image_shape}")
-    check_positive("noise level sigma", sigma)
-    if uses_model_error(model_error):
-        check_model_error_operator(op, who)
-        try:
-            tau = float(model_error)
-        except (TypeError, jax.errors.ConcretizationTypeError):
-            tau = 0.0  # traced: nothing to check here
-        if not tau >= 0:
-            raise ValueError(f"{who}: expected model_error (tau) >= 0, got {tau}")
-    if image_prior and prior.log_prob is None:
-        raise ValueError(f"{who}: image_prior=True needs a prior with an exact log_prob (a flow)")
-
-
 def map_estimate(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | Array = 0.1,
                  learning_rate: float | Array = 0.01, prior_weight: float | Array = 1.0,
                  pixel_weight: float | Array = 0.0, init_std: float | Array = 1.0, num_steps: int = 1000,
@@ -207,7 +147,7 @@ def map_estimate(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | 
     """MAP latent ``argmin_z U(z)``; ``result.state.z`` and (estimated) ``exp(result.state.log_sigma)``.
 
     ``result.x``: ``G(z*)``, plus ``E[e | y, z*]`` when ``model_error`` (tau) is used."""
-    _check(prior, op, sigma, image_prior, "map_estimate", model_error)
+    check_inputs(prior, op, sigma, image_prior, "map_estimate", model_error)
     solver = map_solver(prior.generate, tuple(prior.latent_shape), optimizer, estimate_sigma, image_prior,
                         prior.log_prob if image_prior else None, uses_model_error(model_error))
     hyper = BayesHyper(sigma, learning_rate, prior_weight, pixel_weight, init_std, model_error)
@@ -225,7 +165,7 @@ def variational(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | A
 
     Draw posterior samples with :func:`genprior_jax.solvers.posterior.sample_q` (pass it ``y``, ``op``,
     ``sigma`` and ``model_error`` when tau is used, so the draws include the residual)."""
-    _check(prior, op, sigma, image_prior, "variational", model_error)
+    check_inputs(prior, op, sigma, image_prior, "variational", model_error)
     if int(num_samples) < 1:
         raise ValueError(f"variational: expected num_samples (K) >= 1, got {num_samples}")
     solver = vi_solver(prior.generate, tuple(prior.latent_shape), int(num_samples), optimizer, image_prior,

@@ -25,6 +25,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from ..likelihoods import misfit
 from ..priors.base import Prior
 from .inits import BACKPROJECTIONS, backproject
 from .optim import check_optimizer, check_schedule, make_optimizer, minimizing_solver
@@ -74,7 +75,7 @@ def csgm_solver(generate: Callable[[Any, Array], Array], latent_shape: tuple[int
 
     def loss(z: Array, problem: Problem, hyper: CSGMHyper, params: Any) -> Array:
         x = generate(params, z)
-        data = problem.op.loss(problem.op.mv(x), problem.y)
+        data = misfit(problem.op, problem.op.mv(x), problem.y)
         if penalty == "sq":
             reg = jnp.sum(z**2)
         elif penalty == "norm":

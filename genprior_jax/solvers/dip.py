@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..likelihoods import misfit
 from ..operators.noise import measure
 from ..priors.untrained import (UntrainedGenerator, WeightPrior, check_weight_prior, fit_weight_prior,
                                 untrained_generator, weight_penalty)
@@ -69,7 +70,7 @@ def total_variation(x: Array) -> Array:
 def measurement_loss(x: Array, problem: Problem) -> Array:
     """The operator's data term ``op.loss(A x, y)``: ``||A x - y||^2`` for a linear operator, the surrogate loss of
     a non-linear one (e.g. the logistic loss of :class:`~genprior_jax.operators.OneBit`)."""
-    return problem.op.loss(problem.op.mv(x), problem.y)
+    return misfit(problem.op, problem.op.mv(x), problem.y)
 
 
 @functools.lru_cache(maxsize=None)

@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import optax
 
 from ..priors.base import Prior
-from .bayes import _check, _energy_fn, uses_model_error
+from .energy import check_inputs, latent_energy, uses_model_error
 from .model_error import sample_residual
 from .options import RunOptions
 from .runner import Problem, Result, Solver, run
@@ -92,7 +92,7 @@ def langevin_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...
     if num_chains < 1 or thin < 1 or num_keep < 1 or burn_in < 0 or init_steps < 0:
         raise ValueError(f"langevin: expected num_chains, thin, num_keep >= 1 and burn_in, init_steps >= 0, got "
                          f"{num_chains}, {thin}, {num_keep}, {burn_in}, {init_steps}")
-    energy_fn = _energy_fn(generate, log_prob, image_prior, model_error)
+    energy_fn = latent_energy(generate, log_prob, image_prior, model_error)
 
     def energy_and_grad(z: Array, problem: Problem, hyper: LangevinHyper, params: Any) -> tuple[Array, Array]:
         return jax.vmap(jax.value_and_grad(lambda zz: energy_fn(zz, jnp.asarray(hyper.sigma), problem, hyper,
@@ -192,7 +192,7 @@ def langevin(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | Arra
         burn_in = int(num_steps) // 2
     if thin is None:
         thin = max((int(num_steps) - int(burn_in)) // 50, 1)
-    _check(prior, op, sigma, image_prior, "langevin", model_error)
+    check_inputs(prior, op, sigma, image_prior, "langevin", model_error)
     if int(num_steps) <= int(burn_in):
         raise ValueError(f"langevin: expected num_steps > burn_in, got {num_steps} <= {burn_in}")
     if isinstance(target_accept, (int, float)) and not 0 < target_accept < 1:

@@ -24,7 +24,8 @@ import jax.numpy as jnp
 from ..operators.validation import require_linear
 from ..priors.base import Prior
 from .analysis import AnalysisHyper, analysis
-from .bayes import BayesHyper, map_estimate, uses_model_error, variational
+from .bayes import BayesHyper, map_estimate, variational
+from .energy import uses_model_error
 from .csgm import CSGMHyper, asim, csgm
 from .dip import DIPHyper, dip
 from .langevin import LangevinHyper, langevin

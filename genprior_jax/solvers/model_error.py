@@ -28,40 +28,17 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from ..likelihoods import GaussianModelError, check_model_error_operator, solve_cov
 from ..operators.base import LinearOperator, Operator
 from ..operators.numerics import frobenius_sq
 
 Array = jax.Array
 
-CG_MAXITER = 100
-CG_TOL = 1e-6
-
-
-def check_model_error_operator(op: Any, who: str) -> None:
-    """``ValueError`` unless ``op`` is linear with the Gaussian squared-error data term."""
-    if not isinstance(op, LinearOperator):
-        raise ValueError(f"{who}: model_error needs a linear operator (with an adjoint), got {type(op).__name__}")
-    if type(op).loss is not Operator.loss:
-        raise ValueError(f"{who}: model_error needs the Gaussian data term ||A x - y||^2; {type(op).__name__} "
-                         "defines its own loss")
-
-
-def apply_cov(op: LinearOperator, v: Array, sigma: Array | float, tau: Array | float) -> Array:
-    """``C v = sigma^2 v + tau^2 A A^T v`` for one measurement-shaped ``v``."""
-    return sigma**2 * v + tau**2 * op.mv(op.rmv(v))
-
-
-def solve_cov(op: LinearOperator, v: Array, sigma: Array | float, tau: Array | float) -> Array:
-    """``C^{-1} v`` by conjugate gradients (differentiable in ``v``; ``C`` is symmetric positive definite)."""
-    sol, _ = jax.scipy.sparse.linalg.cg(lambda u: apply_cov(op, u, sigma, tau), v, tol=CG_TOL, maxiter=CG_MAXITER)
-    return sol
-
-
 def data_energy(op: LinearOperator, r: Array, sigma: Array | float, tau: Array | float) -> Array:
-    """``-log p(y | z) + const = r^T C^{-1} r / 2`` for the residual ``r = y - A G(z)`` of one measurement."""
-    return 0.5 * jnp.sum(r * solve_cov(op, r, sigma, tau))
+    """``-log p(y | z) + const = r^T C^{-1} r / 2`` for the residual ``r = y - A G(z)`` of one measurement
+    (:class:`~genprior_jax.likelihoods.GaussianModelError`'s energy)."""
+    return GaussianModelError(sigma, tau).energy(op, jnp.zeros_like(r), r)
 
 
 def residual_mean(op: LinearOperator, r: Array, sigma: Array | float, tau: Array | float) -> Array:

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from ..priors.base import Prior
-from .bayes import uses_model_error
+from .energy import uses_model_error
 from .model_error import residual_mean, sample_residual
 from .runner import Result
 
