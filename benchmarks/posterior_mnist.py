@@ -40,8 +40,15 @@ from _common import RESULTS, machine_info, machine_line, write_json, write_text 
 import genprior_jax as gp  # noqa: E402
 from genprior_jax.operators import BoxMask, Downsample, RandomMask, measure  # noqa: E402
 from genprior_jax.plotting import save_grid  # noqa: E402
-from genprior_jax.solvers import (backproject_batch, estimate_model_error, langevin, langevin_summary,  # noqa: E402
-                                  map_estimate, sample_q, variational)
+from genprior_jax.solvers import (  # noqa: E402
+    backproject_batch,
+    estimate_model_error,
+    langevin,
+    langevin_summary,
+    map_estimate,
+    sample_q,
+    variational,
+)
 
 SHAPE = (28, 28, 1)
 SIGMA = 0.05

@@ -20,8 +20,24 @@ from .data import Dataset, DatasetUnavailableError, load_mnist, load_tfds
 from .metrics import mse, psnr, ssim
 from .operators import check_adjoint, measure, noise_std_for_norm
 from .priors import Prior, available_priors, load_prior
-from .solvers import (Reconstruction, Result, Solver, Status, analysis, asim, bm3d_denoise, csgm, langevin, lasso,
-                      dip, map_estimate, reconstruct, run, tv, variational)
+from .solvers import (
+                      Reconstruction,
+                      Result,
+                      Solver,
+                      Status,
+                      analysis,
+                      asim,
+                      bm3d_denoise,
+                      csgm,
+                      dip,
+                      langevin,
+                      lasso,
+                      map_estimate,
+                      reconstruct,
+                      run,
+                      tv,
+                      variational,
+)
 
 __version__ = "0.1.0"
 

@@ -21,7 +21,8 @@ types with a non-Gaussian channel to their likelihood; register your own there).
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Protocol
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp

@@ -17,8 +17,18 @@ import genprior_jax as gp
 from genprior_jax.operators import GaussianCS, Identity, RandomMask
 from genprior_jax.solvers import Status, bm3d_denoise, lasso, tv
 from genprior_jax.solvers.runner import trace_count
-from genprior_jax.transforms import (WAVELETS, DCTBasis, Gradient, WaveletBasis, dct2, dwt2, idct2, idwt2,
-                                     make_basis, tv_norm)
+from genprior_jax.transforms import (
+    WAVELETS,
+    DCTBasis,
+    Gradient,
+    WaveletBasis,
+    dct2,
+    dwt2,
+    idct2,
+    idwt2,
+    make_basis,
+    tv_norm,
+)
 
 
 def _pywt_coeffs(x: np.ndarray, wavelet: str, levels: int) -> np.ndarray:

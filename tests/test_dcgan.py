@@ -10,12 +10,19 @@ import pytest
 
 import genprior_jax as gp
 from genprior_jax.cli import main
-from genprior_jax.transforms import unsqueeze
 from genprior_jax.operators import GaussianCS, measure
-from genprior_jax.priors.dcgan import (CONFIGS, Upsample, check_config, dcgan_functions, dcgan_modules, dcgan_prior,
-                                       init_dcgan)
+from genprior_jax.priors.dcgan import (
+    CONFIGS,
+    Upsample,
+    check_config,
+    dcgan_functions,
+    dcgan_modules,
+    dcgan_prior,
+    init_dcgan,
+)
 from genprior_jax.solvers import Status, csgm
 from genprior_jax.training import train_dcgan
+from genprior_jax.transforms import unsqueeze
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))

@@ -11,13 +11,18 @@ import pytest
 
 import genprior_jax as gp
 from genprior_jax.operators import GaussianCS
-from genprior_jax.priors import (UntrainedGenerator, WeightPrior, fit_weight_prior, layer_means, untrained_generator,
-                                 weight_penalty)
+from genprior_jax.priors import (
+    UntrainedGenerator,
+    WeightPrior,
+    fit_weight_prior,
+    layer_means,
+    untrained_generator,
+    weight_penalty,
+)
 from genprior_jax.priors.untrained import ChannelNorm, DCGANGenerator, conv2d
 from genprior_jax.solvers import DIPHyper, Status, dip, dip_solver, learn_weight_prior
 from genprior_jax.solvers.dip import measurement_loss, total_variation
-from genprior_jax.solvers.runner import trace_count
-from genprior_jax.solvers.runner import Problem
+from genprior_jax.solvers.runner import Problem, trace_count
 
 SHAPE = (28, 28, 1)
 N_SHARED = 10  # 3 problems x 10 steps: tests share this compilation where they can
@@ -45,7 +50,7 @@ def _problems(key: jax.Array, b: int, m: int = 40) -> tuple[jax.Array, GaussianC
     return x, op, y
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _jitted(gen, optimizer, num_steps, best_window):
     solver = dip_solver(gen, optimizer, False, num_steps if best_window else 1, best_window)
 

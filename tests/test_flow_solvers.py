@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import genprior_jax as gp
-from genprior_jax.priors import flow_prior, init_flow
 from genprior_jax.operators import BoxMask, Downsample, GaussianCS, Identity, RandomMask
+from genprior_jax.priors import flow_prior, init_flow
 from genprior_jax.solvers import Problem, Status, analysis, asim, backproject, backproject_batch, csgm
 from genprior_jax.solvers.runner import trace_count
 

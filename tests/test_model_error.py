@@ -8,11 +8,18 @@ import pytest
 import genprior_jax as gp
 from genprior_jax.operators import BoxMask, Downsample, GaussianCS, OneBit, RandomMask, measure
 from genprior_jax.priors import Prior
-from genprior_jax.solvers import (Status, estimate_model_error, langevin, langevin_summary, map_estimate, reconstruct,
-                                  sample_q, variational)
-from genprior_jax.solvers.model_error import sample_residual
+from genprior_jax.solvers import (
+    Status,
+    estimate_model_error,
+    langevin,
+    langevin_summary,
+    map_estimate,
+    reconstruct,
+    sample_q,
+    variational,
+)
+from genprior_jax.solvers.model_error import data_energy, residual_mean, sample_residual
 from genprior_jax.solvers.runner import trace_count
-from genprior_jax.solvers.model_error import data_energy, residual_mean
 
 SHAPE = (4, 4, 1)
 D = 3

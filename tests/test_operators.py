@@ -9,10 +9,25 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from genprior_jax.operators import (EXAMPLES, OPERATORS, Blur, BoxMask, Downsample, FunctionMeasurement,
-                                    GaussianCS, Identity, LinearOperator, Operator, RandomMask, check_adjoint,
-                                    make_operator, measure, noise_std_for_norm, parse_spec)
 from genprior_jax.likelihoods import misfit
+from genprior_jax.operators import (
+    EXAMPLES,
+    OPERATORS,
+    Blur,
+    BoxMask,
+    Downsample,
+    FunctionMeasurement,
+    GaussianCS,
+    Identity,
+    LinearOperator,
+    Operator,
+    RandomMask,
+    check_adjoint,
+    make_operator,
+    measure,
+    noise_std_for_norm,
+    parse_spec,
+)
 
 SHAPE = (28, 28, 1)
 SHAPES = [(28, 28, 1), (12, 16, 3)]

@@ -14,12 +14,28 @@ from skimage.data import shepp_logan_phantom
 from skimage.transform import iradon, radon, resize
 
 import genprior_jax as gp
-from genprior_jax.operators import (FunctionMeasurement, GaussianCS, Identity, OneBit, Operator, PhaseRetrieval,
-                                    Radon, StructuredCS, SubsampledFourier, as_complex, as_real, check_adjoint,
-                                    fbp, line_mask, make_operator, measure, variable_density_mask)
+from genprior_jax.likelihoods import misfit
+from genprior_jax.operators import (
+    FunctionMeasurement,
+    GaussianCS,
+    Identity,
+    OneBit,
+    Operator,
+    PhaseRetrieval,
+    Radon,
+    StructuredCS,
+    SubsampledFourier,
+    as_complex,
+    as_real,
+    check_adjoint,
+    fbp,
+    line_mask,
+    make_operator,
+    measure,
+    variable_density_mask,
+)
 from genprior_jax.solvers import csgm
 from genprior_jax.solvers.runner import prepare_measurements
-from genprior_jax.likelihoods import misfit
 
 SHAPE = (28, 28, 1)
 

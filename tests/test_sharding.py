@@ -20,8 +20,7 @@ from jax.sharding import Mesh
 
 from genprior_jax.operators import GaussianCS
 from genprior_jax.solvers import CSGMHyper, Solver, Status, csgm_solver
-from genprior_jax.solvers.runner import trace_count
-from genprior_jax.solvers.runner import estimate_memory, run
+from genprior_jax.solvers.runner import estimate_memory, run, trace_count
 
 SHAPE = (4, 4, 1)
 LATENT = 3

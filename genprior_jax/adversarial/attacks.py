@@ -20,7 +20,8 @@ one sample per step). ``eps`` and ``step_size`` are traced (a sweep over them co
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

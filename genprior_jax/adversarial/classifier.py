@@ -19,7 +19,8 @@ import dataclasses
 import functools
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -56,7 +57,7 @@ def _key(config: dict[str, Any]) -> tuple[tuple[int, ...], int, tuple[int, int, 
             tuple(int(s) for s in config["image_shape"]))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def classifier_apply(hidden: tuple[int, ...], num_classes: int) -> Callable[[Params, Array], Array]:
     """The pure ``apply(params, x)``: ``(B, H, W, C)`` images to ``(B, num_classes)`` logits; cached per
     configuration so repeated loads share one function object (and one compilation)."""

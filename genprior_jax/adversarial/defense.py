@@ -23,7 +23,8 @@ with a fresh key (fresh restarts), so the attacker does not rely on the defender
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -77,7 +78,7 @@ def project_to_range(prior: Prior, key: Array, x: Any, *, num_steps: int = 500, 
                 num_steps=num_steps, num_restarts=num_restarts, optimizer=optimizer, init=init)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def defended_logits(logits_fn: Callable[[Array], Array], prior: Prior, projection: Projection = Projection(),
                     gradient: str = "bpda") -> Callable[[Array, Array], Array]:
     """The defended model ``(x, key) -> logits_fn(P(x))`` with ``P`` the range projection (``key``: its restarts).

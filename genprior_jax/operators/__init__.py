@@ -6,8 +6,8 @@ from .blur import Blur, Downsample, gaussian_kernel, uniform_kernel
 from .fourier import SubsampledFourier, as_complex, as_real, line_mask, variable_density_mask
 from .masks import BoxMask, RandomMask
 from .noise import GaussianNoise, measure, noise_std_for_norm
-from .numerics import frobenius_sq, operator_norm_sq, pinv
 from .nonlinear import FunctionMeasurement, OneBit, PhaseRetrieval
+from .numerics import frobenius_sq, operator_norm_sq, pinv
 from .radon import Radon, fbp, ramp_filter
 from .registry import EXAMPLES, OPERATORS, make_operator, parse_spec
 from .simple import GaussianCS, Identity

@@ -80,7 +80,7 @@ class Operator:
         return keyed, aux
 
     @classmethod
-    def _tree_unflatten(cls, aux: tuple[Any, ...], children: tuple[Any, ...]) -> "Operator":
+    def _tree_unflatten(cls, aux: tuple[Any, ...], children: tuple[Any, ...]) -> Operator:
         obj = object.__new__(cls)
         for n, v in zip(cls._leaves, children):
             object.__setattr__(obj, n, v)
@@ -140,10 +140,10 @@ class LinearOperator(Operator):
         return self._adjoint(y)
 
     @property
-    def T(self) -> "LinearOperator":
+    def T(self) -> LinearOperator:
         return Adjoint(self)
 
-    def __matmul__(self, other: "LinearOperator") -> "LinearOperator":
+    def __matmul__(self, other: LinearOperator) -> LinearOperator:
         if not isinstance(other, LinearOperator):
             return NotImplemented
         return Composed(self, other)

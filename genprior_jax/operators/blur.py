@@ -68,12 +68,12 @@ class Blur(LinearOperator):
         self.out_shape = shape
 
     @classmethod
-    def uniform(cls, shape: Shape, size: int, boundary: str = "zero") -> "Blur":
+    def uniform(cls, shape: Shape, size: int, boundary: str = "zero") -> Blur:
         """Uniform ``size x size`` blur (Oberlin & Verm's deblurring task uses 7x7)."""
         return cls(uniform_kernel(size), shape, boundary)
 
     @classmethod
-    def gaussian(cls, shape: Shape, sigma: float, size: int | None = None, boundary: str = "zero") -> "Blur":
+    def gaussian(cls, shape: Shape, sigma: float, size: int | None = None, boundary: str = "zero") -> Blur:
         """Gaussian blur of std ``sigma``; ``size`` defaults to ``2 * ceil(3 sigma) + 1``."""
         if size is None:
             size = 2 * int(np.ceil(3 * sigma)) + 1

@@ -131,7 +131,7 @@ class SubsampledFourier(LinearOperator):
 
     @classmethod
     def random(cls, key: Array, shape: Shape, rate: float, lines: bool = False, power: float = 2.0,
-               center_fraction: float = 0.25) -> "SubsampledFourier":
+               center_fraction: float = 0.25) -> SubsampledFourier:
         """A random variable-density mask (``lines=False``) or Cartesian line mask (``lines=True``) sampling a
         fraction ``rate`` of k-space."""
         shape = check_image_shape(shape, "SubsampledFourier")

@@ -8,7 +8,7 @@ an adjoint. Solvers use only the prediction ``op(x)`` and the likelihood of the 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

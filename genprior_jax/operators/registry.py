@@ -16,7 +16,8 @@ Specs of the measurement families beyond the linear image-space ones:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .base import Array, LinearOperator, Operator, Shape
 from .blur import Blur, Downsample

@@ -5,12 +5,28 @@ from .base import Prior
 from .dcgan import CONFIGS as DCGAN_CONFIGS
 from .dcgan import dcgan_functions, dcgan_modules, dcgan_prior, init_dcgan
 from .flow import CONFIGS as FLOW_CONFIGS
-from .flow import (KINDS as FLOW_KINDS, MultiScaleFlow, batch_log_prob, bits_per_dim, flow_functions, flow_prior, init_flow,
-                   latent_part_shapes)
+from .flow import KINDS as FLOW_KINDS
+from .flow import (
+                   MultiScaleFlow,
+                   batch_log_prob,
+                   bits_per_dim,
+                   flow_functions,
+                   flow_prior,
+                   init_flow,
+                   latent_part_shapes,
+)
 from .flow_layers import ActNorm, AffineCoupling, InvConv1x1, Reverse
 from .registry import available_priors, load_prior
-from .untrained import (CONV_IMPLS, GENERATORS, UntrainedGenerator, WeightPrior, fit_weight_prior, layer_means,
-                        untrained_generator, weight_penalty)
+from .untrained import (
+                   CONV_IMPLS,
+                   GENERATORS,
+                   UntrainedGenerator,
+                   WeightPrior,
+                   fit_weight_prior,
+                   layer_means,
+                   untrained_generator,
+                   weight_penalty,
+)
 from .vae import elbo, init_vae, vae_functions, vae_prior
 
 __all__ = ["DCGAN_CONFIGS", "Prior", "available_priors", "dcgan_functions", "dcgan_modules", "dcgan_prior", "elbo",

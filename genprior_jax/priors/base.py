@@ -15,7 +15,8 @@ function or one cached per configuration, as :mod:`genprior_jax.priors.vae` does
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

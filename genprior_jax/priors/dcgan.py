@@ -34,7 +34,8 @@ the optional discriminator term of the csgm repo (Bora et al.), not a likelihood
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -146,7 +147,7 @@ def _config_key(config: dict[str, Any]) -> tuple[Any, ...]:
     return (c["image_shape"], c["latent"], c["start"], c["channels"], c["upsample"], c["groups"])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _modules(key: tuple[Any, ...]) -> tuple[Generator, Discriminator]:
     image_shape, _, start, channels, upsample, groups = key
     return Generator(image_shape, start, channels, upsample, groups), Discriminator(tuple(reversed(channels)))
@@ -167,7 +168,7 @@ def init_dcgan(key: Array, config: dict[str, Any]) -> Params:
     return {"generator": gen.init(kg, z)["params"], "discriminator": disc.init(kd, x)["params"]}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _functions(key: tuple[Any, ...]) -> dict[str, Callable[..., Any]]:
     gen, disc = _modules(key)
     image_shape, latent = key[0], key[1]

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -150,7 +151,7 @@ def _config_key(config: dict[str, Any]) -> tuple[Any, ...]:
     return (c["kind"], c["image_shape"], c["levels"], c["steps"], c["hidden"])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _functions(key: tuple[Any, ...]) -> dict[str, Callable[..., Any]]:
     module = MultiScaleFlow(*key)
     image_shape = key[1]

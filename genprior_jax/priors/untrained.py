@@ -42,7 +42,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -205,7 +206,7 @@ def _uniform_init(module: nn.Module, latent_shape: tuple[int, ...], fan: str) ->
     return init
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _build(name: str, image_shape: tuple[int, int, int], sizes: tuple[tuple[str, int | str], ...]
            ) -> UntrainedGenerator:
     cfg = dict(sizes)

@@ -8,7 +8,8 @@ output (the csgm repo's ``mnist_vae``). Likelihood: Bernoulli on pixel intensiti
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -52,12 +53,12 @@ def _key(config: dict[str, Any]) -> tuple[tuple[int, ...], int, tuple[int, int, 
     return tuple(int(h) for h in config["hidden"]), int(config["latent"]), tuple(int(s) for s in config["image_shape"])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _modules(hidden: tuple[int, ...], latent: int, image_shape: tuple[int, int, int]) -> tuple[Encoder, Decoder]:
     return Encoder(hidden, latent), Decoder(hidden, image_shape)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def vae_functions(hidden: tuple[int, ...], latent: int, image_shape: tuple[int, int, int]
                   ) -> tuple[Callable[[Params, Array], Array], Callable[[Params, Array], Array]]:
     """``(generate, encode)`` pure functions for one configuration, cached so repeated loads share them."""

@@ -12,7 +12,8 @@ is the final ``x``, unclipped.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -39,7 +40,7 @@ class AnalysisState(NamedTuple):
     opt_state: Any
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def analysis_solver(encode: Callable[[Any, Array], Array], generate: Callable[[Any, Array], Array],
                     latent_shape: tuple[int, ...], optimizer: str = "adam", schedule: str = "constant",
                     num_steps: int = 1, init: str = "generate0") -> Solver:

@@ -24,7 +24,8 @@ conditional mean or a draw of it (:mod:`.model_error`). All weights, ``sigma`` a
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -53,7 +54,7 @@ class MapState(NamedTuple):
     opt_state: Any
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def map_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...], optimizer: str = "adam",
                estimate_sigma: bool = False, image_prior: bool = False,
                log_prob: Callable[..., Array] | None = None, model_error: bool = False) -> Solver:
@@ -88,7 +89,7 @@ class VIState(NamedTuple):
     key: Array
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def vi_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...], num_samples: int = 4,
               optimizer: str = "adam", image_prior: bool = False, log_prob: Callable[..., Array] | None = None,
               eval_samples: int = 32, schedule: str = "constant", num_steps: int = 1,

@@ -20,7 +20,8 @@ with the lowest final objective is kept.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -49,7 +50,7 @@ class CSGMState(NamedTuple):
     opt_state: Any
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def csgm_solver(generate: Callable[[Any, Array], Array], latent_shape: tuple[int, ...],
                 optimizer: str = "adam", schedule: str = "constant", num_steps: int = 1, penalty: str = "sq",
                 init: str = "random", encode: Callable[[Any, Array], Array] | None = None,

@@ -30,8 +30,14 @@ import numpy as np
 
 from ..likelihoods import misfit
 from ..operators.noise import measure
-from ..priors.untrained import (UntrainedGenerator, WeightPrior, check_weight_prior, fit_weight_prior,
-                                untrained_generator, weight_penalty)
+from ..priors.untrained import (
+    UntrainedGenerator,
+    WeightPrior,
+    check_weight_prior,
+    fit_weight_prior,
+    untrained_generator,
+    weight_penalty,
+)
 from .optim import make_optimizer, optimizer_step
 from .options import RunOptions
 from .runner import Problem, Result, Solver, Status, run
@@ -73,7 +79,7 @@ def measurement_loss(x: Array, problem: Problem) -> Array:
     return misfit(problem.op, problem.op.mv(x), problem.y)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def dip_solver(generator: UntrainedGenerator, optimizer: str = "rmsprop", learned_reg: bool = False,
                num_steps: int = 1, best_window: int | None = None) -> Solver:
     """The DIP :class:`Solver` for ``generator``; cached. ``params`` of the runner is the

@@ -10,7 +10,8 @@ for one-bit data, Gaussian with model error ``tau``) and ``R(z) = ||z||^2 / 2`` 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

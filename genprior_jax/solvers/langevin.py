@@ -36,7 +36,8 @@ summaries inside the runner's scan state, and it keeps blackjax out of the depen
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -79,7 +80,7 @@ class LangevinState(NamedTuple):
     step_size: Array  # the base step (adapted during burn-in when adapt=True)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def langevin_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...], image_shape: tuple[int, ...],
                     kernel: str = "mala", num_chains: int = 4, burn_in: int = 500, thin: int = 10,
                     num_keep: int = 8, image_prior: bool = False, log_prob: Callable[..., Array] | None = None,

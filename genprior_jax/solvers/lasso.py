@@ -54,7 +54,7 @@ def _soft(u: Array, thresh: Array) -> Array:
     return jnp.sign(u) * jnp.maximum(jnp.abs(u) - thresh, 0.0)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def lasso_solver(basis: str = "dct", wavelet: str = "db4", levels: int = 3) -> Solver:
     """FISTA :class:`Solver` for the Lasso in ``basis`` (``wavelet`` and ``levels`` only for ``"wavelet"``)."""
     if basis not in BASES:

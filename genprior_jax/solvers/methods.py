@@ -16,7 +16,8 @@ hyper fields..., num_steps=..., options=None, **run_options)`` that builds both 
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -25,9 +26,9 @@ from ..operators.validation import require_linear
 from ..priors.base import Prior
 from .analysis import AnalysisHyper, analysis
 from .bayes import BayesHyper, map_estimate, variational
-from .energy import uses_model_error
 from .csgm import CSGMHyper, asim, csgm
 from .dip import DIPHyper, dip
+from .energy import uses_model_error
 from .langevin import LangevinHyper, langevin
 from .lasso import LassoHyper, lasso
 from .model_error import estimate_model_error

@@ -24,8 +24,6 @@ Only linear operators with the Gaussian data term (``op.loss`` the squared error
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 

@@ -30,7 +30,8 @@ from __future__ import annotations
 import functools
 import operator
 import warnings
-from typing import Any, Callable, NamedTuple, Protocol
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -178,7 +179,7 @@ def _write(out: Result, part: Result, start: Array) -> Result:
     return jax.tree_util.tree_map(lambda o, p: jax.lax.dynamic_update_slice_in_dim(o, p, start, 0), out, part)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _concatenator(sharding: NamedSharding) -> Callable[..., Result]:
     """``concatenate(parts, n=, skip=)``: the chunks' results end to end, the first ``skip`` rows of the last one
     (already in the one before) and the rows from ``n`` on (padding) dropped, placed with ``sharding``.

@@ -59,7 +59,7 @@ class TVState(NamedTuple):
     sigma: Array
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tv_solver(box: bool = True) -> Solver:
     """The PDHG :class:`Solver` for TV-regularised least squares (``box``: constrain ``x`` to ``[0, 1]``)."""
 

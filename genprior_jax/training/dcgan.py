@@ -28,7 +28,8 @@ import functools
 import math
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -71,7 +72,7 @@ def dcgan_train_step(config: dict[str, Any], learning_rate: float = 2e-4, beta1:
     return _train_step(tuple(sorted(c.items())), float(learning_rate), float(beta1), float(ema))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _train_step(config_items: tuple[tuple[str, Any], ...], learning_rate: float, beta1: float, ema: float
                 ) -> Callable[..., tuple[Any, jax.Array, jax.Array]]:
     config = dict(config_items)

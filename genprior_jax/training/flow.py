@@ -21,9 +21,8 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import flax_restore, load_checkpoint, save_checkpoint
 from ..data import SPLIT_SEED, load_mnist
-from ..checkpoint import flax_restore
 from ..priors.flow import CONFIGS, batch_log_prob, bits_per_dim, check_config, flow_prior, init_flow
 
 

@@ -18,7 +18,7 @@ from ..operators.base import Array, LinearOperator, Shape
 from ..operators.validation import check_image_shape
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _dct_matrix(n: int) -> np.ndarray:
     k, i = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
     m = np.sqrt(2.0 / n) * np.cos(np.pi * (2 * i + 1) * k / (2 * n))

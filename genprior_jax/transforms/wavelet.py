@@ -67,7 +67,7 @@ def _check_levels(shape: tuple[int, ...], levels: int, who: str) -> None:
                          f"shape {tuple(shape)} (WaveletBasis pads other sizes)")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _level_matrix(n: int, wavelet: str) -> np.ndarray:
     """The orthogonal ``(n, n)`` float64 matrix of one periodized level along an axis of even length ``n``:
     rows ``o < n/2`` give ``a[o]``, rows ``n/2 + o`` give ``d[o]`` (wrapped filter taps add up)."""
