@@ -74,4 +74,5 @@ def write_text(name: str, text: str) -> str:
 def machine_line(info: dict[str, Any]) -> str:
     return (f"Machine: {info.get('cpu', info['machine'])}, {info['cpu_count']} cores; Python {info['python']}, "
             f"jax {info['jax']} ({info['jax_backend']}), flax {info.get('flax')}, optax {info.get('optax')}"
-            + (f", torch {info['torch']}" if "torch" in info else "") + f"; {info['date']}, commit {info.get('git_commit')}")
+            + (f", torch {info['torch']}" if "torch" in info else "")
+            + f"; {info['date']}, commit {info.get('git_commit')}")

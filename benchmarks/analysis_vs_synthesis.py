@@ -124,7 +124,8 @@ def main() -> None:
         results[task] = {}
         rows = {"truth": x_test[:10]}
         problems = jax.vmap(lambda yy, oo: backproject(Problem(yy, oo), "pinv"), (0, 0 if batched else None))
-        rows["A^+ y"] = np.asarray(problems(y_t[:10], jax.tree_util.tree_map(lambda a: a[:10], op_t) if batched else op_t))
+        rows["A^+ y"] = np.asarray(problems(y_t[:10],
+                                            jax.tree_util.tree_map(lambda a: a[:10], op_t) if batched else op_t))
         for kind in ("synthesis", "analysis"):
             val_psnr = []
             for lam in args.lams:
@@ -151,17 +152,20 @@ def main() -> None:
     lines = [f"# Analysis vs synthesis on MNIST ({args.prior}), Oberlin & Verm (2021) tasks", "",
              f"Command: `python benchmarks/analysis_vs_synthesis.py {' '.join(sys.argv[1:])}`  ",
              machine_line(info) + "  ",
-             f"{args.n_test} held-out test digits; lam tuned per task and formulation on {args.n_val} validation digits "
+             f"{args.n_test} held-out test digits; lam tuned per task and formulation on {args.n_val} "
+             f"validation digits "
              f"over {args.lams}; {args.optimizer}, {args.steps} steps (step {args.lr_syn} on z, {args.lr_ana} on x), "
              f"z0 = 0 / x0 = G(0); noise std "
              f"{args.noise}. Total {total:.0f} s.", "",
-             "| task | synthesis PSNR | analysis PSNR | synthesis SSIM | analysis SSIM | lam (syn / ana) | winner | paper PSNR (CelebA, syn / ana) |",
+             "| task | synthesis PSNR | analysis PSNR | synthesis SSIM | analysis SSIM | lam (syn / ana) | winner "
+             "| paper PSNR (CelebA, syn / ana) |",
              "|---|---|---|---|---|---|---|---|"]
     for task, r in results.items():
         s, a = r["synthesis"], r["analysis"]
         win = "analysis" if a["psnr_mean"] > s["psnr_mean"] else "synthesis"
         paper = PAPER.get(task)
-        lines.append(f"| {task} | {s['psnr_mean']:.2f} ± {s['psnr_std']:.2f} | {a['psnr_mean']:.2f} ± {a['psnr_std']:.2f} | "
+        lines.append(f"| {task} | {s['psnr_mean']:.2f} ± {s['psnr_std']:.2f} | "
+                     f"{a['psnr_mean']:.2f} ± {a['psnr_std']:.2f} | "
                      f"{s['ssim_mean']:.3f} ± {s['ssim_std']:.3f} | {a['ssim_mean']:.3f} ± {a['ssim_std']:.3f} | "
                      f"{s['lam']:g} / {a['lam']:g} | {win} | "
                      + (f"{paper[0]:.2f} / {paper[1]:.2f}" if paper else "-") + " |")

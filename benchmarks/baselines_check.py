@@ -97,7 +97,8 @@ def main() -> None:
         "| method | lam | per-pixel MSE | PSNR (dB) | time (s) |", "|---|---|---|---|---|",
     ]
     for name, r in results.items():
-        lines.append(f"| {name} | {r['lam']} | {r['mse']:.4f} ± {r['sem']:.4f} | {r['psnr']:.2f} | {r['seconds']:.2f} |")
+        lines.append(f"| {name} | {r['lam']} | {r['mse']:.4f} ± {r['sem']:.4f} | {r['psnr']:.2f} | "
+                     f"{r['seconds']:.2f} |")
     path = write_text("baselines_check.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"wrote {path}")

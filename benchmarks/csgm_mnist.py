@@ -202,9 +202,10 @@ def main() -> None:
     dcgan_settings = "".join(f", {st} steps and {rs} restarts" for st, rs in dcgan_runs)
     lines = [
         "# CSGM on MNIST: per-pixel MSE vs m (Bora et al. 2017, Fig. 2a setting)", "",
-        "Commands: " + "; ".join(f"`python benchmarks/csgm_mnist.py {' '.join(r['args'].get('argv', []))}`".replace(" `", "`")
-                                 + (f" ({r['machine']['cpu']}, commit {r['machine'].get('git_commit')})"
-                                    if r.get("machine") else "") for r in runs) + "  ",
+        "Commands: " + "; ".join(
+            f"`python benchmarks/csgm_mnist.py {' '.join(r['args'].get('argv', []))}`".replace(" `", "`")
+            + (f" ({r['machine']['cpu']}, commit {r['machine'].get('git_commit')})"
+               if r.get("machine") else "") for r in runs) + "  ",
         "Latest run: " + machine_line(info) + "  ",
         *(["Runs listed without a machine (recorded before runs kept one) were on the Intel(R) Xeon(R) Processor "
            "machine, 2 cores, same versions.  "] if any(not r.get("machine") for r in runs) else []),
@@ -212,7 +213,8 @@ def main() -> None:
         f"std 0.1/sqrt(m); CSGM: Adam lr 0.01, {args.steps} steps, {args.restarts} restarts; Lasso: FISTA "
         f"{args.lasso_steps} steps, lam tuned per m on {args.n_val} validation digits over {list(LASSO_GRID)}; "
         f"Flow: {args.flow}, L-BFGS {args.flow_steps} steps, z0 = 0, gamma = 0 (GlowIP's CS setting). "
-        f"DCGAN: {args.dcgan}, CSGM as the VAE (lam 0){dcgan_settings}. TV: Chambolle-Pock 500 steps, lam tuned on validation over "
+        f"DCGAN: {args.dcgan}, CSGM as the VAE (lam 0){dcgan_settings}. "
+        f"TV: Chambolle-Pock 500 steps, lam tuned on validation over "
         f"{list(TV_GRID)}. DIP: untrained generator, no training data (Van Veen et al. settings), "
         f"{args.dip_steps} steps. "
         "Wall time per run: " + ", ".join(f"{'+'.join(r['methods'])} {r['seconds']:.0f} s" for r in runs) + ".", "",
@@ -232,10 +234,12 @@ def main() -> None:
               "| wavelet (db4, 3 levels) | " + " | ".join(str(tuned["wavelet"].get(m, "-")) for m in ms) + " |",
               "| TV (1/2-weighted data term) | " + " | ".join(str(tuned["tv"].get(m, "-")) for m in ms) + " |", "",
               "Wall time per method and m (s): " + "; ".join(
-                  f"{k}: " + ", ".join(f"{table[k][m]['seconds']:.1f}" for m in ms if m in table[k]) for k in methods), "",
+                  f"{k}: " + ", ".join(f"{table[k][m]['seconds']:.1f}" for m in ms if m in table[k])
+                  for k in methods), "",
               f"![error vs m]({args.out_prefix}.png)", "",
-              "Examples at m = 100: " + ", ".join(f"[{f}]({f})" for f in sorted(os.listdir(RESULTS))
-                                                  if f.startswith(f"{args.out_prefix}_examples") and f.endswith(".png")), ""]
+              "Examples at m = 100: " + ", ".join(
+                  f"[{f}]({f})" for f in sorted(os.listdir(RESULTS))
+                  if f.startswith(f"{args.out_prefix}_examples") and f.endswith(".png")), ""]
     path = write_text(f"{args.out_prefix}.md", "\n".join(lines))
     print("\n".join(lines))
     print(f"wrote {path}")

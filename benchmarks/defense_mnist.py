@@ -185,7 +185,8 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['attack']} | {r['eps']:g} | {r['undefended_accuracy']:.3f} | {r['defended_accuracy']:.3f} | "
+        lines.append(f"| {r['attack']} | {r['eps']:g} | {r['undefended_accuracy']:.3f} | "
+                     f"{r['defended_accuracy']:.3f} | "
                      f"{r['fit_mse']:.4f} | {r['to_clean_mse']:.4f} | {r['attack_seconds']:.1f} | "
                      f"{r['projection_seconds']:.1f} |")
     lines += ["", f"Worst case over {', '.join(attacks)} (a digit counts if the defended classifier is right under "

@@ -77,7 +77,8 @@ def worker(n: int, batch_size: int | None, steps: int, restarts: int, m: int, se
                           batch_size=batch_size)
     return {"n": n, "batch_size": batch_size, "peak_rss_before_solve": before_peak, "rss_before_solve": before_now,
             "peak_rss": after_peak, "solve_growth": after_peak - before_now, "wall_s": wall, "mse_first_500": mse,
-            "ok": int(np.sum(np.asarray(res.status) == 0)), "result_bytes": sum(a.nbytes for a in jax.tree_util.tree_leaves(res)),
+            "ok": int(np.sum(np.asarray(res.status) == 0)),
+            "result_bytes": sum(a.nbytes for a in jax.tree_util.tree_leaves(res)),
             "estimate": {"per_chunk": est.per_chunk, "per_element": est.per_element, "fixed": est.fixed,
                          "chunk": est.chunk, "source": est.source}}
 
@@ -147,7 +148,8 @@ def main() -> None:
     ]
     for r in runs:
         lines.append(f"| {r['n']:,} | {r['batch_size'] or 'none (one call)'} | {r['peak_rss'] / MB:.1f} | "
-                     f"{r['rss_before_solve'] / MB:.1f} | {r['solve_growth'] / MB:.1f} | {r['result_bytes'] / MB:.1f} | "
+                     f"{r['rss_before_solve'] / MB:.1f} | {r['solve_growth'] / MB:.1f} | "
+                     f"{r['result_bytes'] / MB:.1f} | "
                      f"{r['estimate']['per_chunk'] / MB:.1f} | {r['wall_s']:.1f} |")
     lines.append("")
     for name, ratio in ratios.items():

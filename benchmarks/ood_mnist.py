@@ -111,8 +111,10 @@ def main() -> None:
                                   "lasso_lam": lasso_lam, "results": results, "total_seconds": total})
     methods = ["Flow", "VAE", "Lasso-DCT"]
     lines = ["# Out-of-distribution compressed sensing on 28x28 images (priors trained on MNIST digits)", "",
-             f"Command: `python benchmarks/ood_mnist.py{' --quick' if args.quick else ''}`  ", machine_line(info) + "  ",
-             f"Natural: {len(datasets['natural'])} scikit-image images ({', '.join(NATURAL[:len(datasets['natural'])])}), "
+             f"Command: `python benchmarks/ood_mnist.py{' --quick' if args.quick else ''}`  ",
+             machine_line(info) + "  ",
+             f"Natural: {len(datasets['natural'])} scikit-image images "
+             f"({', '.join(NATURAL[:len(datasets['natural'])])}), "
              f"grey, centre-cropped, resized to 28x28. MNIST: {len(datasets['mnist-test'])} held-out test digits. "
              f"Noise ||eta|| ~ 0.1. Flow: glow-mnist, L-BFGS 30 steps, z0 = 0, gamma = 0; VAE: lam 0.1, "
              f"{restarts} restarts x {steps} Adam steps; Lasso-DCT lam per m from the MNIST validation tuning. "

@@ -84,7 +84,8 @@ def calibration(x: np.ndarray, samples: np.ndarray) -> dict[str, float]:
 
     lo, hi = np.quantile(samples, [0.05, 0.95], axis=1)
     inside = ((x >= lo) & (x <= hi)).reshape(n, -1)
-    return {"coverage_90_fg": float(inside[fg].mean()), "n": n, "excluded": int((~finite).sum()), "psnr_mean": float(np.nanmean(np.asarray(gp.psnr(x, mean)))),
+    return {"coverage_90_fg": float(inside[fg].mean()), "n": n, "excluded": int((~finite).sum()),
+            "psnr_mean": float(np.nanmean(np.asarray(gp.psnr(x, mean)))),
             "spearman_all": rho(np.ones_like(fg)), "spearman_fg": rho(fg),
             "coverage_90": float(((x >= lo) & (x <= hi)).mean()), "mean_std": float(sd.mean())}
 
@@ -175,7 +176,8 @@ def main() -> None:
                                    init_steps=linit, init_lr=lr, model_error=me, adapt=args.adapt)
                     _, _, samples, acc = langevin_summary(res)
                     samples = jnp.clip(samples, 0, 1)
-                    extra = {"chains": lchains, "steps": lsteps, "burn_in": burn, "step_size": lstep, "init_steps": linit,
+                    extra = {"chains": lchains, "steps": lsteps, "burn_in": burn, "step_size": lstep,
+                             "init_steps": linit,
                              "adapt": args.adapt, "adapted_step": float(np.mean(np.asarray(res.state.step_size))),
                              "acceptance": float(np.mean(np.asarray(acc)))}
                 row[method] = {**calibration(x, np.asarray(samples)), **extra,
@@ -183,7 +185,8 @@ def main() -> None:
                                "seconds": time.perf_counter() - t0}
                 mean, std = np.asarray(samples).mean(1), np.asarray(samples).std(1)
                 grid.update({f"{method} mean": mean[:8], f"{method} std x4": np.clip(4 * std[:8], 0, 1),
-                             f"{method} |err|": np.abs(mean[:8] - x[:8]), f"{method} sample": np.asarray(samples[:8, 0])})
+                             f"{method} |err|": np.abs(mean[:8] - x[:8]),
+                             f"{method} sample": np.asarray(samples[:8, 0])})
             # one grid per (prior, task, set of methods run): a --merge run does not overwrite earlier pictures
             suffix = "" if args.methods == ["vi", "langevin"] else "_" + "_".join(args.methods).replace("+", "-")
             row["grids"] = [f"{prefix}_{prior_name}_{task}{suffix}.png"]
@@ -218,7 +221,9 @@ def write_report(prefix: str, results: dict[str, Any], runs: list[dict[str, Any]
     lines += ["", f"Held-out test digits, noise std {SIGMA} (known). MAP: Adam on the latent. VI: mean-field Gaussian, "
               "Adam with cosine decay, K reparametrized samples per step, then the draws below. Langevin: MALA chains "
               "started at z = 0, or after `init_steps` Adam steps toward the MAP (the row's JSON says which; "
-              "`--langevin-init-steps`), the second half of the steps kept (16 states per chain); MALA acceptance over all steps, and with `--adapt` the step h reached by the burn-in adaptation (toward acceptance 0.574). Statistics from draws "
+              "`--langevin-init-steps`), the second half of the steps kept (16 states per chain); MALA acceptance "
+              "over all steps, and with `--adapt` the step h reached by the burn-in adaptation (toward acceptance "
+              "0.574). Statistics from draws "
               "clipped to [0, 1]. '+me' methods: the image is G(z) + e with e ~ N(0, tau^2 I) marginalized in the "
               "likelihood and drawn in the samples, tau estimated per task from the MAP residuals (no ground truth; "
               "column tau). Spearman: per image between per-pixel std and |posterior mean - truth|, averaged; "

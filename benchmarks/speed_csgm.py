@@ -222,11 +222,13 @@ def main() -> None:
     names = {"a_runner": "(a) genprior_jax runner (jit + scan + vmap)", "b_python_loop": "(b) Python loop, jitted step",
              "c_torch_batched": "(c) PyTorch, batched", "d_torch_sequential": "(d) PyTorch, one problem at a time"}
     lines = [f"# CSGM speed: {args.n} digits x {args.restarts} restarts x {args.steps} Adam steps, m = {args.m}", "",
-             f"Command: `python benchmarks/speed_csgm.py{' --quick' if args.quick else ''}`  ", machine_line(info) + "  ",
+             f"Command: `python benchmarks/speed_csgm.py{' --quick' if args.quick else ''}`  ",
+             machine_line(info) + "  ",
              f"VAE prior 20-500-500-784, lam {lam}, lr {lr}; torch threads {args.threads}.", "",
              "| method | wall time (s) | compile (s) | vs (a) | mean MSE |", "|---|---|---|---|---|"]
     for key, v in res.items():
-        note = f" (timed on {v['digits_timed']} digits: {v['measured_seconds']:.1f} s, scaled x{args.n / v['digits_timed']:.0f})" \
+        note = (f" (timed on {v['digits_timed']} digits: {v['measured_seconds']:.1f} s, "
+                f"scaled x{args.n / v['digits_timed']:.0f})") \
             if "digits_timed" in v else ""
         lines.append(f"| {names[key]} | {v['seconds']:.2f}{note} | {v['compile_seconds']:.2f} | "
                      f"{v['seconds'] / res['a_runner']['seconds']:.2f}x | {v['mse']:.4f} |")

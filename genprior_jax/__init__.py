@@ -42,7 +42,8 @@ from .solvers import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "adversarial", "analysis", "asim", "bm3d_denoise", "dip", "tv", "transforms", "Dataset", "Reconstruction", "langevin", "map_estimate", "reconstruct",
+    "adversarial", "analysis", "asim", "bm3d_denoise", "dip", "tv", "transforms", "Dataset", "Reconstruction",
+    "langevin", "map_estimate", "reconstruct",
     "variational", "DatasetUnavailableError", "Prior", "Result", "Solver", "Status", "available_priors",
     "check_adjoint", "csgm", "lasso", "load_checkpoint", "load_mnist", "load_prior", "load_tfds", "measure",
     "metrics", "mse", "noise_std_for_norm", "operators", "priors", "psnr", "run", "save_checkpoint", "solvers",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from typing import cast
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -86,7 +87,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
 
     needs_prior = get_method(args.method).needs_prior
     prior = load_prior(args.prior) if needs_prior or args.prior != "vae-mnist" else None
-    shape = tuple(prior.image_shape) if prior is not None else (28, 28, 1)
+    shape = cast(tuple[int, int, int], tuple(prior.image_shape)) if prior is not None else (28, 28, 1)
     images = load_images(args.images, shape)
     k_op, k_run = jax.random.split(jax.random.key(args.seed))
     op = make_operator(args.operator, k_op, shape)
@@ -122,14 +123,17 @@ def _method_names() -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="genprior-jax", description="Inverse problems with deep generative priors (JAX).")
+    parser = argparse.ArgumentParser(prog="genprior-jax",
+                                     description="Inverse problems with deep generative priors (JAX).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    demo = sub.add_parser("demo", help="CSGM demo: recover held-out MNIST digits from Gaussian measurements (VAE vs Lasso-DCT)")
+    demo = sub.add_parser("demo", help="CSGM demo: recover held-out MNIST digits from Gaussian measurements "
+                                       "(VAE vs Lasso-DCT)")
     demo.add_argument("--out", default="demo_out", help="output directory for the PNG grid and metrics JSON")
     demo.add_argument("--n", type=int, default=16, help="number of held-out test digits")
     demo.add_argument("--m", type=int, default=100, help="number of Gaussian measurements")
-    demo.add_argument("--noise", type=float, default=0.1, help="expected noise norm ||eta|| (per-entry std noise/sqrt(m))")
+    demo.add_argument("--noise", type=float, default=0.1,
+                      help="expected noise norm ||eta|| (per-entry std noise/sqrt(m))")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--steps", type=int, default=1000, help="Adam steps per restart")
     demo.add_argument("--restarts", type=int, default=10)
@@ -157,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     post = sub.add_parser("posterior", help="posterior sampling (VI or Langevin): mean, std map and samples as a PNG")
     post.add_argument("--out", default="posterior_out")
     post.add_argument("--prior", default="vae-mnist", help="prior name or checkpoint path")
-    post.add_argument("--operator", default="box:size=10", help="operator spec, e.g. box:size=10, mask:missing=0.6, sr:factor=2")
+    post.add_argument("--operator", default="box:size=10",
+                      help="operator spec, e.g. box:size=10, mask:missing=0.6, sr:factor=2")
     post.add_argument("--method", choices=["vi", "langevin"], default="vi")
     post.add_argument("--n", type=int, default=4, help="number of held-out test digits")
     post.add_argument("--noise", type=float, default=0.05, help="noise std per measurement entry (known)")
@@ -174,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="reconstruction method (the registry genprior_jax.solvers.METHODS)")
     rec.add_argument("--prior", default="vae-mnist", help="prior name or checkpoint path (methods with a prior)")
     rec.add_argument("--operator", default="gaussian:m=100",
-                     help="operator spec, e.g. gaussian:m=100, mask:missing=0.6, box:size=7, blur:uniform=7, sr:factor=2")
+                     help="operator spec, e.g. gaussian:m=100, mask:missing=0.6, box:size=7, blur:uniform=7, "
+                          "sr:factor=2")
     rec.add_argument("--noise", type=float, default=0.01, help="noise std per measurement entry")
     rec.add_argument("--images", default="mnist-test:16", help="mnist-<split>[:N] or a directory of images")
     rec.add_argument("--out", default="reconstruct_out")

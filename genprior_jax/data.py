@@ -17,7 +17,8 @@ from __future__ import annotations
 import functools
 import gzip
 import os
-from typing import NamedTuple
+from collections.abc import Sequence
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -95,7 +96,7 @@ def load_tfds(name: str = "mnist", split: str = "test", n: int | None = None, da
     import tensorflow_datasets as tfds
 
     try:
-        source = tfds.data_source(name, split=split, data_dir=data_dir, download=download)
+        source = cast(Sequence[Any], tfds.data_source(name, split=split, data_dir=data_dir, download=download))
     except Exception as err:  # noqa: BLE001 - re-raised with context, never swallowed
         raise DatasetUnavailableError(
             f"could not load TFDS dataset {name!r} split {split!r}: {type(err).__name__}: {err}. "

@@ -46,7 +46,8 @@ def run_demo(out_dir: str = "demo_out", n_images: int = 16, m: int = 100, noise:
     k_op, k_noise, k_vae, k_lasso = jax.random.split(jax.random.key(seed), 4)
     op = GaussianCS(k_op, model.image_shape, m)
     sigma = noise_std_for_norm(noise, m)
-    y = jax.vmap(measure, in_axes=(0, None, 0, None))(jax.random.split(k_noise, n_images), op, x, sigma)
+    y = jax.vmap(measure, in_axes=(0, None, 0, None))(  # vmap's stub keeps measure's signature; x is NumPy here
+        jax.random.split(k_noise, n_images), op, x, sigma)  # pyright: ignore[reportArgumentType]
 
     say(f"recovering {n_images} held-out digits from m={m} Gaussian measurements (noise norm {noise}) ...")
     t0 = time.perf_counter()
@@ -66,7 +67,8 @@ def run_demo(out_dir: str = "demo_out", n_images: int = 16, m: int = 100, noise:
                    "seed": seed, "steps": steps, "restarts": restarts, "lam": lam, "lasso_dct_lam": lasso_lam,
                    "split": "test", "jax": jax.__version__, "machine": platform.machine(),
                    "processor": platform.processor()},
-        "vae": {**_summary(x, x_vae), "seconds": t_vae, "status_ok": int((np.asarray(res_vae.status) == Status.OK).sum())},
+        "vae": {**_summary(x, x_vae), "seconds": t_vae,
+                "status_ok": int((np.asarray(res_vae.status) == Status.OK).sum())},
         "lasso_dct": {**_summary(x, x_lasso), "seconds": t_lasso,
                       "status_ok": int((np.asarray(res_lasso.status) == Status.OK).sum())},
     }
@@ -107,7 +109,8 @@ def run_posterior_demo(out_dir: str = "posterior_out", prior: str = "vae-mnist",
     x = load_mnist("test", n=n_images).images
     k_op, k_noise, k_solve = jax.random.split(jax.random.key(seed), 3)
     op = make_operator(operator, k_op, model.image_shape)
-    y = jax.vmap(measure, in_axes=(0, None, 0, None))(jax.random.split(k_noise, n_images), op, x, sigma)
+    y = jax.vmap(measure, in_axes=(0, None, 0, None))(  # vmap's stub keeps measure's signature; x is NumPy here
+        jax.random.split(k_noise, n_images), op, x, sigma)  # pyright: ignore[reportArgumentType]
     kwargs: dict[str, Any] = {"num_steps": steps, "sigma": sigma}  # the method's defaults otherwise
     if method == "langevin":
         kwargs.update(adapt=True)  # the step tuned during burn-in: the demo runs any operator and noise level

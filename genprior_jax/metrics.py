@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 Array = jax.Array
 
 
-def _check(x: Array, x_hat: Array) -> tuple[Array, Array]:
+def _check(x: ArrayLike, x_hat: ArrayLike) -> tuple[Array, Array]:
     x = jnp.asarray(x)
     x_hat = jnp.asarray(x_hat)
     if x.shape != x_hat.shape:
@@ -29,7 +30,7 @@ def _check(x: Array, x_hat: Array) -> tuple[Array, Array]:
     return x.astype(jnp.float32), x_hat.astype(jnp.float32)
 
 
-def mse(x: Array, x_hat: Array) -> Array:
+def mse(x: ArrayLike, x_hat: ArrayLike) -> Array:
     """Per-pixel mean squared error ``||x - x_hat||^2 / (H W C)`` of images ``(..., H, W, C)``, shape ``(...)``.
 
     >>> import jax.numpy as jnp
@@ -41,7 +42,7 @@ def mse(x: Array, x_hat: Array) -> Array:
     return jnp.mean((x - x_hat) ** 2, axis=(-3, -2, -1))
 
 
-def psnr(x: Array, x_hat: Array, data_range: float = 1.0) -> Array:
+def psnr(x: ArrayLike, x_hat: ArrayLike, data_range: float = 1.0) -> Array:
     """Peak signal-to-noise ratio ``10 log10(data_range^2 / mse)`` in dB, shape ``(...)``.
 
     >>> import jax.numpy as jnp
@@ -53,7 +54,8 @@ def psnr(x: Array, x_hat: Array, data_range: float = 1.0) -> Array:
 
 
 def _box_mean(img: Array, win: int) -> Array:
-    """Mean over every ``win x win`` window that fits ('valid'), per channel: ``(..., H, W, C) -> (..., H-win+1, W-win+1, C)``."""
+    """Mean over every ``win x win`` window that fits ('valid'), per channel:
+    ``(..., H, W, C) -> (..., H-win+1, W-win+1, C)``."""
     lead = img.shape[:-3]
     h, w, c = img.shape[-3:]
     flat = jnp.moveaxis(img.reshape((-1, h, w, c)), -1, 1).reshape(-1, 1, h, w)
@@ -63,7 +65,7 @@ def _box_mean(img: Array, win: int) -> Array:
     return jnp.moveaxis(out, 1, -1).reshape(lead + (h - win + 1, w - win + 1, c))
 
 
-def ssim(x: Array, x_hat: Array, data_range: float = 1.0, win_size: int = 7) -> Array:
+def ssim(x: ArrayLike, x_hat: ArrayLike, data_range: float = 1.0, win_size: int = 7) -> Array:
     """Mean SSIM, shape ``(...)``; matches ``skimage.metrics.structural_similarity`` defaults."""
     x, x_hat = _check(x, x_hat)
     if min(x.shape[-3:-1]) < win_size:

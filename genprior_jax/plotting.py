@@ -51,7 +51,8 @@ def save_grid(rows: Mapping[str, np.ndarray], path: str, captions: Mapping[str, 
 
 
 def save_curves(xs: Sequence[float], curves: Mapping[str, Sequence[float]], path: str, xlabel: str, ylabel: str,
-                title: str | None = None, errors: Mapping[str, Sequence[float]] | None = None, logy: bool = True) -> str:
+                title: str | None = None, errors: Mapping[str, Sequence[float]] | None = None,
+                logy: bool = True) -> str:
     """Line plot of several curves over ``xs`` (error bars from ``errors``), log-scaled y by default. A curve's
     NaN entries (not measured at that x) are left out and its measured points joined."""
     plt = _pyplot()

@@ -108,6 +108,7 @@ def write_outputs(out_dir: str, images: np.ndarray, result: dict[str, Any], conf
     with open(paths["md"], "w") as fh:
         fh.write(f"| method | operator | noise | images | ok | MSE/pixel | PSNR dB | SSIM | seconds |\n"
                  f"|---|---|---|---|---|---|---|---|---|\n"
-                 f"| {config['method']} | `{config['operator']}` | {config['noise']} | {len(images)} | {int(ok.sum())} | "
+                 f"| {config['method']} | `{config['operator']}` | {config['noise']} | {len(images)} | "
+                 f"{int(ok.sum())} | "
                  f"{summary['mse']:.4f} | {summary['psnr']:.2f} | {summary['ssim']:.3f} | {result['seconds']:.1f} |\n")
     return paths

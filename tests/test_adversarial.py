@@ -90,7 +90,8 @@ def test_random_shift_is_a_zero_filled_translation(key):
 
 def test_classifier_bad_input(key):
     train = gp.load_mnist("validation", n=100)
-    with pytest.raises(ValueError, match=r"expected a batch of images of shape \(B, \*\(28, 28, 1\)\), got \(28, 28, 1\)"):
+    with pytest.raises(ValueError,
+                       match=r"expected a batch of images of shape \(B, \*\(28, 28, 1\)\), got \(28, 28, 1\)"):
         adv.train_classifier(key, train.images[0], train.labels[:1])
     with pytest.raises(ValueError, match=r"expected integer labels of shape \(100,\)"):
         adv.train_classifier(key, train.images, train.labels[:99])

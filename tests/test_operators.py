@@ -43,7 +43,8 @@ def assert_same(actual, desired):
 
 
 def _softsquare(x):
-    """A non-linear measurement map for FunctionMeasurement: a smooth pooled non-linearity, (H, W, C) -> (H/2 W/2 C,)."""
+    """A non-linear measurement map for FunctionMeasurement: a smooth pooled non-linearity,
+    (H, W, C) -> (H/2 W/2 C,)."""
     h, w, c = x.shape
     pooled = x.reshape(h // 2, 2, w // 2, 2, c).mean(axis=(1, 3))
     return jnp.tanh(2.0 * pooled).reshape(-1) + pooled.reshape(-1) ** 2

@@ -245,7 +245,8 @@ def test_structured_cs_expected_energy_matches_gaussian_cs():
     ratios = np.asarray(jax.vmap(lambda k: jnp.sum(StructuredCS(k, SHAPE, 100)(x) ** 2))(keys)) / float(jnp.sum(x**2))
     se = ratios.std() / np.sqrt(len(ratios))
     assert abs(ratios.mean() - 1.0) < 4 * se + 1e-3 and se < 0.02
-    gauss = np.asarray(jax.vmap(lambda k: jnp.sum(GaussianCS(k, SHAPE, 100)(x) ** 2))(keys[:100])) / float(jnp.sum(x**2))
+    gauss = (np.asarray(jax.vmap(lambda k: jnp.sum(GaussianCS(k, SHAPE, 100)(x) ** 2))(keys[:100]))
+             / float(jnp.sum(x**2)))
     assert abs(gauss.mean() - 1.0) < 0.05  # the same normalisation as GaussianCS
 
 

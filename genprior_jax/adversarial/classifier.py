@@ -20,10 +20,11 @@ import functools
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import flax.linen as nn
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -54,7 +55,7 @@ class MLP(nn.Module):
 
 def _key(config: dict[str, Any]) -> tuple[tuple[int, ...], int, tuple[int, int, int]]:
     return (tuple(int(f) for f in config["hidden"]), int(config["num_classes"]),
-            tuple(int(s) for s in config["image_shape"]))
+            cast(tuple[int, int, int], tuple(int(s) for s in config["image_shape"])))
 
 
 @functools.cache
@@ -64,7 +65,7 @@ def classifier_apply(hidden: tuple[int, ...], num_classes: int) -> Callable[[Par
     module = MLP(hidden, num_classes)
 
     def apply(params: Params, x: Array) -> Array:
-        return module.apply({"params": params}, x)
+        return cast(Array, module.apply({"params": params}, x))
 
     return apply
 
@@ -129,7 +130,8 @@ def accuracy(logits_fn: Callable[[Array], Array], x: Any, labels: Any, batch_siz
     labels = np.asarray(labels)
     if len(labels) != len(x) or len(x) == 0:
         raise ValueError(f"accuracy: expected as many labels as images (> 0), got {len(labels)} and {len(x)}")
-    preds = [np.asarray(jnp.argmax(logits_fn(jnp.asarray(x[i:i + batch_size])), -1)) for i in range(0, len(x), batch_size)]
+    preds = [np.asarray(jnp.argmax(logits_fn(jnp.asarray(x[i:i + batch_size])), -1))
+             for i in range(0, len(x), batch_size)]
     return float(np.mean(np.concatenate(preds) == labels))
 
 

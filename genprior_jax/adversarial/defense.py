@@ -126,8 +126,9 @@ def bpda_pgd(logits_fn: Callable[[Array], Array], prior: Prior, key: Array, x: A
     Every PGD step projects the current iterate (fresh restarts from ``key``) with ``projection``; its
     default (100 Adam steps of size 0.05, 4 restarts) costs 1/12 of the defense's own (500 x 10 steps of 0.01)
     and fits real digits as closely with the VAE prior (mean per-pixel ``||P(x) - x||^2`` 0.0113 vs 0.0111 on
-    200 test digits): the attacker only needs a point near ``P(x)`` to take the classifier's gradient at. Arguments otherwise as
-    :func:`~genprior_jax.adversarial.attacks.pgd`; returns ``(B, H, W, C)`` images within ``eps`` of ``x``.
+    200 test digits): the attacker only needs a point near ``P(x)`` to take the classifier's gradient at. Arguments
+    otherwise as :func:`~genprior_jax.adversarial.attacks.pgd`; returns ``(B, H, W, C)`` images within ``eps`` of
+    ``x``.
     """
     return _adaptive_pgd("bpda", logits_fn, prior, key, x, labels, eps, step_size, num_steps, random_start,
                          projection)

@@ -17,6 +17,7 @@ __all__ = [
     "Adjoint", "Blur", "BoxMask", "Composed", "Downsample", "EXAMPLES", "FunctionMeasurement", "GaussianCS",
     "GaussianNoise", "Identity", "LinearOperator", "OPERATORS", "OneBit", "Operator", "PhaseRetrieval", "Radon",
     "RandomMask", "StructuredCS", "SubsampledFourier", "as_complex", "as_real", "check_adjoint", "fbp",
-    "gaussian_kernel", "line_mask", "make_operator", "measure", "noise_std_for_norm", "parse_spec", "ramp_filter", "frobenius_sq", "operator_norm_sq", "pinv",
+    "gaussian_kernel", "line_mask", "make_operator", "measure", "noise_std_for_norm", "parse_spec", "ramp_filter",
+    "frobenius_sq", "operator_norm_sq", "pinv",
     "uniform_kernel", "variable_density_mask",
 ]

@@ -29,7 +29,8 @@ adjoint comes from ``jax.linear_transpose``.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Iterable
+from typing import Any, ClassVar, Self
 
 import jax
 import jax.numpy as jnp
@@ -80,7 +81,7 @@ class Operator:
         return keyed, aux
 
     @classmethod
-    def _tree_unflatten(cls, aux: tuple[Any, ...], children: tuple[Any, ...]) -> Operator:
+    def _tree_unflatten(cls, aux: tuple[Any, ...], children: Iterable[Any]) -> Self:
         obj = object.__new__(cls)
         for n, v in zip(cls._leaves, children):
             object.__setattr__(obj, n, v)

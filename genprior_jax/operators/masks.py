@@ -6,6 +6,8 @@ static shape and a batch of masks can be vmapped. ``M`` is a 0/1 projection, hen
 
 from __future__ import annotations
 
+from typing import cast
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -64,7 +66,7 @@ class BoxMask(_Mask):
     def __init__(self, shape: Shape, size: int | tuple[int, int], position: tuple[int, int] | None = None):
         shape = check_image_shape(shape, "BoxMask")
         h, w, _ = shape
-        bh, bw = (size, size) if np.isscalar(size) else tuple(size)  # type: ignore[misc]
+        bh, bw = cast(tuple[int, int], (size, size) if np.isscalar(size) else tuple(size))  # type: ignore[misc]
         bh, bw = int(bh), int(bw)
         if not (1 <= bh <= h and 1 <= bw <= w):
             raise ValueError(f"BoxMask: expected a box size between 1 and the image size {(h, w)}, got {(bh, bw)}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import jax
+import jax.core
 import jax.numpy as jnp
 
 from .base import Array, LinearOperator, Operator, Shape
@@ -34,12 +35,12 @@ class PhaseRetrieval(Operator):
 
     For a real-valued ``A`` (e.g. :class:`~genprior_jax.operators.simple.GaussianCS`) this is the entrywise
     absolute value, ``out_shape = A.out_shape``. For an operator with real-stacked complex output (a trailing
-    ``(real, imag)`` axis, flagged by ``A.real_stacked``, e.g. :class:`~genprior_jax.operators.fourier.SubsampledFourier`:
-    Fourier phase retrieval) it is the complex modulus over that axis, ``out_shape = A.out_shape[:-1]``; the
-    modulus has a zero gradient where ``A x = 0`` (e.g. unsampled k-space), not NaN. The loss is the default
-    amplitude loss ``||y_hat - y||^2``; noise is additive on ``|A x|`` (and kept off ``A``'s structural zeros).
-    There is a global sign ambiguity (``x`` and ``-x`` give the same ``y``), lifted by a prior on ``[0, 1]``
-    images.
+    ``(real, imag)`` axis, flagged by ``A.real_stacked``, e.g.
+    :class:`~genprior_jax.operators.fourier.SubsampledFourier`: Fourier phase retrieval) it is the complex modulus
+    over that axis, ``out_shape = A.out_shape[:-1]``; the modulus has a zero gradient where ``A x = 0`` (e.g.
+    unsampled k-space), not NaN. The loss is the default amplitude loss ``||y_hat - y||^2``; noise is additive on
+    ``|A x|`` (and kept off ``A``'s structural zeros). There is a global sign ambiguity (``x`` and ``-x`` give the
+    same ``y``), lifted by a prior on ``[0, 1]`` images.
     """
 
     _leaves = ("inner",)

@@ -24,6 +24,7 @@ import functools
 import math
 
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 
@@ -124,7 +125,7 @@ class Radon(LinearOperator):
         return _backproject(y, self.coords, self.in_shape)
 
 
-def _sample_points(xp: object, angles: Array, shape: Shape, n_detectors: int, half_length: int) -> Array:
+def _sample_points(xp: object, angles: Array | np.ndarray, shape: Shape, n_detectors: int, half_length: int) -> Array:
     """``(cols, rows)`` of the ray samples stacked, ``(2, n_angles, n_detectors, 2 half_length + 1)``; ``xp`` is
     ``numpy`` or ``jax.numpy``."""
     h, w = shape[0], shape[1]

@@ -22,10 +22,11 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import flax.linen as nn
 import jax
+import jax.core
 import jax.numpy as jnp
 
 from .base import Array, Params, Prior
@@ -52,7 +53,8 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
     h, w, c = (int(s) for s in config["image_shape"])
     levels = int(config["levels"])
     if levels < 1 or int(config["steps"]) < 1 or int(config["hidden"]) < 1:
-        raise ValueError(f"flow config: expected levels, steps, hidden >= 1, got {levels}, {config['steps']}, {config['hidden']}")
+        raise ValueError(f"flow config: expected levels, steps, hidden >= 1, got {levels}, {config['steps']}, "
+                         f"{config['hidden']}")
     if h % 2**levels or w % 2**levels:
         raise ValueError(f"flow config: a {h}x{w} image cannot be squeezed {levels} times "
                          f"(height and width must be divisible by {2**levels}); pad it or use fewer levels")
@@ -167,12 +169,13 @@ def _functions(key: tuple[Any, ...]) -> dict[str, Callable[..., Any]]:
     def forward_and_log_det(params: Params, z: Array) -> tuple[Array, Array]:
         if tuple(z.shape) != (dim,):
             raise ValueError(f"flow: expected a latent of shape ({dim},), got {tuple(z.shape)}")
-        x, ld = module.apply({"params": params}, z[None], method=MultiScaleFlow.inverse)
+        x, ld = cast(tuple[Array, Array], module.apply({"params": params}, z[None], method=MultiScaleFlow.inverse))
         return x[0] + 0.5, ld[0]
 
     def inverse_and_log_det(params: Params, x: Array) -> tuple[Array, Array]:
         check_image(x, "flow")
-        z, ld = module.apply({"params": params}, x[None] - 0.5, method=MultiScaleFlow.forward)
+        z, ld = cast(tuple[Array, Array],
+                     module.apply({"params": params}, x[None] - 0.5, method=MultiScaleFlow.forward))
         return z[0], ld[0]
 
     def generate(params: Params, z: Array) -> Array:

@@ -44,7 +44,8 @@ def load_prior(name_or_path: str) -> Prior:
     else:
         names = available_priors()
         if name_or_path not in names:
-            raise ValueError(f"load_prior: unknown prior {name_or_path!r}; expected one of {names} or a checkpoint path")
+            raise ValueError(f"load_prior: unknown prior {name_or_path!r}; expected one of {names} "
+                             "or a checkpoint path")
         path, name = os.path.join(CHECKPOINT_DIR, name_or_path), name_or_path
     params, record = load_checkpoint(path)
     kind = record["kind"]

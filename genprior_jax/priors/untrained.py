@@ -43,7 +43,7 @@ import dataclasses
 import functools
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 import flax.linen as nn
 import jax
@@ -60,7 +60,7 @@ _NORM_EPS = 1e-5  # PyTorch BatchNorm2d's eps
 
 def _torch_uniform(fan: str) -> Callable[..., Array]:
     """PyTorch's default conv initialisation ``U(+-1/sqrt(fan))`` (``ConvTranspose2d``: fan_out)."""
-    return nn.initializers.variance_scaling(1.0 / 3.0, fan, "uniform")
+    return nn.initializers.variance_scaling(1.0 / 3.0, cast(Literal["fan_in", "fan_out"], fan), "uniform")
 
 
 def conv2d(x: Array, kernel: Array, padding: int, impl: str = "im2col") -> Array:
@@ -209,7 +209,7 @@ def _uniform_init(module: nn.Module, latent_shape: tuple[int, ...], fan: str) ->
 @functools.cache
 def _build(name: str, image_shape: tuple[int, int, int], sizes: tuple[tuple[str, int | str], ...]
            ) -> UntrainedGenerator:
-    cfg = dict(sizes)
+    cfg: dict[str, Any] = dict(sizes)
     h, w, c = image_shape
     if name == "dcgan":
         module: nn.Module = DCGANGenerator(ngf=cfg["ngf"], channels=c, conv=str(cfg["conv"]))
@@ -222,7 +222,7 @@ def _build(name: str, image_shape: tuple[int, int, int], sizes: tuple[tuple[str,
     init = _uniform_init(module, latent_shape, "fan_out" if name == "dcgan" else "fan_in")
 
     def generate(weights: Params, z: Array) -> Array:
-        return module.apply({"params": weights}, z)
+        return cast(Array, module.apply({"params": weights}, z))
 
     return UntrainedGenerator(name, latent_shape, image_shape, init, generate, sizes)
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from .base import Array, Params, Prior
 
@@ -50,7 +51,8 @@ class Decoder(nn.Module):
 
 
 def _key(config: dict[str, Any]) -> tuple[tuple[int, ...], int, tuple[int, int, int]]:
-    return tuple(int(h) for h in config["hidden"]), int(config["latent"]), tuple(int(s) for s in config["image_shape"])
+    return (tuple(int(h) for h in config["hidden"]), int(config["latent"]),
+            cast(tuple[int, int, int], tuple(int(s) for s in config["image_shape"])))
 
 
 @functools.cache
@@ -65,7 +67,7 @@ def vae_functions(hidden: tuple[int, ...], latent: int, image_shape: tuple[int, 
     enc, dec = _modules(hidden, latent, image_shape)
 
     def generate(params: Params, z: Array) -> Array:
-        return dec.apply({"params": params["decoder"]}, z)
+        return cast(Array, dec.apply({"params": params["decoder"]}, z))
 
     def encode(params: Params, x: Array) -> Array:
         return enc.apply({"params": params["encoder"]}, x)[0]
@@ -83,12 +85,12 @@ def init_vae(key: Array, config: dict[str, Any] | None = None) -> Params:
     return {"encoder": enc.init(ke, x)["params"], "decoder": dec.init(kd, z)["params"]}
 
 
-def elbo(params: Params, key: Array, x: Array, config: dict[str, Any]) -> Array:
+def elbo(params: Params, key: Array, x: ArrayLike, config: dict[str, Any]) -> Array:
     """Per-image ELBO (nats) for a batch ``x`` of shape ``(B, H, W, C)``: returns ``(B,)``."""
     enc, dec = _modules(*_key(config))
-    mean, log_std = enc.apply({"params": params["encoder"]}, x)
+    mean, log_std = cast(tuple[Array, Array], enc.apply({"params": params["encoder"]}, x))
     z = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
-    logits = dec.apply({"params": params["decoder"]}, z, logits=True)
+    logits = cast(Array, dec.apply({"params": params["decoder"]}, z, logits=True))
     # Bernoulli log-likelihood with soft targets, in the numerically stable form.
     log_px = jnp.sum(x * jax.nn.log_sigmoid(logits) + (1 - x) * jax.nn.log_sigmoid(-logits), axis=(-3, -2, -1))
     kl = 0.5 * jnp.sum(mean**2 + jnp.exp(2 * log_std) - 1.0 - 2 * log_std, axis=-1)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -127,7 +127,7 @@ def vi_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...], num
         v, opt_state, value = optimizer_step(optimizer, opt_for(hyper),
                                              lambda v: neg_elbo(v, k, num_samples, problem, hyper, params),
                                              (state.mu, state.log_s), state.opt_state)
-        return VIState(*v, opt_state, key), value
+        return VIState(*cast(tuple[Array, Array], v), opt_state, key), value
 
     def objective(state: VIState, problem: Problem, hyper: BayesHyper, params: Any) -> Array:
         return neg_elbo((state.mu, state.log_s), jax.random.fold_in(state.key, 1), eval_samples, problem, hyper,

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -107,7 +107,7 @@ def langevin_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...
         def body(_: Any, carry: tuple[Array, Any]) -> tuple[Array, Any]:
             z, opt_state = carry
             updates, opt_state = opt.update(grad_u(z), opt_state, z)
-            return optax.apply_updates(z, updates), opt_state
+            return cast(Array, optax.apply_updates(z, updates)), opt_state
 
         z0 = jnp.zeros(latent_shape, jnp.float32)
         return jax.lax.fori_loop(0, init_steps, body, (z0, opt.init(z0)))[0]

@@ -31,14 +31,15 @@ def make_optimizer(name: str, learning_rate: Array | float, schedule: str = "con
     """``adam``/``sgd``/``rmsprop`` with step ``learning_rate`` (``schedule="cosine"`` decays it to 0 over
     ``num_steps``, which lets Adam settle on the minimizer instead of oscillating around it); ``lbfgs`` is optax's
     L-BFGS with a zoom line search, which chooses its own step (``learning_rate`` is then unused)."""
+    lr: optax.ScalarOrSchedule = learning_rate
     if schedule == "cosine":
-        learning_rate = optax.cosine_decay_schedule(learning_rate, max(int(num_steps), 1))
+        lr = optax.cosine_decay_schedule(learning_rate, max(int(num_steps), 1))
     if name == "adam":
-        return optax.adam(learning_rate)
+        return optax.adam(lr)
     if name == "sgd":
-        return optax.sgd(learning_rate)
+        return optax.sgd(lr)
     if name == "rmsprop":
-        return optax.rmsprop(learning_rate, momentum=0.9)
+        return optax.rmsprop(lr, momentum=0.9)
     if name == "lbfgs":
         return optax.lbfgs()
     raise ValueError(f"unknown optimizer {name!r}; expected one of {OPTIMIZERS}")

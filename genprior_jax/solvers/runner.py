@@ -31,7 +31,7 @@ import functools
 import operator
 import warnings
 from collections.abc import Callable
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 
 import jax
 import jax.numpy as jnp
@@ -194,12 +194,12 @@ def _concatenator(sharding: NamedSharding) -> Callable[..., Result]:
     return jax.jit(concatenate, static_argnames=("n", "skip"), out_shardings=sharding)
 
 
-def _batch_size_of_op(op: LinearOperator) -> int:
+def _batch_size_of_op(op: Operator) -> int:
     sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in jax.tree_util.tree_leaves(op)}
     if len(sizes) != 1 or None in sizes:
         raise ValueError(f"op_batched=True: expected every array leaf of {type(op).__name__} to carry the same "
                          f"leading batch axis, got leaf shapes {[np.shape(l) for l in jax.tree_util.tree_leaves(op)]}")
-    return int(sizes.pop())
+    return int(cast(int, sizes.pop()))
 
 
 def prepare_measurements(y: Any, op: Operator, op_batched: bool = False) -> tuple[Array, bool]:
@@ -331,8 +331,8 @@ def run(solver: Solver, key: Array, y: Array, op: LinearOperator, hyper: Any, pa
         mesh: ``None`` (default device), ``"auto"`` (a 1-D mesh of all ``jax.local_devices()``) or a
             :class:`jax.sharding.Mesh` of this process's devices: the problems (each with its ``R`` restarts) are
             split evenly over its ``D`` devices, a batch that is not a multiple of ``D`` padded by repeating its
-            last problem (dropped again; with ``batch_size``, only a batch smaller than one chunk). Results are split over the mesh too where ``D`` divides ``B``, otherwise
-            one full copy per device.
+            last problem (dropped again; with ``batch_size``, only a batch smaller than one chunk). Results are
+            split over the mesh too where ``D`` divides ``B``, otherwise one full copy per device.
         batch_size: ``None`` (all at once) or the number of problems per compiled call (rounded up to a multiple
             of ``D``): the batch streams through in chunks, the last one shifted back to end at the last problem
             (its overlap with the one before is solved twice, identically), so memory is that of one chunk plus
@@ -371,7 +371,7 @@ def run(solver: Solver, key: Array, y: Array, op: LinearOperator, hyper: Any, pa
         res = _concatenator(plan.out_sharding())(tuple(parts), n=plan.n, skip=skip)
     if added:
         res = jax.tree_util.tree_map(lambda a: a[0], res)
-    return res
+    return cast(Result, res)
 
 
 def _nbytes(tree: Any) -> int:

@@ -31,6 +31,7 @@ import functools
 from typing import Any, NamedTuple
 
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 
@@ -79,7 +80,8 @@ def tv_solver(box: bool = True) -> Solver:
         op, grad = problem.op, Gradient(problem.op.in_shape)
         q = (state.q + state.sigma * (op.mv(state.x_bar) - problem.y)) / (1.0 + state.sigma)
         r = state.r + state.sigma * grad.mv(state.x_bar)
-        r = r * (hyper.lam / jnp.maximum(jnp.sqrt(jnp.sum(r**2, axis=-1, keepdims=True)), jnp.maximum(hyper.lam, 1e-30)))
+        r = r * (hyper.lam / jnp.maximum(jnp.sqrt(jnp.sum(r**2, axis=-1, keepdims=True)),
+                                         jnp.maximum(hyper.lam, 1e-30)))
         x = state.x - state.tau * (op.rmv(q) + grad.rmv(r))
         if box:
             x = jnp.clip(x, 0.0, 1.0)

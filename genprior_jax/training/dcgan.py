@@ -29,7 +29,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -80,12 +80,12 @@ def _train_step(config_items: tuple[tuple[str, Any], ...], learning_rate: float,
     opt = optax.adam(learning_rate, b1=beta1)
 
     def d_loss(pd: Any, x: jax.Array, fake: jax.Array) -> jax.Array:
-        real_logit = disc.apply({"params": pd}, x)
-        fake_logit = disc.apply({"params": pd}, fake)
+        real_logit = cast(jax.Array, disc.apply({"params": pd}, x))
+        fake_logit = cast(jax.Array, disc.apply({"params": pd}, fake))
         return jnp.mean(jax.nn.softplus(-real_logit)) + jnp.mean(jax.nn.softplus(fake_logit))
 
     def g_loss(pg: Any, pd: Any, z: jax.Array) -> jax.Array:
-        return jnp.mean(jax.nn.softplus(-disc.apply({"params": pd}, gen.apply({"params": pg}, z))))
+        return jnp.mean(jax.nn.softplus(-cast(jax.Array, disc.apply({"params": pd}, gen.apply({"params": pg}, z)))))
 
     @jax.jit
     def step(s: Any, t: jax.Array, k: jax.Array, x: jax.Array) -> tuple[Any, jax.Array, jax.Array]:
@@ -155,6 +155,7 @@ def train_dcgan(config_name: str = "dcgan-mnist", seed: int = 0, steps: int = 40
     def save(s: Any, t: int, extra: dict[str, Any]) -> None:
         if out is None:
             return
+        assert state_path is not None  # set whenever out is
         save_checkpoint(out, shipped(s), "dcgan", config, {"step": t, "history": history, "command": command,
                                                             **extra})
         save_checkpoint(state_path, s, "train-state", config, {"step": t, "history": history})
@@ -169,6 +170,7 @@ def train_dcgan(config_name: str = "dcgan-mnist", seed: int = 0, steps: int = 40
         e, i = divmod(t, steps_per_epoch)
         if e != epoch:
             epoch, order = e, np.asarray(jax.random.permutation(jax.random.fold_in(k_data, e), len(train)))
+        assert order is not None  # set at the first step (epoch starts at -1)
         batch = jnp.asarray(train[order[i * batch_size : (i + 1) * batch_size]])
         ts = time.perf_counter()
         state, ld, lg = step(state, jnp.float32(t), jax.random.fold_in(k_steps, t), batch)

@@ -6,5 +6,5 @@ from .finite_diff import Gradient, tv_norm
 from .layout import squeeze, unsqueeze
 from .wavelet import WAVELETS, WaveletBasis, check_wavelet, dwt2, filters, idwt2, padded_size
 
-__all__ = ["BASES", "DCTBasis", "Gradient", "WAVELETS", "WaveletBasis", "check_wavelet", "dct2", "dwt2", "filters", "idct2",
-           "idwt2", "make_basis", "padded_size", "squeeze", "tv_norm", "unsqueeze"]
+__all__ = ["BASES", "DCTBasis", "Gradient", "WAVELETS", "WaveletBasis", "check_wavelet", "dct2", "dwt2", "filters",
+           "idct2", "idwt2", "make_basis", "padded_size", "squeeze", "tv_norm", "unsqueeze"]

@@ -1,0 +1,93 @@
+"""The step loop of one (problem, restart) pair: a fixed number of steps, or until the objective settles.
+
+Without a tolerance (``tol=None``) the loop is one ``lax.scan`` of ``num_steps`` steps. With one, it is a
+``lax.while_loop`` over *blocks* of ``check_every`` scanned steps (scan's speed inside a block, one check per
+block): after each block the objective reported by the block's last step is compared with the previous block's,
+
+    converged  <=>  |f_prev - f| <= tol * max(|f|, |f_prev|, 1e-12)     (relative change over check_every steps),
+
+and the loop stops at convergence, at a non-finite objective, or at the cap of ``num_steps`` steps (rounded up to
+a whole number of blocks). Under ``vmap`` JAX runs a batched while loop until every element is done, but an
+element whose predicate is false is *not updated* (its carry is selected unchanged), so a problem that has
+converged stops changing: its result does not depend on its batch mates, and equals its solo solve.
+
+The objective is read from the step's ``info``: a scalar, or a NamedTuple / object with a ``loss`` field (the
+objective at the iterate before the step). Samplers (Langevin) have no objective to settle and run the fixed
+count.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+
+class LoopOutput(NamedTuple):
+    state: Any
+    steps: Array  # int32: steps taken
+    stopped: Array  # int32 code: 0 converged (or no tolerance), 1 non-finite objective, 2 cap reached
+    history: Any  # per-step info (num_steps rounded up to whole blocks along the leading axis), or None
+
+
+CONVERGED, NONFINITE, CAPPED = 0, 1, 2
+
+
+def loss_of(info: Any) -> Array:
+    """The scalar objective carried by a step's ``info``."""
+    loss = getattr(info, "loss", info)
+    if not isinstance(loss, jax.Array) or jnp.ndim(loss) != 0:
+        raise ValueError("a tolerance needs each step's info to be the scalar objective or to have a scalar "
+                         f"'loss' field; got {type(info).__name__}")
+    return loss
+
+
+def iterate(step: Any, state: Any, *, num_steps: int, unroll: int = 1, history: bool = False,
+            tol: Array | None = None, check_every: int = 10) -> LoopOutput:
+    """Run ``step(state) -> (state, info)`` (module docstring); ``tol`` traced (None: no check, static)."""
+    def body(s: Any, _: None) -> tuple[Any, Any]:
+        s, info = step(s)
+        return s, (info if history or tol is not None else None)
+
+    if tol is None:
+        state, hist = jax.lax.scan(body, state, None, length=num_steps, unroll=unroll)
+        return LoopOutput(state, jnp.int32(num_steps), jnp.int32(CONVERGED), hist if history else None)
+
+    block = max(1, min(int(check_every), int(num_steps)))
+    n_blocks = -(-int(num_steps) // block)
+    # history buffer: the info of every step, NaN where not run
+    info_shape = jax.eval_shape(lambda s: step(s)[1], state)
+    buf = (jax.tree_util.tree_map(lambda a: jnp.full((n_blocks * block, *a.shape), jnp.nan, a.dtype)
+                                  if jnp.issubdtype(a.dtype, jnp.floating) else jnp.zeros((n_blocks * block, *a.shape),
+                                                                                          a.dtype), info_shape)
+           if history else None)
+
+    class Carry(NamedTuple):
+        state: Any
+        k: Array  # blocks done
+        prev: Array  # objective at the end of the previous block
+        code: Array  # -1 running, else the stop code
+        buf: Any
+
+    def cond(c: Carry) -> Array:
+        return c.code < 0
+
+    def block_body(c: Carry) -> Carry:
+        s, infos = jax.lax.scan(body, c.state, None, length=block, unroll=unroll)
+        f = loss_of(jax.tree_util.tree_map(lambda a: a[-1], infos))
+        settled = jnp.isfinite(c.prev) & (jnp.abs(c.prev - f)
+                                          <= tol * jnp.maximum(jnp.maximum(jnp.abs(f), jnp.abs(c.prev)), 1e-12))
+        k = c.k + 1
+        code = jnp.where(~jnp.isfinite(f), NONFINITE,
+                         jnp.where(settled, CONVERGED, jnp.where(k >= n_blocks, CAPPED, -1))).astype(jnp.int32)
+        new_buf = c.buf
+        if history:
+            new_buf = jax.tree_util.tree_map(lambda b, i: jax.lax.dynamic_update_slice_in_dim(b, i, c.k * block, 0),
+                                             c.buf, infos)
+        return Carry(s, k, f, code, new_buf)
+
+    out = jax.lax.while_loop(cond, block_body, Carry(state, jnp.int32(0), jnp.float32(jnp.nan), jnp.int32(-1), buf))
+    return LoopOutput(out.state, out.k * block, out.code, out.buf)
