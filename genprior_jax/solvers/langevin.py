@@ -5,10 +5,14 @@ Target ``p(z | y) ∝ exp(-U(z))`` with ``U`` the energy of :mod:`genprior_jax.s
     z' = z - eps_t grad U(z) + sqrt(2 eps_t) xi,      eps_t = step_size * (1 + t)^(-decay)
 
 accepted always (``ULA``) or with the Metropolis–Hastings probability (``MALA``; a non-finite proposal is
-rejected). ``num_chains`` chains per measurement live inside one solver state and are vmapped; the runner
-vmaps over measurements. After ``burn_in`` steps, every ``thin``-th state contributes ``G(z)`` of every chain
-to running sums (posterior mean and per-pixel std) and the last ``num_keep`` such states are kept as samples.
-``step_size`` and ``decay`` are traced.
+rejected). The move is :func:`langevin_kernel`, a pure function of the chains. ``num_chains`` chains per
+measurement live inside one solver state and are vmapped; the runner vmaps over measurements.
+
+Phases: the solver's ``init`` draws the chains and runs the ``burn_in`` warm-up moves (the step adapted there when
+``adapt``); each of the runner's ``num_steps - burn_in`` steps is one move of the frozen kernel, whose ``info`` is
+:class:`LangevinInfo` (mean energy, acceptance probability); every ``thin``-th state contributes ``G(z)`` of every
+chain to the streaming moments (:mod:`.streaming`: posterior mean, per-pixel std, and the last ``num_keep`` states
+kept as samples). ``step_size`` and ``decay`` are traced.
 
 Warm start (``init_steps > 0``): before sampling, ``init_steps`` Adam steps (rate ``init_lr``, traced) minimize
 ``U`` from ``z = 0``, and the chains start at that approximate MAP point plus ``init_std`` times standard-normal
@@ -44,9 +48,10 @@ import jax.numpy as jnp
 import optax
 
 from ..priors.base import Prior
+from . import streaming
 from .energy import check_inputs, latent_energy, uses_model_error
 from .model_error import sample_residual
-from .options import RunOptions
+from .options import RunOptions, resolve_options
 from .runner import Problem, Result, Solver, run
 
 Array = jax.Array
@@ -56,14 +61,17 @@ KERNELS = ("ula", "mala")
 
 class LangevinHyper(NamedTuple):
     sigma: Array | float = 0.1
-    step_size: Array | float = 1e-3
+    step_size: Array | float = 2e-4
     decay: Array | float = 0.0
     prior_weight: Array | float = 1.0
     pixel_weight: Array | float = 0.0
-    init_std: Array | float = 1.0
+    init_std: Array | float = 0.0  # chains start at z = 0 (or the warm start) plus this much noise
     init_lr: Array | float = 0.05  # Adam rate of the warm start (init_steps > 0)
     model_error: Array | float = 0.0  # tau, the std of the image-space residual x - G(z)
     target_accept: Array | float = 0.574  # acceptance rate the burn-in adaptation aims at (adapt=True)
+
+
+LANGEVIN_HYPER = LangevinHyper()
 
 
 class LangevinState(NamedTuple):
@@ -71,13 +79,42 @@ class LangevinState(NamedTuple):
     energy: Array  # (chains,)
     grad: Array  # (chains, *latent)
     key: Array
-    t: Array
-    accepted: Array  # (chains,) accepted proposals
-    sum_x: Array  # sum of kept G(z)
-    sum_x2: Array
-    n_kept: Array
-    samples: Array  # (num_keep, chains, *image_shape), a ring buffer of the last kept states
-    step_size: Array  # the base step (adapted during burn-in when adapt=True)
+    t: Array  # steps done, burn-in included
+    accepted: Array  # (chains,) accepted proposals, burn-in included
+    step_size: Array  # the base step (adapted during burn-in when adapt=True, then frozen)
+    moments: streaming.Moments  # running sums and the ring buffer of kept images
+
+
+class LangevinInfo(NamedTuple):
+    loss: Array  # mean energy over the chains before the step
+    acceptance: Array  # mean Metropolis-Hastings acceptance probability of the step (1 for ULA)
+
+
+def langevin_kernel(energy_and_grad: Callable[[Array], tuple[Array, Array]], kernel: str) -> Callable[..., Any]:
+    """One ULA / MALA move of a batch of chains: ``move(z, u, g, key, eps) -> (z, u, g, accept, alpha)`` with
+    ``u``, ``g`` the energies and gradients at ``z`` (kept from the previous move) and ``alpha`` the acceptance
+    probabilities; a non-finite proposal is rejected (MALA)."""
+
+    def move(z: Array, u: Array, g: Array, key: Array, eps: Array) -> tuple[Array, ...]:
+        k_noise, k_acc = jax.random.split(key)
+        prop = z - eps * g + jnp.sqrt(2 * eps) * jax.random.normal(k_noise, z.shape)
+        u_new, g_new = energy_and_grad(prop)
+        if kernel == "ula":
+            accept, alpha = jnp.ones(z.shape[0], bool), jnp.ones(z.shape[0])
+        else:
+            axes = tuple(range(1, z.ndim))
+
+            def log_q(to: Array, frm: Array, g_frm: Array) -> Array:
+                return -jnp.sum((to - frm + eps * g_frm) ** 2, axis=axes) / (4 * eps)
+
+            log_alpha = -u_new + u + log_q(z, prop, g_new) - log_q(prop, z, g)
+            log_alpha = jnp.where(jnp.isfinite(log_alpha), log_alpha, -jnp.inf)
+            accept = jnp.log(jax.random.uniform(k_acc, (z.shape[0],))) < log_alpha
+            alpha = jnp.exp(jnp.minimum(log_alpha, 0.0))
+        sel = lambda a, b: jnp.where(accept.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)  # noqa: E731
+        return sel(prop, z), jnp.where(accept, u_new, u), sel(g_new, g), accept, alpha
+
+    return move
 
 
 @functools.cache
@@ -85,6 +122,9 @@ def langevin_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...
                     kernel: str = "mala", num_chains: int = 4, burn_in: int = 500, thin: int = 10,
                     num_keep: int = 8, image_prior: bool = False, log_prob: Callable[..., Array] | None = None,
                     init_steps: int = 0, model_error: bool = False, adapt: bool = False) -> Solver:
+    """The sampling :class:`Solver`: ``init`` draws the chains (warm start if ``init_steps``) and runs the
+    ``burn_in`` warm-up moves (adapting the step when ``adapt``); each runner ``step`` is one move of the frozen
+    kernel, every ``thin``-th of which is added to the streaming moments (:mod:`.streaming`)."""
     if kernel not in KERNELS:
         raise ValueError(f"unknown Langevin kernel {kernel!r}; expected one of {KERNELS}")
     if adapt and kernel != "mala":
@@ -99,6 +139,12 @@ def langevin_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...
         return jax.vmap(jax.value_and_grad(lambda zz: energy_fn(zz, jnp.asarray(hyper.sigma), problem, hyper,
                                                                 params)))(z)
 
+    def mover(problem: Problem, hyper: LangevinHyper, params: Any) -> Callable[..., Any]:
+        return langevin_kernel(lambda z: energy_and_grad(z, problem, hyper, params), kernel)
+
+    def step_length(state: LangevinState, hyper: LangevinHyper) -> Array:
+        return state.step_size * (1.0 + state.t.astype(jnp.float32)) ** (-hyper.decay)
+
     def warm_start(problem: Problem, hyper: LangevinHyper, params: Any) -> Array:
         """``init_steps`` Adam steps on ``U`` from ``z = 0``: the chains' common starting point."""
         opt = optax.adam(hyper.init_lr)
@@ -112,74 +158,72 @@ def langevin_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...
         z0 = jnp.zeros(latent_shape, jnp.float32)
         return jax.lax.fori_loop(0, init_steps, body, (z0, opt.init(z0)))[0]
 
+    def warm_up(state: LangevinState, problem: Problem, hyper: LangevinHyper, params: Any) -> LangevinState:
+        """The burn-in: ``burn_in`` moves, the step adapted by Robbins-Monro on ``log h`` toward
+        ``target_accept`` when ``adapt``; nothing is kept."""
+        move = mover(problem, hyper, params)
+
+        def body(_: Any, st: LangevinState) -> LangevinState:
+            key, k = jax.random.split(st.key)
+            z, u, g, accept, alpha = move(st.z, st.energy, st.grad, k, step_length(st, hyper))
+            step_size = st.step_size
+            if adapt:
+                rate = (1.0 + st.t.astype(jnp.float32)) ** -0.6
+                step_size = step_size * jnp.exp(rate * (jnp.mean(alpha) - hyper.target_accept))
+            return st._replace(z=z, energy=u, grad=g, key=key, t=st.t + 1, accepted=st.accepted + accept,
+                               step_size=step_size)
+
+        return jax.lax.fori_loop(0, burn_in, body, state)
+
     def init(key: Array, problem: Problem, hyper: LangevinHyper, params: Any) -> LangevinState:
         k_z, k_run = jax.random.split(key)
         z = hyper.init_std * jax.random.normal(k_z, (num_chains, *latent_shape), jnp.float32)
         if init_steps:
             z = z + warm_start(problem, hyper, params)
         u, g = energy_and_grad(z, problem, hyper, params)
-        zeros = jnp.zeros(image_shape, jnp.float32)
-        return LangevinState(z, u, g, k_run, jnp.int32(0), jnp.zeros(num_chains), zeros, zeros, jnp.float32(0),
-                             jnp.zeros((num_keep, num_chains, *image_shape), jnp.float32),
-                             jnp.asarray(hyper.step_size, jnp.float32))
+        state = LangevinState(z, u, g, k_run, jnp.int32(0), jnp.zeros(num_chains),
+                              jnp.asarray(hyper.step_size, jnp.float32),
+                              streaming.init(num_keep, num_chains, image_shape))
+        return warm_up(state, problem, hyper, params) if burn_in else state
 
-    def step(state: LangevinState, problem: Problem, hyper: LangevinHyper, params: Any) -> tuple[LangevinState, Array]:
-        key, k_noise, k_acc = jax.random.split(state.key, 3)
-        eps = state.step_size * (1.0 + state.t.astype(jnp.float32)) ** (-hyper.decay)
-        noise = jax.random.normal(k_noise, state.z.shape)
-        prop = state.z - eps * state.grad + jnp.sqrt(2 * eps) * noise
-        u_new, g_new = energy_and_grad(prop, problem, hyper, params)
-        if kernel == "ula":
-            accept = jnp.ones(num_chains, bool)
-        else:
-            axes = tuple(range(1, state.z.ndim))
-
-            def log_q(to: Array, frm: Array, g_frm: Array) -> Array:
-                return -jnp.sum((to - frm + eps * g_frm) ** 2, axis=axes) / (4 * eps)
-
-            log_alpha = -u_new + state.energy + log_q(state.z, prop, g_new) - log_q(prop, state.z, state.grad)
-            log_alpha = jnp.where(jnp.isfinite(log_alpha), log_alpha, -jnp.inf)
-            accept = jnp.log(jax.random.uniform(k_acc, (num_chains,))) < log_alpha
-        step_size = state.step_size
-        if adapt:  # Robbins-Monro on log h during burn-in, frozen afterwards
-            alpha = jnp.mean(jnp.exp(jnp.minimum(log_alpha, 0.0)))
-            rate = (1.0 + state.t.astype(jnp.float32)) ** -0.6
-            step_size = jnp.where(state.t < burn_in, step_size * jnp.exp(rate * (alpha - hyper.target_accept)),
-                                  step_size)
-        sel = lambda a, b: jnp.where(accept.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)  # noqa: E731
-        z, u, g = sel(prop, state.z), jnp.where(accept, u_new, state.energy), sel(g_new, state.grad)
-        t = state.t + 1
-        keep = (t > burn_in) & ((t - burn_in) % thin == 0)
+    def images(key: Array, z: Array, problem: Problem, hyper: LangevinHyper, params: Any) -> Array:
+        """``G(z)`` of every chain; with model error plus an exact draw of ``e | y, z``."""
         x = jax.vmap(generate, (None, 0))(params, z)
-        if model_error:  # each chain's image gains a draw of the residual e | y, z
-            key, k_res = jax.random.split(key)
+        if model_error:
             r = problem.y - jax.vmap(problem.op.mv)(x)
             x = x + jax.vmap(lambda k, rr: sample_residual(k, problem.op, rr, jnp.asarray(hyper.sigma),
-                                                           hyper.model_error))(jax.random.split(k_res, num_chains), r)
-        sum_x = state.sum_x + jnp.where(keep, jnp.sum(x, 0), 0.0)
-        sum_x2 = state.sum_x2 + jnp.where(keep, jnp.sum(x**2, 0), 0.0)
-        n_kept = state.n_kept + jnp.where(keep, num_chains, 0)
-        slot = ((t - burn_in) // thin) % num_keep
-        samples = jnp.where(keep, state.samples.at[slot].set(x), state.samples)
-        new = LangevinState(z, u, g, key, t, state.accepted + accept, sum_x, sum_x2, n_kept, samples, step_size)
-        return new, jnp.mean(u)
+                                                           hyper.model_error))(jax.random.split(key, num_chains), r)
+        return x
+
+    def step(state: LangevinState, problem: Problem, hyper: LangevinHyper,
+             params: Any) -> tuple[LangevinState, LangevinInfo]:
+        key, k_move, k_res = jax.random.split(state.key, 3)
+        z, u, g, accept, alpha = mover(problem, hyper, params)(state.z, state.energy, state.grad, k_move,
+                                                               step_length(state, hyper))
+        t = state.t + 1
+        keep = (t - burn_in) % thin == 0
+        moments = streaming.update(state.moments, images(k_res, z, problem, hyper, params), keep)
+        new = LangevinState(z, u, g, key, t, state.accepted + accept, state.step_size, moments)
+        return new, LangevinInfo(jnp.mean(state.energy), jnp.mean(alpha))
 
     def objective(state: LangevinState, problem: Problem, hyper: LangevinHyper, params: Any) -> Array:
         return jnp.mean(state.energy)
 
     def estimate(state: LangevinState, problem: Problem, hyper: LangevinHyper, params: Any) -> Array:
-        return state.sum_x / jnp.maximum(state.n_kept, 1.0)
+        return streaming.mean_std(state.moments)[0]
 
     return Solver(init, step, objective, estimate)
 
 
-def langevin(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | Array = 0.1,
-             step_size: float | Array = 2e-4, decay: float | Array = 0.0, kernel: str = "mala",
-             num_steps: int = 2000, num_chains: int = 4, burn_in: int | None = None, thin: int | None = None,
-             num_keep: int = 8, prior_weight: float | Array = 1.0, pixel_weight: float | Array = 0.0,
-             init_std: float | Array = 0.0,
-             image_prior: bool = False, init_steps: int = 0, init_lr: float | Array = 0.05,
-             model_error: float | Array = 0.0, adapt: bool = False, target_accept: float | Array = 0.574,
+def langevin(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | Array = LANGEVIN_HYPER.sigma,
+             step_size: float | Array = LANGEVIN_HYPER.step_size, decay: float | Array = LANGEVIN_HYPER.decay,
+             kernel: str = "mala", num_steps: int = 2000, num_chains: int = 4, burn_in: int | None = None,
+             thin: int | None = None, num_keep: int = 8, prior_weight: float | Array = LANGEVIN_HYPER.prior_weight,
+             pixel_weight: float | Array = LANGEVIN_HYPER.pixel_weight,
+             init_std: float | Array = LANGEVIN_HYPER.init_std,
+             image_prior: bool = False, init_steps: int = 0, init_lr: float | Array = LANGEVIN_HYPER.init_lr,
+             model_error: float | Array = 0.0, adapt: bool = False,
+             target_accept: float | Array = LANGEVIN_HYPER.target_accept,
              options: RunOptions | None = None, **run_options: Any) -> Result:
     """Run ``num_chains`` Langevin chains per measurement. ``result.x`` is the posterior mean; see
     :func:`genprior_jax.solvers.posterior.langevin_summary` for the std, samples and acceptance rates.
@@ -189,6 +233,8 @@ def langevin(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | Arra
     reached. ``burn_in`` defaults to half of ``num_steps`` and ``thin`` to a 50th of the steps after it, so
     changing ``num_steps`` alone keeps a valid schedule; the defaults (step 2e-4, chains from ``z = 0``) are the one
     recommended setting, used by :func:`~genprior_jax.solvers.posterior.reconstruct` and the CLI."""
+    if resolve_options(options, run_options, "langevin").tol is not None:
+        raise ValueError("langevin: a sampler has no objective to settle; expected tol=None (it runs num_steps)")
     if burn_in is None:
         burn_in = int(num_steps) // 2
     if thin is None:
@@ -206,5 +252,6 @@ def langevin(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | Arra
                              bool(adapt))
     hyper = LangevinHyper(sigma, step_size, decay, prior_weight, pixel_weight, init_std, init_lr, model_error,
                           target_accept)
-    return run(solver, key, y, op, hyper, prior.params, num_steps=num_steps, num_restarts=1, options=options,
-               **run_options)
+    # the burn-in runs inside init (the warm-up phase); the runner's steps are the sampling moves
+    return run(solver, key, y, op, hyper, prior.params, num_steps=int(num_steps) - int(burn_in), num_restarts=1,
+               options=options, **run_options)

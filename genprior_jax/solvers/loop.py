@@ -4,7 +4,8 @@ Without a tolerance (``tol=None``) the loop is one ``lax.scan`` of ``num_steps``
 ``lax.while_loop`` over *blocks* of ``check_every`` scanned steps (scan's speed inside a block, one check per
 block): after each block the objective reported by the block's last step is compared with the previous block's,
 
-    converged  <=>  |f_prev - f| <= tol * max(|f|, |f_prev|, 1e-12)     (relative change over check_every steps),
+    converged  <=>  |f_prev - f| <= tol * max(|f|, |f_prev|, 1)     (relative change over check_every steps,
+                                                                  absolute below 1, as scipy's L-BFGS-B ftol),
 
 and the loop stops at convergence, at a non-finite objective, or at the cap of ``num_steps`` steps (rounded up to
 a whole number of blocks). Under ``vmap`` JAX runs a batched while loop until every element is done, but an
@@ -79,7 +80,7 @@ def iterate(step: Any, state: Any, *, num_steps: int, unroll: int = 1, history: 
         s, infos = jax.lax.scan(body, c.state, None, length=block, unroll=unroll)
         f = loss_of(jax.tree_util.tree_map(lambda a: a[-1], infos))
         settled = jnp.isfinite(c.prev) & (jnp.abs(c.prev - f)
-                                          <= tol * jnp.maximum(jnp.maximum(jnp.abs(f), jnp.abs(c.prev)), 1e-12))
+                                          <= tol * jnp.maximum(jnp.maximum(jnp.abs(f), jnp.abs(c.prev)), 1.0))
         k = c.k + 1
         code = jnp.where(~jnp.isfinite(f), NONFINITE,
                          jnp.where(settled, CONVERGED, jnp.where(k >= n_blocks, CAPPED, -1))).astype(jnp.int32)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import optax
 
 Array = jax.Array
@@ -50,16 +51,34 @@ def optimizer_step(name: str, opt: optax.GradientTransformationExtraArgs, value_
     """One update of ``params`` minimizing ``value_fn``; returns ``(params, opt_state, value_before)``.
 
     With ``has_aux`` (not for ``lbfgs``), ``value_fn`` returns ``(value, aux)`` and so does the third output: the
-    auxiliary results of the same forward pass (e.g. the image), at the iterate before the update."""
+    auxiliary results of the same forward pass (e.g. the image), at the iterate before the update.
+
+    A non-finite step is rejected: if the new iterate (or, for ``lbfgs``, the objective its line search found
+    there) is not finite, ``params`` and ``opt_state`` stay as they were, so the solve stops at its last finite
+    iterate (its objective then stops changing, which a tolerance reads as settled) instead of carrying NaN on.
+    A non-finite objective *at* the current iterate (NaN measurements) is still returned as it is."""
     if name == "lbfgs":
         if has_aux:
             raise ValueError("optimizer_step: has_aux is not supported with optimizer='lbfgs'")
         value, grad = optax.value_and_grad_from_state(value_fn)(params, state=opt_state)
-        updates, opt_state = opt.update(grad, opt_state, params, value=value, grad=grad, value_fn=value_fn)
+        updates, new_state = opt.update(grad, opt_state, params, value=value, grad=grad, value_fn=value_fn)
+        new_value = optax.tree_utils.tree_get(new_state, "value")
     else:
         value, grad = jax.value_and_grad(value_fn, has_aux=has_aux)(params)
-        updates, opt_state = opt.update(grad, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, value
+        updates, new_state = opt.update(grad, opt_state, params)
+        new_value = None
+    new_params = optax.apply_updates(params, updates)
+    ok = _all_finite(new_params)
+    if new_value is not None:
+        ok = ok & jnp.all(jnp.isfinite(new_value))
+    keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa: E731
+    return keep(new_params, params), keep(new_state, opt_state), value
+
+
+def _all_finite(tree: Any) -> Array:
+    leaves = [jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(tree)
+              if jnp.issubdtype(jnp.asarray(a).dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
 
 
 def minimizing_solver(loss: Callable[..., Array], init_variable: Callable[..., Any],

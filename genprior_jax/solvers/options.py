@@ -24,6 +24,13 @@ class RunOptions(NamedTuple):
         mesh: ``None``, ``"auto"`` or a :class:`jax.sharding.Mesh`: split the batch over devices.
         batch_size: ``None`` (all at once) or the number of measurements per compiled call (bounds memory).
         progress: a tqdm progress bar over the chunks.
+        tol: ``None`` (run exactly ``num_steps`` steps) or a relative tolerance on the objective: every
+            ``check_every`` steps the objective's relative change since the last check is compared with ``tol``
+            and a (problem, restart) pair whose change is below it stops there; ``num_steps`` becomes a cap
+            (rounded up to a whole number of checks). :attr:`Result.steps` and :attr:`Result.converged` report
+            it, and :attr:`Result.status` tells converged, capped and non-finite apart (:mod:`.loop`). The value
+            is traced (changing it does not recompile); whether it is ``None`` is static.
+        check_every: steps between two convergence checks (static).
     """
 
     op_batched: bool = False
@@ -32,6 +39,8 @@ class RunOptions(NamedTuple):
     mesh: Mesh | str | None = None
     batch_size: int | None = None
     progress: bool = False
+    tol: float | None = None
+    check_every: int = 10
 
 
 def resolve_options(options: RunOptions | None, overrides: dict[str, Any], who: str = "run") -> RunOptions:

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from ..priors.base import Prior
+from . import streaming
 from .energy import uses_model_error
 from .model_error import residual_mean, sample_residual
 from .runner import Result
@@ -79,12 +80,11 @@ def _add_residuals(keys: Array, op: Any, y: Array, xs: Array, sigma: Array, tau:
 def langevin_summary(result: Result) -> tuple[Array, Array, Array, Array]:
     """``(mean, std, samples (B, num_keep * chains, ...), acceptance (B, chains))`` of a Langevin result."""
     st = result.state
-    n = _expand_to(jnp.maximum(st.n_kept, 1.0), st.sum_x.ndim)
-    mean = st.sum_x / n
-    var = jnp.maximum(st.sum_x2 / n - mean**2, 0.0)
-    samples = st.samples.reshape(st.samples.shape[:-5] + (-1,) + st.samples.shape[-3:])  # merge keep x chains
+    mean, std = streaming.mean_std(st.moments)
+    ring = st.moments.ring
+    samples = ring.reshape(ring.shape[:-5] + (-1,) + ring.shape[-3:])  # merge keep x chains
     acceptance = st.accepted / jnp.maximum(_expand_to(st.t.astype(jnp.float32), st.accepted.ndim), 1.0)
-    return mean, jnp.sqrt(var), samples, acceptance
+    return mean, std, samples, acceptance
 
 
 def _expand_to(a: Array, ndim: int) -> Array:

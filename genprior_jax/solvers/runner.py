@@ -15,7 +15,8 @@ sizes, weights: a sweep over them reuses the compiled code) and ``params`` the p
 ``num_restarts = R`` restarts, then keeps, per problem, the restart with the lowest finite objective. A restart
 whose objective or estimate is not finite never wins; a problem with no finite restart gets
 ``status = Status.NONFINITE`` and NaN outputs. Problems are independent (``vmap``), so a NaN in one never
-changes another's result.
+changes another's result. With a tolerance (``RunOptions(tol=...)``) each pair stops when its objective settles
+(:mod:`.loop`); a problem whose best restart hit the step cap first gets ``Status.MAX_STEPS``.
 
 Scale-out (both give the same results as one plain call, and compile once):
 
@@ -40,6 +41,7 @@ from jax.sharding import Mesh, NamedSharding
 
 from ..operators.base import LinearOperator, Operator
 from ..operators.validation import check_key
+from .loop import CAPPED, iterate
 from .options import RunOptions, resolve_options
 from .sharding import batch_sharding, pad_indices, replicated, resolve_mesh, round_up
 
@@ -75,8 +77,9 @@ class Solver(NamedTuple):
 class Status:
     """Per-problem status codes returned in :attr:`Result.status`."""
 
-    OK = 0
+    OK = 0  # finite; converged to the tolerance (or no tolerance was asked: the fixed step count ran)
     NONFINITE = 1  # every restart ended with a non-finite objective or estimate (NaN input, divergence)
+    MAX_STEPS = 2  # finite, but the tolerance was not met within the step cap (RunOptions(tol=...))
 
 
 class Result(NamedTuple):
@@ -88,6 +91,8 @@ class Result(NamedTuple):
     status: Array  # (B,) int32, see Status
     restart_objectives: Array  # (B, R) final objective of every restart (non-finite ones as they came)
     history: Any  # (B, R, num_steps, ...) each step's info (a pytree), when requested; else None
+    steps: Array  # (B,) int32 steps the best restart took (num_steps without a tolerance)
+    converged: Array  # (B,) bool: the best restart met the tolerance (False when no tolerance was asked)
 
 
 class MemoryEstimate(NamedTuple):
@@ -113,25 +118,22 @@ def trace_count() -> int:
 
 
 def _solve_pairs(solver: Solver, num_steps: int, num_restarts: int, history: bool, unroll: int, op_batched: bool,
-                 keys: Array, y: Array, op: LinearOperator, hyper: Any, params: Any) -> tuple[Any, ...]:
+                 keys: Array, y: Array, op: LinearOperator, hyper: Any, params: Any, tol: Array | None,
+                 check_every: int) -> tuple[Any, ...]:
     """Every (problem, restart) pair: ``vmap`` over problems of ``vmap`` over restarts of the ``lax.scan``.
 
-    ``keys`` holds one key per problem, split into ``num_restarts``; outputs ``(states, objs, xs, hists)`` lead
-    with ``(B, R)``. (Problem-major, so a block of rows of the batch is a block of the flattened ``B * R`` pairs;
-    ``y`` and a batched ``op`` are not copied ``R`` times.)
+    ``keys`` holds one key per problem, split into ``num_restarts``; outputs ``(states, objs, xs, hists, steps,
+    codes)`` lead with ``(B, R)``. (Problem-major, so a block of rows of the batch is a block of the flattened
+    ``B * R`` pairs; ``y`` and a batched ``op`` are not copied ``R`` times.)
     """
 
     def one_restart(k: Array, problem: Problem) -> tuple[Any, ...]:
         state = solver.init(k, problem, hyper, params)
-
-        def body(s: Any, _: None) -> tuple[Any, Any]:
-            s, info = solver.step(s, problem, hyper, params)
-            return s, (info if history else None)
-
-        state, hist = jax.lax.scan(body, state, None, length=num_steps, unroll=unroll)
-        obj = solver.objective(state, problem, hyper, params)
-        x = solver.estimate(state, problem, hyper, params)
-        return state, obj, x, hist
+        out = iterate(lambda s: solver.step(s, problem, hyper, params), state, num_steps=num_steps, unroll=unroll,
+                      history=history, tol=tol, check_every=check_every)
+        obj = solver.objective(out.state, problem, hyper, params)
+        x = solver.estimate(out.state, problem, hyper, params)
+        return out.state, obj, x, out.history, out.steps, out.stopped
 
     def one_problem(k: Array, yy: Array, o: LinearOperator) -> tuple[Any, ...]:
         problem = Problem(yy, o)
@@ -140,7 +142,8 @@ def _solve_pairs(solver: Solver, num_steps: int, num_restarts: int, history: boo
     return jax.vmap(one_problem, in_axes=(0, 0, 0 if op_batched else None))(keys, y, op)
 
 
-def _best_restart(states: Any, objs: Array, xs: Array) -> tuple[Any, ...]:
+def _best_restart(states: Any, objs: Array, xs: Array, steps: Array, codes: Array,
+                  tolerance: bool) -> tuple[Any, ...]:
     """One problem's ``R`` restarts -> the one with the lowest finite objective (and finite estimate)."""
     finite = jnp.isfinite(objs) & jnp.all(jnp.isfinite(xs.reshape(objs.shape[0], -1)), axis=1)
     best = jnp.argmin(jnp.where(finite, objs, jnp.inf))
@@ -148,23 +151,28 @@ def _best_restart(states: Any, objs: Array, xs: Array) -> tuple[Any, ...]:
     x = jnp.where(ok, xs[best], jnp.nan)
     state = jax.tree_util.tree_map(lambda a: a[best], states)
     objective = jnp.where(ok, objs[best], jnp.nan)
-    status = jnp.where(ok, Status.OK, Status.NONFINITE).astype(jnp.int32)
-    return x, state, objective, status
+    capped = codes[best] == CAPPED
+    status = jnp.where(ok, jnp.where(capped, Status.MAX_STEPS, Status.OK), Status.NONFINITE).astype(jnp.int32)
+    converged = ok & (codes[best] == 0) & tolerance
+    return x, state, objective, status, steps[best], converged
 
 
 @functools.partial(jax.jit, static_argnames=("solver", "num_steps", "num_restarts", "history", "op_batched", "unroll",
-                                             "sharding"))
-def _run(keys: Array, y: Array, op: LinearOperator, hyper: Any, params: Any, *, solver: Solver, num_steps: int,
-         num_restarts: int, history: bool, op_batched: bool, unroll: int, sharding: NamedSharding | None) -> Result:
+                                             "sharding", "tolerance", "check_every"))
+def _run(keys: Array, y: Array, op: LinearOperator, hyper: Any, params: Any, tol: Array, *, solver: Solver,
+         num_steps: int, num_restarts: int, history: bool, op_batched: bool, unroll: int,
+         sharding: NamedSharding | None, tolerance: bool, check_every: int) -> Result:
     _TRACES["count"] += 1
 
     def constrain(tree: Any) -> Any:  # keep every leaf's leading (problem) axis split over the mesh
         return tree if sharding is None else jax.lax.with_sharding_constraint(tree, sharding)
 
-    states, objs, xs, hists = constrain(_solve_pairs(solver, num_steps, num_restarts, history, unroll, op_batched,
-                                                     keys, y, op, hyper, params))
-    x, state, objective, status = jax.vmap(_best_restart)(states, objs, xs)
-    return constrain(Result(x, state, objective, status, objs, hists))
+    states, objs, xs, hists, steps, codes = constrain(_solve_pairs(
+        solver, num_steps, num_restarts, history, unroll, op_batched, keys, y, op, hyper, params,
+        tol if tolerance else None, check_every))
+    x, state, objective, status, best_steps, converged = jax.vmap(
+        functools.partial(_best_restart, tolerance=tolerance))(states, objs, xs, steps, codes)
+    return constrain(Result(x, state, objective, status, objs, hists, best_steps, converged))
 
 
 @functools.partial(jax.jit, static_argnames=("n",))
@@ -284,9 +292,10 @@ def _plan(n: int, batch_size: Any, mesh: Any) -> _Plan:
 
 
 def _setup(solver: Solver, key: Array, y: Any, op: LinearOperator, hyper: Any, params: Any, num_steps: int,
-           num_restarts: int, options: RunOptions) -> tuple[_Plan, bool, Any, tuple[Any, Any, Any], dict[str, Any]]:
+           num_restarts: int,
+           options: RunOptions) -> tuple[_Plan, bool, Any, tuple[Any, Any, Any, Any], dict[str, Any]]:
     """Checks, then ``(plan, added, batched, shared, static)``: ``batched = (keys, y, op or None)`` per
-    problem, ``shared = (op or None, hyper, params)`` (on every device), ``static`` the jit's static kwargs."""
+    problem, ``shared = (op or None, hyper, params, tol)`` (on every device), ``static`` the jit's static kwargs."""
     check_key(key, "run")
     op_batched, history, unroll = options.op_batched, options.history, options.unroll
     if int(num_steps) < 1 or int(num_restarts) < 1:
@@ -296,19 +305,25 @@ def _setup(solver: Solver, key: Array, y: Any, op: LinearOperator, hyper: Any, p
     hyper = jax.tree_util.tree_map(lambda v: jnp.asarray(v, jnp.float32), hyper)
     keys = jax.random.split(key, yb.shape[0])  # one per problem, whatever the chunking / padding
     batched = (keys, yb, op if op_batched else None)
-    shared = (None if op_batched else op, hyper, params)
+    if options.tol is not None and not (np.isfinite(options.tol) and options.tol >= 0):
+        raise ValueError(f"tol: expected None or a finite number >= 0, got {options.tol!r}")
+    if int(options.check_every) < 1:
+        raise ValueError(f"check_every: expected a positive int, got {options.check_every!r}")
+    tol = jnp.float32(0.0 if options.tol is None else options.tol)
+    shared = (None if op_batched else op, hyper, params, tol)
     if plan.mesh is not None:
         shared = jax.device_put(shared, replicated(plan.mesh))
     static = dict(solver=solver, num_steps=int(num_steps), num_restarts=int(num_restarts), history=bool(history),
                   op_batched=bool(op_batched), unroll=int(unroll),
-                  sharding=None if plan.mesh is None else batch_sharding(plan.mesh))
+                  sharding=None if plan.mesh is None else batch_sharding(plan.mesh),
+                  tolerance=options.tol is not None, check_every=int(options.check_every))
     return plan, added, batched, shared, static
 
 
 def _call(plan: _Plan, c: int, batched: Any, shared: Any, static: dict[str, Any], lower: bool = False) -> Any:
     keys, yc, op_c = plan.inputs(c, batched)
-    op_shared, hyper, params = shared
-    args = (keys, yc, op_c if static["op_batched"] else op_shared, hyper, params)
+    op_shared, hyper, params, tol = shared
+    args = (keys, yc, op_c if static["op_batched"] else op_shared, hyper, params, tol)
     return _run.lower(*args, **static) if lower else _run(*args, **static)
 
 

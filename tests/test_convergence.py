@@ -1,0 +1,129 @@
+"""Tolerance-based stopping in the runner: converged problems stop changing, caps and NaNs are told apart."""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from genprior_jax.operators import Identity
+from genprior_jax.solvers import RunOptions, Solver, Status, run
+from genprior_jax.solvers.runner import trace_count
+
+SHAPE = (2, 2, 1)
+
+
+class Hyper(NamedTuple):
+    lr: float = 0.1
+
+
+def _quadratic_solver() -> Solver:
+    """Gradient descent on f(v) = 0.5 * a * ||v - y||^2 with the curvature a = 1 + y[0, 0, 0]: problems with
+    different y converge at different speeds, elementwise (bit-identical batched or alone)."""
+
+    def f(v, problem):
+        a = 1.0 + problem.y[0, 0, 0]
+        return 0.5 * a * jnp.sum((v - problem.y) ** 2)
+
+    def init(key, problem, hyper, params):
+        return jnp.zeros(SHAPE)
+
+    def step(v, problem, hyper, params):
+        loss, g = jax.value_and_grad(f)(v, problem)
+        return v - hyper.lr * g, loss
+
+    def objective(v, problem, hyper, params):
+        return f(v, problem)
+
+    def estimate(v, problem, hyper, params):
+        return v
+
+    return Solver(init, step, objective, estimate)
+
+
+SOLVER = _quadratic_solver()
+OP = Identity(SHAPE)
+
+
+def _ys(values):
+    return jnp.stack([jnp.full(SHAPE, v, jnp.float32) for v in values])
+
+
+def test_converged_problem_equals_its_solo_solve():
+    ys = _ys([0.05, 0.9, 3.0])  # slow, medium, fast contraction (1 - lr * a per step)
+    res = run(SOLVER, jax.random.key(0), ys, OP, Hyper(), num_steps=2000, options=RunOptions(tol=1e-4, check_every=5))
+    steps = np.asarray(res.steps)
+    assert np.all(np.asarray(res.status) == Status.OK) and np.all(np.asarray(res.converged))
+    assert len(set(steps.tolist())) == 3 and np.all(steps % 5 == 0) and steps.max() < 2000
+    for i in range(3):
+        solo = run(SOLVER, jax.random.key(0), ys[i], OP, Hyper(), num_steps=2000, tol=1e-4, check_every=5)
+        assert int(solo.steps) == steps[i]
+        np.testing.assert_array_equal(np.asarray(solo.x), np.asarray(res.x[i]))  # untouched by its batch mates
+    # the tolerance is met (change below tol * max(|f|, 1) over the last check), so the fit is close
+    np.testing.assert_allclose(np.asarray(res.x), np.asarray(ys), atol=5e-3)
+
+
+def test_cap_is_reported_not_hidden():
+    ys = _ys([0.05, 3.0])
+    res = run(SOLVER, jax.random.key(0), ys, OP, Hyper(), num_steps=23, tol=1e-12, check_every=10)
+    np.testing.assert_array_equal(np.asarray(res.status), [Status.MAX_STEPS, Status.MAX_STEPS])
+    assert not np.any(np.asarray(res.converged)) and np.all(np.asarray(res.steps) == 30)  # rounded up to blocks
+    plain = run(SOLVER, jax.random.key(0), ys, OP, Hyper(), num_steps=23)  # no tolerance: the fixed count
+    np.testing.assert_array_equal(np.asarray(plain.status), [Status.OK, Status.OK])
+    assert np.all(np.asarray(plain.steps) == 23) and not np.any(np.asarray(plain.converged))
+
+
+def test_nonfinite_apart_from_capped_and_converged():
+    ys = _ys([0.5, 0.5, 3.0]).at[1, 0, 1, 0].set(jnp.nan)
+    res = run(SOLVER, jax.random.key(0), ys, OP, Hyper(), num_steps=500, tol=1e-5, history=True)
+    np.testing.assert_array_equal(np.asarray(res.status), [Status.OK, Status.NONFINITE, Status.OK])
+    assert int(res.steps[1]) == 10  # stopped at the first check instead of running to the cap
+    hist = np.asarray(res.history)  # (B, R, 500): NaN after a problem stopped
+    assert hist.shape == (3, 1, 500)
+    assert np.all(np.isfinite(hist[0, 0, : int(res.steps[0])])) and np.all(np.isnan(hist[0, 0, int(res.steps[0]):]))
+
+
+def test_tolerance_is_traced_and_checked():
+    ys = _ys([0.5, 2.0])
+    run(SOLVER, jax.random.key(0), ys, OP, Hyper(), num_steps=200, tol=1e-3)
+    before = trace_count()
+    a = run(SOLVER, jax.random.key(0), ys, OP, Hyper(), num_steps=200, tol=1e-2)
+    b = run(SOLVER, jax.random.key(0), ys, OP, Hyper(), num_steps=200, tol=1e-6)
+    assert trace_count() == before
+    assert np.all(np.asarray(a.steps) < np.asarray(b.steps))
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="tol: expected None or a finite number >= 0"):
+            run(SOLVER, jax.random.key(0), ys, OP, Hyper(), num_steps=10, tol=bad)
+    with pytest.raises(ValueError, match="check_every: expected a positive int"):
+        run(SOLVER, jax.random.key(0), ys, OP, Hyper(), num_steps=10, tol=1e-3, check_every=0)
+    with pytest.raises(ValueError, match="run options are"):
+        run(SOLVER, jax.random.key(0), ys, OP, Hyper(), num_steps=10, tolerance=1e-3)
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_nonfinite_iterate_is_rejected(optimizer):
+    """The objective is NaN beyond v = 1.5 and its minimum (v = 2) lies there: L-BFGS stops at a finite iterate
+    below the wall instead of carrying NaN on (or spinning), and the tolerance sees it settle; Adam, which has no
+    line search, is stopped and reported non-finite at the first check instead of running to the cap."""
+    from genprior_jax.solvers.optim import make_optimizer, minimizing_solver
+
+    class State(NamedTuple):
+        v: jax.Array
+        opt_state: object
+
+    def loss(v, problem, hyper, params):
+        wall = jnp.where(jnp.any(v > 1.5), jnp.nan, 0.0)
+        return jnp.sum((v - 2.0) ** 2) + wall + 0.0 * jnp.sum(problem.y)  # NaN measurements: NaN objective
+
+    solver = minimizing_solver(loss, lambda key, problem, hyper, params: jnp.zeros(SHAPE), lambda v, params: v,
+                               optimizer, lambda hyper: make_optimizer(optimizer, hyper.lr), State)
+    res = run(solver, jax.random.key(0), _ys([0.0]), OP, Hyper(lr=1.0), num_steps=400, tol=1e-6, check_every=5)
+    if optimizer == "adam":  # no line search: Adam steps onto the wall (v = 1 -> 2); reported at the next check
+        assert int(res.status[0]) == Status.NONFINITE and int(res.steps[0]) == 5
+        return
+    x = np.asarray(res.x)
+    assert np.all(np.isfinite(x)) and np.all(x <= 1.5) and np.all(x >= 0.9)
+    assert int(res.status[0]) == Status.OK and bool(res.converged[0]) and int(res.steps[0]) < 400
+    nan_start = run(solver, jax.random.key(0), _ys([jnp.nan]), OP, Hyper(lr=1.0), num_steps=20, tol=1e-6)
+    assert int(nan_start.status[0]) == Status.NONFINITE  # a NaN objective at the start is still reported
