@@ -15,10 +15,8 @@ at the low resolution followed by depth-to-space (:func:`~genprior_jax.transform
 initialised ICNR-style (the four sub-pixel kernels equal, so a fresh layer is a nearest up-sampling and has no
 checkerboard); ``"resize"``, nearest-neighbour resize then a 3x3 convolution; ``"transpose"``, the classic
 4x4 stride-2 transposed convolution. All three compute the same kind of map (pixel shuffle and resize + conv
-have equal FLOPs, the shuffle 4x the kernel parameters). On XLA:CPU the pixel shuffle trains fastest:
-one full ``dcgan-mnist`` training step (D and G updates, batch 64), the three variants interleaved in one
-process on a shared 2-core Xeon, took 79 / 148 / 228 ms (fastest of 30) and 193 / 231 / 341 ms (median)
-for pixel shuffle / resize / transpose; transposed-convolution weight gradients are slow there.
+have equal FLOPs, the shuffle 4x the kernel parameters). On XLA:CPU the pixel shuffle trained fastest of the
+three when they were timed side by side (transposed-convolution weight gradients are slow there).
 
 Normalisation: GroupNorm in the generator instead of the original BatchNorm, so that ``G`` is a fixed
 function of ``(params, z)`` for one unbatched ``z`` (no batch statistics, no train/eval switch); no

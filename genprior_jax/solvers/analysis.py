@@ -35,6 +35,9 @@ class AnalysisHyper(NamedTuple):
     learning_rate: Array | float = 0.01
 
 
+ANALYSIS_HYPER = AnalysisHyper()
+
+
 class AnalysisState(NamedTuple):
     x: Array
     opt_state: Any
@@ -66,9 +69,9 @@ def analysis_solver(encode: Callable[[Any, Array], Array], generate: Callable[[A
     return minimizing_solver(loss, init_x, lambda x, params: x, optimizer, opt_for, AnalysisState)
 
 
-def analysis(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array = 0.1,
-             learning_rate: float | Array = 0.01, num_steps: int = 1000, optimizer: str = "adam",
-             schedule: str = "constant", init: str = "generate0", num_restarts: int = 1,
+def analysis(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array = ANALYSIS_HYPER.lam,
+             learning_rate: float | Array = ANALYSIS_HYPER.learning_rate, num_steps: int = 1000,
+             optimizer: str = "adam", schedule: str = "constant", init: str = "generate0", num_restarts: int = 1,
              options: RunOptions | None = None, **run_options: Any) -> Result:
     """Oberlin–Verm analysis recovery with the prior's encoder; ``lam`` and ``learning_rate`` are traced."""
     if prior.encode is None:

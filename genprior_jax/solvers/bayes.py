@@ -48,6 +48,10 @@ class BayesHyper(NamedTuple):
     model_error: Array | float = 0.0  # tau: std of the image-space residual x - G(z) (module docstring)
 
 
+MAP_HYPER = BayesHyper()
+VI_HYPER = BayesHyper(init_std=0.0)  # VI starts q at mu = 0
+
+
 class MapState(NamedTuple):
     z: Array
     log_sigma: Array
@@ -139,10 +143,11 @@ def vi_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...], num
     return Solver(init, step, objective, estimate)
 
 
-def map_estimate(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | Array = 0.1,
-                 learning_rate: float | Array = 0.01, prior_weight: float | Array = 1.0,
-                 pixel_weight: float | Array = 0.0, init_std: float | Array = 1.0, num_steps: int = 1000,
-                 num_restarts: int = 4, optimizer: str = "adam", estimate_sigma: bool = False,
+def map_estimate(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | Array = MAP_HYPER.sigma,
+                 learning_rate: float | Array = MAP_HYPER.learning_rate,
+                 prior_weight: float | Array = MAP_HYPER.prior_weight,
+                 pixel_weight: float | Array = MAP_HYPER.pixel_weight, init_std: float | Array = MAP_HYPER.init_std,
+                 num_steps: int = 1000, num_restarts: int = 4, optimizer: str = "adam", estimate_sigma: bool = False,
                  image_prior: bool = False, model_error: float | Array = 0.0, options: RunOptions | None = None,
                  **run_options: Any) -> Result:
     """MAP latent ``argmin_z U(z)``; ``result.state.z`` and (estimated) ``exp(result.state.log_sigma)``.
@@ -156,11 +161,12 @@ def map_estimate(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | 
                options=options, **run_options)
 
 
-def variational(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | Array = 0.1, num_samples: int = 4,
-                learning_rate: float | Array = 0.01, prior_weight: float | Array = 1.0,
-                pixel_weight: float | Array = 0.0, init_std: float | Array = 0.0, num_steps: int = 1000,
-                num_restarts: int = 1, optimizer: str = "adam", schedule: str = "constant", image_prior: bool = False,
-                model_error: float | Array = 0.0, options: RunOptions | None = None,
+def variational(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | Array = VI_HYPER.sigma,
+                num_samples: int = 4, learning_rate: float | Array = VI_HYPER.learning_rate,
+                prior_weight: float | Array = VI_HYPER.prior_weight,
+                pixel_weight: float | Array = VI_HYPER.pixel_weight, init_std: float | Array = VI_HYPER.init_std,
+                num_steps: int = 1000, num_restarts: int = 1, optimizer: str = "adam", schedule: str = "constant",
+                image_prior: bool = False, model_error: float | Array = 0.0, options: RunOptions | None = None,
                 **run_options: Any) -> Result:
     """Mean-field Gaussian VI over the latent; ``result.state.mu`` / ``exp(result.state.log_s)``.
 

@@ -47,9 +47,8 @@ Array = jax.Array
 
 DIP_OPTIMIZERS = ("rmsprop", "adam", "sgd")
 
-# benchmarks/dip_check.py --speed (8 images x 1 restart, 28 x 28, default DCGAN, 2-core CPU), ms/step: runner
-# scan unroll 1: 14.8, unroll 10: 43.7, jitted Python loop: 17.3 (with lax.conv instead of im2col: 49.4, 63.5,
-# 34.2). Unrolling only slows the im2col convolutions down, so the runner's scan is not unrolled.
+# Unrolling the runner's scan only slowed the im2col convolutions down (`benchmarks/dip_check.py --speed`, results in
+# benchmarks/results/dip_check_speed.json), so it is not unrolled.
 DEFAULT_UNROLL = 1
 
 
@@ -57,6 +56,9 @@ class DIPHyper(NamedTuple):
     learning_rate: Array | float = 1e-3
     lam_tv: Array | float = 0.01  # weight of the anisotropic total variation of G_w(z)
     lam_lr: Array | float = 0.0  # weight of the learned weight prior (needs a WeightPrior)
+
+
+DIP_HYPER = DIPHyper()
 
 
 class DIPState(NamedTuple):
@@ -143,9 +145,10 @@ def _generator(generator: str | UntrainedGenerator, image_shape: tuple[int, ...]
 
 
 def dip(key: Array, y: Array, op: Any, *, generator: str | UntrainedGenerator = "dcgan", num_steps: int = 1000,
-        num_restarts: int = 1, lam_tv: float | Array = 0.01, lam_lr: float | Array = 0.0,
-        weight_prior: WeightPrior | None = None, learning_rate: float | Array = 1e-3, optimizer: str = "rmsprop",
-        best_window: int | None = None, options: RunOptions | None = None, **run_options: Any) -> Result:
+        num_restarts: int = 1, lam_tv: float | Array = DIP_HYPER.lam_tv, lam_lr: float | Array = DIP_HYPER.lam_lr,
+        weight_prior: WeightPrior | None = None, learning_rate: float | Array = DIP_HYPER.learning_rate,
+        optimizer: str = "rmsprop", best_window: int | None = None, options: RunOptions | None = None,
+        **run_options: Any) -> Result:
     """Deep-Image-Prior recovery of images from ``y`` (``(B, *op.out_shape)`` or one measurement).
 
     Args:

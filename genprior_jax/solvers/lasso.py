@@ -41,6 +41,9 @@ class LassoHyper(NamedTuple):
     lam: Array | float = 0.2
 
 
+LASSO_HYPER = LassoHyper()
+
+
 class FistaState(NamedTuple):
     x: Array  # S c, image of the iterate (in_shape of A)
     c: Array  # coefficients of the iterate (in_shape of S)
@@ -91,7 +94,7 @@ def lasso_solver(basis: str = "dct", wavelet: str = "db4", levels: int = 3) -> S
     return Solver(init, step, objective, estimate)
 
 
-def lasso(key: Array, y: Array, op: LinearOperator, *, lam: float | Array = 0.2, basis: str = "dct",
+def lasso(key: Array, y: Array, op: LinearOperator, *, lam: float | Array = LASSO_HYPER.lam, basis: str = "dct",
           wavelet: str = "db4", levels: int = 3, num_steps: int = 500, options: RunOptions | None = None,
           **run_options: Any) -> Result:
     """Lasso baseline in the ``pixel``, ``dct`` or ``wavelet`` basis via FISTA on the shared runner.

@@ -51,6 +51,9 @@ class TVHyper(NamedTuple):
     step_ratio: Array | float = 0.0  # rho: tau = rho / L, sigma = 1 / (rho L); <= 0: 0.1 / max(lam, 1e-3)
 
 
+TV_HYPER = TVHyper()
+
+
 class TVState(NamedTuple):
     x: Array  # primal iterate, op.in_shape
     x_bar: Array  # extrapolated point 2 x_k - x_{k-1}
@@ -102,8 +105,8 @@ def _check_nonnegative(value: float | Array, name: str) -> None:
         raise ValueError(f"tv: expected a finite scalar {name} >= 0, got {value!r}")
 
 
-def tv(key: Array, y: Array, op: LinearOperator, *, lam: float | Array = 0.01, num_steps: int = 1000,
-       box: bool = True, step_ratio: float | Array = 0.0, options: RunOptions | None = None,
+def tv(key: Array, y: Array, op: LinearOperator, *, lam: float | Array = TV_HYPER.lam, num_steps: int = 1000,
+       box: bool = True, step_ratio: float | Array = TV_HYPER.step_ratio, options: RunOptions | None = None,
        **run_options: Any) -> Result:
     """TV-regularised least squares ``argmin 1/2 ||A x - y||^2 + lam TV(x)`` (over ``[0, 1]^n`` if ``box``).
 

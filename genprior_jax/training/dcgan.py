@@ -15,7 +15,7 @@ data order of epoch ``e`` is ``fold_in(key, e)``, so a run resumed from ``<out>.
 A non-finite loss stops the run with an error naming the step; the last good checkpoint stays on disk.
 
 The shipped ``dcgan-mnist`` checkpoint: ``genprior-jax train dcgan --seed 0 --steps 4000 --out
-genprior_jax/checkpoints/dcgan-mnist``, 683 s on a shared 2-core CPU (167 s per 1000 steps, median).
+genprior_jax/checkpoints/dcgan-mnist`` (its training time is in the README's checkpoint table).
 
 At the end (``eval_steps > 0``), a cheap, honest quality number: CSGM recovery of ``eval_digits`` validation
 digits from ``m = eval_m`` Gaussian measurements (noise norm 0.1, Adam lr 0.01, ``lam = 0``), mean per-pixel
