@@ -20,6 +20,7 @@ from .data import load_mnist
 from .operators import GaussianCS, measure, noise_std_for_norm
 from .priors import load_prior
 from .solvers import Status, reconstruct
+from .solvers.csgm import CSGM_HYPER
 
 # Lasso-DCT weight for m = 100 (lam = 2 * sklearn alpha), tuned on the validation split by
 # benchmarks/csgm_mnist.py (see benchmarks/results/csgm_mnist.md: 0.3 at m = 100).
@@ -35,7 +36,7 @@ def _summary(x: np.ndarray, x_hat: np.ndarray) -> dict[str, Any]:
 
 
 def run_demo(out_dir: str = "demo_out", n_images: int = 16, m: int = 100, noise: float = 0.1, seed: int = 0,
-             steps: int = 1000, restarts: int = 10, prior: str = "vae-mnist", lam: float = 0.1,
+             steps: int = 1000, restarts: int = 10, prior: str = "vae-mnist", lam: float = CSGM_HYPER.lam,
              lasso_lam: float = LASSO_DCT_LAM, verbose: bool = True) -> dict[str, Any]:
     """Run the demo and return the metrics dictionary that is also written to ``metrics.json``."""
     if m < 1 or n_images < 1 or noise < 0:

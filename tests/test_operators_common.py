@@ -1,6 +1,6 @@
 """Operators: every registered operator passes the jit, vmap, grad and bad-input tests; linear ones also the
 adjoint tests. Tests specific to the newer operators (Fourier, Radon, structured CS, non-linear) are in
-test_operators_new.py."""
+test_operators_mri_ct_nonlinear.py."""
 
 import jax
 import jax.numpy as jnp

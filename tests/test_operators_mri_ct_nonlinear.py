@@ -1,6 +1,6 @@
 """Subsampled Fourier, Radon, structured CS and the non-linear operators, against independent references
 (numpy FFT, scipy DCT, scikit-image's radon/iradon, dense Jacobians). The generic jit / vmap / grad / adjoint /
-bad-input tests for every registered operator are in test_operators.py."""
+bad-input tests for every registered operator are in test_operators_common.py."""
 
 import jax
 import jax.numpy as jnp
