@@ -140,7 +140,7 @@ def main() -> None:
             results[task][kind] = {"lam": best, "val_psnr_by_lam": dict(zip(map(str, args.lams), val_psnr)),
                                    "psnr_mean": float(np.nanmean(psnr)), "psnr_std": float(np.nanstd(psnr)),
                                    "ssim_mean": float(np.nanmean(ssim)), "ssim_std": float(np.nanstd(ssim)),
-                                   "nonfinite": int((np.asarray(status) != gp.Status.OK).sum()), "seconds": secs}
+                                   "nonfinite": int((np.asarray(status) == gp.Status.NONFINITE).sum()), "seconds": secs}
             rows[kind] = np.asarray(xt[:10])
         save_grid(rows, os.path.join(RESULTS, f"{prefix}_{task}.png"),
                   title=f"{task}: truth / A^+ y / synthesis (z-space) / analysis (x-space), {args.prior}")

@@ -96,7 +96,7 @@ def main() -> None:
         err = np.asarray(gp.mse(x_test, x_hat))
         table[name][m] = {"mse": float(err.mean()), "sem": float(err.std(ddof=1) / np.sqrt(len(err))),
                           "psnr": float(np.asarray(gp.psnr(x_test, x_hat)).mean()), "seconds": seconds,
-                          "nonfinite": int((np.asarray(status) != gp.Status.OK).sum()), **extra}
+                          "nonfinite": int((np.asarray(status) == gp.Status.NONFINITE).sum()), **extra}
         if m == 100:
             examples[name] = np.asarray(x_hat[:12])
 

@@ -128,7 +128,7 @@ def main() -> None:
             "linf": float(jnp.max(jnp.abs(x_adv - x))),
             "fit_mse": float(jnp.nanmean(gp.mse(x_adv, res.x))),  # ||P(x') - x'||^2 / n, per pixel
             "to_clean_mse": float(jnp.nanmean(gp.mse(x, res.x))),  # ||P(x') - x||^2 / n
-            "nonfinite": int(np.sum(np.asarray(res.status) != gp.Status.OK)),
+            "nonfinite": int(np.sum(np.asarray(res.status) == gp.Status.NONFINITE)),
             "attack_seconds": attack_seconds, "projection_seconds": proj_seconds,
         })
         print(rows[-1], flush=True)

@@ -83,7 +83,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     from .operators import make_operator
     from .priors import load_prior
     from .reconstruction import reconstruct_images, write_outputs
-    from .solvers import get_method
+    from .solvers import Status, get_method
 
     needs_prior = get_method(args.method).needs_prior
     prior = load_prior(args.prior) if needs_prior or args.prior != "vae-mnist" else None
@@ -100,7 +100,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     with open(paths["md"]) as fh:
         print(fh.read().rstrip())
     print("wrote " + ", ".join(paths.values()))
-    return 0 if (result["status"] == 0).any() else 1
+    return 0 if (result["status"] != Status.NONFINITE).any() else 1
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

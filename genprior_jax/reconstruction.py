@@ -39,6 +39,8 @@ def reconstruct_images(method: str, images: np.ndarray, op: Any, key: Array, *, 
     """Measure and reconstruct ``images`` (``(N, H, W, C)`` in ``[0, 1]``) with ``method``.
 
     Returns ``{"x": (N, H, W, C) estimates, "seen": A^+ y (linear operators) or None, "status": (N,),
+    "objective", "steps", "converged": (N,) the final objective, the steps taken and whether the tolerance was
+    met (``Status.MAX_STEPS`` where the step cap came first),
     "metrics": {"mse", "psnr", "ssim"} arrays of shape (N,), "seconds": solve time}``. Images whose solve is not
     finite keep status ``Status.NONFINITE`` and NaN metrics; the others are unaffected.
     """
@@ -70,7 +72,10 @@ def reconstruct_images(method: str, images: np.ndarray, op: Any, key: Array, *, 
     seen = None
     if isinstance(op, LinearOperator):
         seen = np.asarray(backproject_batch(y, op))
-    return {"x": x_hat, "seen": seen, "status": status, "metrics": mets, "seconds": seconds}
+    res = rec.result
+    return {"x": x_hat, "seen": seen, "status": status, "metrics": mets, "seconds": seconds,
+            "objective": np.asarray(res.objective), "steps": np.asarray(res.steps),
+            "converged": np.asarray(res.converged)}
 
 
 def write_outputs(out_dir: str, images: np.ndarray, result: dict[str, Any], config: dict[str, Any],
@@ -81,7 +86,10 @@ def write_outputs(out_dir: str, images: np.ndarray, result: dict[str, Any], conf
 
     os.makedirs(out_dir, exist_ok=True)
     mets, status = result["metrics"], result["status"]
-    ok = status == Status.OK
+    ok = status != Status.NONFINITE  # finite estimates (converged, or stopped at the step cap)
+    converged = np.asarray(result.get("converged", np.zeros(len(status), bool)))
+    steps = np.asarray(result.get("steps", np.zeros(len(status), int)))
+    objective = np.asarray(result.get("objective", np.full(len(status), np.nan)))
     summary = {k: float(np.nanmean(np.where(ok, v, np.nan))) if ok.any() else float("nan") for k, v in mets.items()}
     k = min(max_grid, len(images))
     rows = {"truth": images[:k]}
@@ -96,19 +104,25 @@ def write_outputs(out_dir: str, images: np.ndarray, result: dict[str, Any], conf
     paths["csv"] = os.path.join(out_dir, "metrics.csv")
     with open(paths["csv"], "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["index", "status", "mse", "psnr", "ssim"])
+        w.writerow(["index", "status", "mse", "psnr", "ssim", "objective", "steps", "converged"])
         for i in range(len(images)):
-            w.writerow([i, int(status[i]), *(f"{float(mets[m][i]):.6g}" for m in ("mse", "psnr", "ssim"))])
+            w.writerow([i, int(status[i]), *(f"{float(mets[m][i]):.6g}" for m in ("mse", "psnr", "ssim")),
+                        f"{float(objective[i]):.6g}", int(steps[i]), int(bool(converged[i]))])
     paths["json"] = os.path.join(out_dir, "metrics.json")
     with open(paths["json"], "w") as fh:
         json.dump({"config": config, "summary": summary, "n_ok": int(ok.sum()), "n": len(images),
-                   "seconds": result["seconds"], "status": status.tolist(),
+                   "n_converged": int(converged.sum()), "n_capped": int((status == Status.MAX_STEPS).sum()),
+                   "seconds": result["seconds"], "status": status.tolist(), "steps": steps.tolist(),
+                   "converged": converged.astype(bool).tolist(), "objective": objective.tolist(),
                    **{m: v.tolist() for m, v in mets.items()}}, fh, indent=2)
     paths["md"] = os.path.join(out_dir, "summary.md")
     with open(paths["md"], "w") as fh:
-        fh.write(f"| method | operator | noise | images | ok | MSE/pixel | PSNR dB | SSIM | seconds |\n"
-                 f"|---|---|---|---|---|---|---|---|---|\n"
+        fh.write(f"| method | operator | noise | images | finite | converged | MSE/pixel | PSNR dB | SSIM | "
+                 f"mean objective | seconds |\n"
+                 f"|---|---|---|---|---|---|---|---|---|---|---|\n"
                  f"| {config['method']} | `{config['operator']}` | {config['noise']} | {len(images)} | "
-                 f"{int(ok.sum())} | "
-                 f"{summary['mse']:.4f} | {summary['psnr']:.2f} | {summary['ssim']:.3f} | {result['seconds']:.1f} |\n")
+                 f"{int(ok.sum())} | {int(converged.sum())} | "
+                 f"{summary['mse']:.4f} | {summary['psnr']:.2f} | {summary['ssim']:.3f} | "
+                 f"{float(np.nanmean(np.where(ok, objective, np.nan))) if ok.any() else float('nan'):.4g} | "
+                 f"{result['seconds']:.1f} |\n")
     return paths

@@ -104,10 +104,10 @@ def defended_logits(logits_fn: Callable[[Array], Array], prior: Prior, projectio
 def defended_predict(logits_fn: Callable[[Array], Array], prior: Prior, key: Array, x: Any,
                      projection: Projection = Projection()) -> tuple[Array, Result]:
     """Classify ``P(x)``: returns ``(predictions, projection_result)``; predictions are ``(B,)`` int32, ``-1``
-    where the projection failed (``status != Status.OK``)."""
+    where the projection failed (``status == Status.NONFINITE``)."""
     res = project_to_range(prior, key, x, **Projection(*projection)._asdict())
     pred = jnp.argmax(logits_fn(res.x), axis=-1).astype(jnp.int32)
-    return jnp.where(res.status == Status.OK, pred, -1), res
+    return jnp.where(res.status != Status.NONFINITE, pred, -1), res
 
 
 def _adaptive_pgd(gradient: str, logits_fn: Callable[[Array], Array], prior: Prior, key: Array, x: Any, labels: Any,

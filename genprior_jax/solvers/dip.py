@@ -202,6 +202,6 @@ def learn_weight_prior(key: Array, images: Array, op: Any, *, sigma: float | Arr
     k_noise, k_solve = jax.random.split(key)
     y = jax.vmap(measure, (0, None, 0, None))(jax.random.split(k_noise, images.shape[0]), op, images, sigma)
     res = dip(k_solve, y, op, **dip_kwargs)
-    ok = np.asarray(res.status) == Status.OK
+    ok = np.asarray(res.status) != Status.NONFINITE
     weights = jax.tree_util.tree_map(lambda a: a[ok], res.state.weights)
     return fit_weight_prior(weights, shrinkage=shrinkage, ridge=ridge)
