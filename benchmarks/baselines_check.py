@@ -76,7 +76,8 @@ def main() -> None:
         results[name] = {"lam": best, "val_mse": dict(zip(map(str, grid), val)), "mse": float(err.mean()),
                          "sem": float(err.std(ddof=1) / np.sqrt(len(err))),
                          "psnr": float(np.asarray(gp.psnr(x_test, res.x)).mean()), "seconds": seconds,
-                         "sweep_seconds": sweep, "nonfinite": int((np.asarray(res.status) == gp.Status.NONFINITE).sum())}
+                         "sweep_seconds": sweep,
+                         "nonfinite": int((np.asarray(res.status) == gp.Status.NONFINITE).sum())}
         print(f"{name}: lam {best}, MSE {err.mean():.4f}, {seconds:.2f} s (sweep {sweep:.1f} s)", flush=True)
     total, cpu = time.perf_counter() - t_start, time.process_time() - cpu_start
 

@@ -36,7 +36,7 @@ def _summary(x: np.ndarray, x_hat: np.ndarray) -> dict[str, Any]:
 
 
 def run_demo(out_dir: str = "demo_out", n_images: int = 16, m: int = 100, noise: float = 0.1, seed: int = 0,
-             steps: int = 1000, restarts: int = 10, prior: str = "vae-mnist", lam: float = CSGM_HYPER.lam,
+             steps: int = 1000, restarts: int = 10, prior: str = "vae-mnist", lam: float = float(CSGM_HYPER.lam),
              lasso_lam: float = LASSO_DCT_LAM, verbose: bool = True) -> dict[str, Any]:
     """Run the demo and return the metrics dictionary that is also written to ``metrics.json``."""
     if m < 1 or n_images < 1 or noise < 0:

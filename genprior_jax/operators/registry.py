@@ -70,7 +70,8 @@ OPERATORS: dict[str, Factory] = {
 }
 
 # Small default parameters for 28x28 images, one entry per registered operator (used by tests and docs). Variants
-# (Fourier lines, Radon detector counts, Fourier phase retrieval) are tested in tests/test_operators_mri_ct_nonlinear.py.
+# (Fourier lines, Radon detector counts, Fourier phase retrieval) are tested in
+# tests/test_operators_mri_ct_nonlinear.py.
 EXAMPLES: dict[str, str] = {
     "identity": "identity",
     "gaussian": "gaussian:m=100",
