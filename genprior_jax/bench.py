@@ -36,6 +36,7 @@ SUITE: dict[str, Benchmark] = {
     "defense_mnist": Benchmark("defense_mnist.py", ("--quick",)),
     "baselines_check": Benchmark("baselines_check.py", None),
     "dip_check": Benchmark("dip_check.py", None, ("--mse",)),
+    "asim_convergence": Benchmark("asim_convergence.py", ("--quick",)),
     "memory_chunks": Benchmark("memory_chunks.py", None),
 }
 SIZES = ("quick", "full")
