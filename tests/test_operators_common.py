@@ -208,7 +208,7 @@ def test_constructor_errors(key):
         Blur.uniform(SHAPE, 3, boundary="reflect")
     with pytest.raises(ValueError, match="unknown operator 'wavelet'"):
         make_operator("wavelet:level=3", key, SHAPE)
-    with pytest.raises(ValueError, match="unexpected keyword"):
+    with pytest.raises(ValueError, match="unknown key 'q' for 'gaussian'; valid keys"):
         make_operator("gaussian:q=3", key, SHAPE)
 
 

@@ -89,27 +89,60 @@ EXAMPLES: dict[str, str] = {
 }
 
 
-def _parse_value(text: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
+# the keys each spec accepts and their types (int fields refuse "2.5"; bool fields take 0 / 1)
+PARAMS: dict[str, dict[str, type]] = {
+    "identity": {},
+    "gaussian": {"m": int},
+    "mask": {"missing": float},
+    "box": {"size": int},
+    "blur": {"uniform": int, "gaussian": float, "size": int, "boundary": str},
+    "sr": {"factor": int},
+    "fourier": {"rate": float, "lines": int, "power": float, "center": float},
+    "radon": {"angles": int, "detectors": int},
+    "structured": {"m": int},
+    "phase": {"m": int, "rate": float},
+    "onebit": {"m": int, "temperature": float},
+}
+
+
+def _convert(spec: str, key: str, text: str, kind: type) -> Any:
+    """``text`` as ``kind``; ``ValueError`` naming the spec, the key, the value and what was expected."""
+    if kind is str:
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"operator spec {spec!r}: {key} expected {'an integer' if kind is int else 'a number'}, "
+                         f"got {text!r}") from None
+    if kind is int:
+        if not value.is_integer():
+            raise ValueError(f"operator spec {spec!r}: {key} expected an integer, got {text!r}")
+        return int(value)
+    if not value == value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"operator spec {spec!r}: {key} expected a finite number, got {text!r}")
+    return value
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """``"gaussian:m=100"`` -> ``("gaussian", {"m": 100})``."""
+    """``"gaussian:m=100"`` -> ``("gaussian", {"m": 100})``; unknown or repeated keys and values of the wrong type
+    are ``ValueError``s that name the spec, the key and the valid keys."""
     name, _, rest = spec.partition(":")
     name = name.strip()
     if name not in OPERATORS:
         raise ValueError(f"unknown operator {name!r}; expected one of {sorted(OPERATORS)}")
+    valid = PARAMS[name]
     params: dict[str, Any] = {}
     for item in filter(None, (s.strip() for s in rest.split(","))):
         k, eq, v = item.partition("=")
+        k = k.strip()
         if not eq:
             raise ValueError(f"operator spec {spec!r}: expected key=value pairs after ':', got {item!r}")
-        params[k.strip()] = _parse_value(v.strip())
+        if k not in valid:
+            raise ValueError(f"operator spec {spec!r}: unknown key {k!r} for {name!r}; valid keys: "
+                             f"{sorted(valid) or 'none'}")
+        if k in params:
+            raise ValueError(f"operator spec {spec!r}: key {k!r} given twice")
+        params[k] = _convert(spec, k, v.strip(), valid[k])
     return name, params
 
 
@@ -128,7 +161,4 @@ def make_operator(spec: str, key: Array, shape: Shape) -> Operator:
     ValueError: unknown operator 'warp'; ...
     """
     name, params = parse_spec(spec)
-    try:
-        return OPERATORS[name](key, shape, **params)
-    except TypeError as err:  # unknown keyword for this operator
-        raise ValueError(f"operator spec {spec!r}: {err}") from None
+    return OPERATORS[name](key, shape, **params)
