@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from typing import cast
@@ -49,27 +50,39 @@ def _cmd_priors(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
+    _prepare_out(args.out)
     run_demo(out_dir=args.out, n_images=args.n, m=args.m, noise=args.noise, seed=args.seed,
              steps=args.steps, restarts=args.restarts, prior=args.prior)
     return 0
 
 
 def _model_error_arg(text: str) -> float | str:
-    """``--model-error``: ``auto`` or a number >= 0."""
+    """``--model-error``: ``auto`` or a finite number >= 0."""
     if text == "auto":
         return "auto"
     try:
         tau = float(text)
     except ValueError:
-        raise SystemExit(f"--model-error: expected a number >= 0 or 'auto', got {text!r}") from None
-    if not tau >= 0:
-        raise SystemExit(f"--model-error: expected a number >= 0 or 'auto', got {text!r}")
+        raise ValueError(f"--model-error: expected a number >= 0 or 'auto', got {text!r}") from None
+    if not (tau >= 0 and tau != float("inf")):
+        raise ValueError(f"--model-error: expected a number >= 0 or 'auto', got {text!r}")
     return tau
+
+
+def _prepare_out(path: str) -> str:
+    """Create the output directory before any work (a bad ``--out`` is found before the solve, not after)."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise NotADirectoryError(f"--out: {path!r} exists and is not a directory")
+    os.makedirs(path, exist_ok=True)
+    if not os.access(path, os.W_OK):
+        raise ValueError(f"--out: directory {path!r} is not writable")
+    return path
 
 
 def _cmd_posterior(args: argparse.Namespace) -> int:
     from .demo import run_posterior_demo
 
+    _prepare_out(args.out)
     run_posterior_demo(out_dir=args.out, prior=args.prior, operator=args.operator, method=args.method,
                        n_images=args.n, sigma=args.noise, seed=args.seed, steps=args.steps, num_draws=args.draws,
                        model_error=_model_error_arg(args.model_error))
@@ -85,6 +98,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     from .reconstruction import reconstruct_images, write_outputs
     from .solvers import Status, get_method
 
+    _prepare_out(args.out)
     needs_prior = get_method(args.method).needs_prior
     prior = load_prior(args.prior) if needs_prior or args.prior != "vae-mnist" else None
     shape = cast(tuple[int, int, int], tuple(prior.image_shape)) if prior is not None else (28, 28, 1)
@@ -125,9 +139,12 @@ def _method_names() -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genprior-jax",
                                      description="Inverse problems with deep generative priors (JAX).")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the Python traceback of a failure")
+    sub_kw = {"parents": [common], "formatter_class": argparse.ArgumentDefaultsHelpFormatter}
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    demo = sub.add_parser("demo", help="CSGM demo: recover held-out MNIST digits from Gaussian measurements "
+    demo = sub.add_parser("demo", **sub_kw, help="CSGM demo: recover held-out MNIST digits from Gaussian measurements "
                                        "(VAE vs Lasso-DCT)")
     demo.add_argument("--out", default="demo_out", help="output directory for the PNG grid and metrics JSON")
     demo.add_argument("--n", type=int, default=16, help="number of held-out test digits")
@@ -140,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--prior", default="vae-mnist", help="prior name or checkpoint path")
     demo.set_defaults(func=_cmd_demo)
 
-    train = sub.add_parser("train", help="train a prior on the embedded MNIST digits and write a checkpoint")
+    train = sub.add_parser("train", **sub_kw, help="train a prior on the embedded MNIST digits and write a checkpoint")
     train.add_argument("model", choices=["vae", "flow", "dcgan"], help="which prior to train")
     train.add_argument("--out", required=True, help="checkpoint directory to write")
     train.add_argument("--seed", type=int, default=0)
@@ -158,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, default=None, help="default 1e-3 (vae, flow), 2e-4 (dcgan)")
     train.set_defaults(func=_cmd_train)
 
-    post = sub.add_parser("posterior", help="posterior sampling (VI or Langevin): mean, std map and samples as a PNG")
+    post = sub.add_parser("posterior", **sub_kw, help="posterior sampling (VI or Langevin): mean, std map and samples as a PNG")
     post.add_argument("--out", default="posterior_out")
     post.add_argument("--prior", default="vae-mnist", help="prior name or checkpoint path")
     post.add_argument("--operator", default="box:size=10",
@@ -174,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "'auto' to estimate it from a MAP fit (widens the intervals to cover the truth); 0: none")
     post.set_defaults(func=_cmd_posterior)
 
-    rec = sub.add_parser("reconstruct", help="reconstruct a set of images with any method and operator")
+    rec = sub.add_parser("reconstruct", **sub_kw, help="reconstruct a set of images with any method and operator")
     rec.add_argument("--method", default="csgm", choices=_method_names(),
                      help="reconstruction method (the registry genprior_jax.solvers.METHODS)")
     rec.add_argument("--prior", default="vae-mnist", help="prior name or checkpoint path (methods with a prior)")
@@ -192,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--seed", type=int, default=0)
     rec.set_defaults(func=_cmd_reconstruct)
 
-    bench = sub.add_parser("bench", help="run the benchmark suite (benchmarks/*.py) at a chosen size")
+    bench = sub.add_parser("bench", **sub_kw, help="run the benchmark suite (benchmarks/*.py) at a chosen size")
     bench.add_argument("--size", choices=["quick", "full"], default="quick",
                        help="quick: each script's smoke size (results *_quick*, git-ignored); full: committed settings")
     bench.add_argument("--only", nargs="+", default=None, help="benchmark names (see --list)")
@@ -200,14 +217,29 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--benchmarks-dir", default=None, help="the benchmarks/ folder of a source checkout")
     bench.set_defaults(func=_cmd_bench)
 
-    priors = sub.add_parser("priors", help="list the priors shipped with the package")
+    priors = sub.add_parser("priors", **sub_kw, help="list the priors shipped with the package")
     priors.set_defaults(func=_cmd_priors)
     return parser
 
 
+USAGE_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; a user error prints one line (``genprior-jax CMD: error: ...``) and returns 2, a runtime
+    failure returns 1 (``--debug``: the traceback instead)."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print(f"genprior-jax {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - the top-level handler: every failure becomes one line
+        if args.debug:
+            raise
+        kind = "error" if isinstance(err, USAGE_ERRORS) else f"failed ({type(err).__name__})"
+        print(f"genprior-jax {args.command}: {kind}: {err} (--debug for the traceback)", file=sys.stderr)
+        return 2 if isinstance(err, USAGE_ERRORS) else 1
 
 
 if __name__ == "__main__":

@@ -36,9 +36,11 @@ def test_demo_small(tmp_path, capsys):
     assert "Lasso-DCT" in printed and "VAE" in printed and "MSE/pixel" in printed
 
 
-def test_demo_bad_prior(tmp_path):
-    with pytest.raises(ValueError, match="unknown prior 'nope'"):
-        main(["demo", "--out", str(tmp_path), "--prior", "nope"])
+def test_demo_bad_prior(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--prior", "nope"]) == 2
+    assert "genprior-jax demo: error: load_prior: unknown prior 'nope'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unknown prior 'nope'"):  # --debug: the exception itself
+        main(["demo", "--out", str(tmp_path), "--prior", "nope", "--debug"])
 
 
 def test_train_vae_one_epoch(tmp_path, capsys):
@@ -68,11 +70,41 @@ def test_posterior_command(tmp_path, method, model_error):
         assert m["model_error_used"] == float(model_error)
 
 
-def test_posterior_bad_model_error(tmp_path):
-    with pytest.raises(SystemExit, match="expected a number >= 0 or 'auto', got 'lots'"):
-        main(["posterior", "--out", str(tmp_path), "--model-error", "lots"])
+def test_posterior_bad_model_error(tmp_path, capsys):
+    assert main(["posterior", "--out", str(tmp_path), "--model-error", "lots"]) == 2
+    assert "expected a number >= 0 or 'auto', got 'lots'" in capsys.readouterr().err
 
 
-def test_posterior_bad_operator(tmp_path):
-    with pytest.raises(ValueError, match="unknown operator 'warp'"):
-        main(["posterior", "--out", str(tmp_path), "--operator", "warp:k=3"])
+def test_posterior_bad_operator(tmp_path, capsys):
+    assert main(["posterior", "--out", str(tmp_path), "--operator", "warp:k=3"]) == 2
+    assert "unknown operator 'warp'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    ["reconstruct", "--operator", "gaussian:m=2.5", "--method", "tv"],
+    ["reconstruct", "--operator", "warp:k=3", "--method", "tv"],
+    ["reconstruct", "--method", "tv", "--restarts", "3"],
+    ["reconstruct", "--method", "tv", "--images", "/no/such/dir"],
+    ["reconstruct", "--method", "csgm", "--prior", "/no/such/checkpoint"],
+    ["demo", "--prior", "nope"],
+    ["demo", "--m", "0"],
+    ["posterior", "--model-error", "-1"],
+    ["posterior", "--method", "vi", "--operator", "gaussian:k=3"],
+])
+def test_user_errors_print_one_line_not_a_traceback(tmp_path, capsys, argv):
+    code = main([*argv, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"genprior-jax {argv[0]}: error: ")
+
+
+def test_bad_out_is_found_before_any_work(tmp_path, capsys):
+    (tmp_path / "file").write_text("not a directory")
+    assert main(["reconstruct", "--method", "tv", "--out", str(tmp_path / "file")]) == 2
+    assert "exists and is not a directory" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2():
+    with pytest.raises(SystemExit) as exc:
+        main(["reconstruct", "--method", "nope"])  # argparse: not one of the choices
+    assert exc.value.code == 2
