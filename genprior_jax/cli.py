@@ -175,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, default=None, help="default 1e-3 (vae, flow), 2e-4 (dcgan)")
     train.set_defaults(func=_cmd_train)
 
-    post = sub.add_parser("posterior", **sub_kw, help="posterior sampling (VI or Langevin): mean, std map and samples as a PNG")
+    post = sub.add_parser("posterior", **sub_kw,
+                          help="posterior sampling (VI or Langevin): mean, std map and samples as a PNG")
     post.add_argument("--out", default="posterior_out")
     post.add_argument("--prior", default="vae-mnist", help="prior name or checkpoint path")
     post.add_argument("--operator", default="box:size=10",
