@@ -9,30 +9,78 @@ import sys
 from typing import cast
 
 
+def _default(value: float | int | None, default: float | int, name: str) -> float | int:
+    """A training number: the model's default when not given; a given one must be positive (0 means 0, refused)."""
+    if value is None:
+        return default
+    if not value > 0 or value != value:
+        raise ValueError(f"{name}: expected a positive number, got {value}")
+    return value
+
+
+def _digits(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        digits = tuple(int(d) for d in text.split(","))
+    except ValueError:
+        raise ValueError(f"--digits: expected comma-separated classes 0-9, e.g. 0,1,2; got {text!r}") from None
+    if not digits or any(not 0 <= d <= 9 for d in digits) or len(set(digits)) != len(digits):
+        raise ValueError(f"--digits: expected distinct classes 0-9, got {text!r}")
+    return digits
+
+
+def _check_train_out(args: argparse.Namespace) -> None:
+    """Never overwrite a checkpoint by accident: an existing one needs --resume (continue it) or --overwrite."""
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise NotADirectoryError(f"--out: {args.out!r} exists and is not a directory")
+    if args.resume and args.overwrite:
+        raise ValueError("train: --resume continues the checkpoint and --overwrite replaces it; give one of them")
+    if os.path.isfile(os.path.join(args.out, "config.json")) and not (args.resume or args.overwrite):
+        raise ValueError(f"train: {args.out!r} holds a checkpoint; pass --resume to continue it or --overwrite to "
+                         "replace it")
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from .training import train_dcgan, train_flow, train_vae
 
     command = "genprior-jax " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    _check_train_out(args)
+    lr = args.lr
     if args.model == "dcgan":
-        _, metrics = train_dcgan(args.config or "dcgan-mnist", seed=args.seed, steps=args.steps,
-                                 batch_size=args.batch_size or 64, learning_rate=args.lr or 2e-4, out=args.out,
+        if args.epochs is not None or args.digits is not None:
+            raise ValueError("train dcgan: --epochs and --digits do not apply (use --steps)")
+        _, metrics = train_dcgan(args.config or "dcgan-mnist", seed=args.seed,
+                                 steps=int(_default(args.steps, 4000, "--steps")),
+                                 batch_size=int(_default(args.batch_size, 64, "--batch-size")),
+                                 learning_rate=float(_default(lr, 2e-4, "--lr")), out=args.out,
                                  resume=args.resume, eval_steps=args.eval_steps, command=command)
         quality = (f", CSGM validation MSE {metrics['csgm_val_mse']:.4f} at m=100" if "csgm_val_mse" in metrics
                    else "")
         print(f"{metrics['steps']} steps: d loss {metrics['final_d_loss']:.3f}, g loss {metrics['final_g_loss']:.3f}"
               f"{quality}, {metrics['train_seconds']:.0f} s; checkpoint: {args.out}")
         return 0
+    if args.steps is not None:
+        raise ValueError(f"train {args.model}: --steps applies to dcgan only (use --epochs)")
     if args.model == "flow":
-        digits = None if args.digits is None else tuple(int(d) for d in args.digits.split(","))
-        _, metrics = train_flow(args.config or "glow-mnist", seed=args.seed, epochs=args.epochs or 30,
-                                batch_size=args.batch_size or 64, learning_rate=args.lr or 1e-3, digits=digits,
+        _, metrics = train_flow(args.config or "glow-mnist", seed=args.seed,
+                                epochs=int(_default(args.epochs, 30, "--epochs")),
+                                batch_size=int(_default(args.batch_size, 64, "--batch-size")),
+                                learning_rate=float(_default(lr, 1e-3, "--lr")), digits=_digits(args.digits),
                                 out=args.out, resume=args.resume, command=command)
         print(f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}: validation "
               f"{metrics['val_bpd']:.3f} bits/dim, test {metrics['test_bpd']:.3f} bits/dim, "
               f"{metrics['train_seconds']:.0f} s; checkpoint: {args.out}")
         return 0
-    _, metrics = train_vae(seed=args.seed, epochs=args.epochs or 300, batch_size=args.batch_size or 100,
-                           learning_rate=args.lr or 1e-3, patience=args.patience, out=args.out, command=command)
+    if args.resume:
+        raise ValueError("train vae: --resume is not supported (the VAE has no resumable state; it trains in about a "
+                         "minute: rerun with --overwrite)")
+    if args.digits is not None or args.config is not None:
+        raise ValueError("train vae: --digits and --config do not apply to the VAE")
+    _, metrics = train_vae(seed=args.seed, epochs=int(_default(args.epochs, 300, "--epochs")),
+                           batch_size=int(_default(args.batch_size, 100, "--batch-size")),
+                           learning_rate=float(_default(lr, 1e-3, "--lr")), patience=args.patience, out=args.out,
+                           command=command)
     print(f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}: validation ELBO "
           f"{metrics['val_elbo']:.2f}, test ELBO {metrics['test_elbo']:.2f} nats/image, "
           f"{metrics['train_seconds']:.0f} s; checkpoint: {args.out}")
@@ -164,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, default=None,
                        help="maximum epochs (vae: 300 with early stopping on validation ELBO; flow: 30)")
     train.add_argument("--patience", type=int, default=20, help="vae: stop after this many epochs without improvement")
-    train.add_argument("--steps", type=int, default=4000, help="dcgan: training steps (one D and one G update each)")
+    train.add_argument("--steps", type=int, default=None,
+                       help="dcgan: training steps, one D and one G update each (default 4000)")
     train.add_argument("--eval-steps", type=int, default=500,
                        help="dcgan: CSGM steps of the final quality check on 16 validation digits (0: skip it)")
     train.add_argument("--batch-size", type=int, default=None, help="default 100 (vae), 64 (flow, dcgan)")
@@ -172,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="flow: glow-mnist (default) or realnvp-mnist; dcgan: dcgan-mnist (default)")
     train.add_argument("--digits", default=None, help="flow: train on these classes only, e.g. 0,1,2,3,4")
     train.add_argument("--resume", action="store_true", help="flow, dcgan: continue from <out>.state")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace a checkpoint already in --out (without it, an existing checkpoint is refused)")
     train.add_argument("--lr", type=float, default=None, help="default 1e-3 (vae, flow), 2e-4 (dcgan)")
     train.set_defaults(func=_cmd_train)
 

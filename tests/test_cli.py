@@ -108,3 +108,31 @@ def test_usage_errors_exit_2():
     with pytest.raises(SystemExit) as exc:
         main(["reconstruct", "--method", "nope"])  # argparse: not one of the choices
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "vae", "--epochs", "0"], "--epochs: expected a positive number, got 0"),
+    (["train", "flow", "--batch-size", "0"], "--batch-size: expected a positive number, got 0"),
+    (["train", "vae", "--lr=-1e-3"], "--lr: expected a positive number, got -0.001"),
+    (["train", "vae", "--resume"], "train vae: --resume is not supported"),
+    (["train", "flow", "--digits", "1,x"], "--digits: expected comma-separated classes 0-9"),
+    (["train", "flow", "--digits", "12"], "--digits: expected distinct classes 0-9"),
+    (["train", "flow", "--digits", "0", "--batch-size", "5000"], r"give \d+ training, .* expected at least batch_size"),
+    (["train", "vae", "--steps", "10"], "--steps applies to dcgan only"),
+])
+def test_train_refuses_bad_numbers_before_training(tmp_path, capsys, argv, message):
+    assert main([*argv, "--out", str(tmp_path / "ckpt")]) == 2
+    import re
+
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_train_never_clobbers_a_checkpoint(tmp_path, capsys):
+    out = tmp_path / "ckpt"
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    assert main(["train", "flow", "--out", str(out)]) == 2
+    assert "holds a checkpoint; pass --resume to continue it or --overwrite" in capsys.readouterr().err
+    assert (out / "config.json").read_text() == "{}"  # untouched
+    assert main(["train", "flow", "--out", str(out), "--resume", "--overwrite"]) == 2
+

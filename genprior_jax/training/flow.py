@@ -57,6 +57,10 @@ def train_flow(config_name: str = "glow-mnist", seed: int = 0, epochs: int = 30,
     train = load_mnist("train", digits=digits).images
     val = load_mnist("validation", digits=digits).images
     test = load_mnist("test", digits=digits).images
+    if len(train) < batch_size or len(val) == 0 or len(test) == 0:
+        raise ValueError(f"train_flow: digits {list(digits) if digits else 'all'} give {len(train)} training, "
+                         f"{len(val)} validation and {len(test)} test images; expected at least batch_size = "
+                         f"{batch_size} training images and one of each other")
     dim = int(np.prod(config["image_shape"]))
     steps_per_epoch = len(train) // batch_size
     schedule = optax.linear_schedule(0.0, learning_rate, max(warmup_steps, 1))
