@@ -26,6 +26,7 @@ import numpy as np
 from . import metrics as M
 from .operators import measure
 from .operators.base import LinearOperator
+from .operators.validation import check_number
 from .priors.base import Prior
 from .solvers import RunOptions, Status, backproject_batch, get_method, reconstruct
 from .solvers.methods import cli_overrides
@@ -51,13 +52,20 @@ def reconstruct_images(method: str, images: np.ndarray, op: Any, key: Array, *, 
                               lam=opts.pop("lam", None), lr=opts.pop("lr", None), noise=noise)
     if opts:
         raise ValueError(f"reconstruct: unexpected options {sorted(opts)}")
-    images = np.asarray(images, np.float32)
+    raw = np.asarray(images)
+    if not np.issubdtype(raw.dtype, np.floating):
+        raise ValueError(f"reconstruct: expected floating-point images in [0, 1], got dtype {raw.dtype} (8-bit images: "
+                         "divide by 255)")
+    images = raw.astype(np.float32)
     if images.ndim != 4 or tuple(images.shape[1:]) != tuple(op.in_shape):
         raise ValueError(f"reconstruct: expected images of shape (N, *{tuple(op.in_shape)}), got {images.shape}")
     if not np.all(np.isfinite(images)):
         raise ValueError("reconstruct: the images contain NaN or inf")
-    if noise < 0 or int(chunk_size) < 1:
-        raise ValueError(f"reconstruct: expected noise >= 0 and chunk_size >= 1, got {noise} and {chunk_size}")
+    if images.size and (images.min() < 0 or images.max() > 1):
+        raise ValueError(f"reconstruct: expected images in [0, 1], got values in [{images.min():g}, {images.max():g}]")
+    check_number(noise, "noise", "reconstruct")
+    if int(chunk_size) < 1:
+        raise ValueError(f"reconstruct: expected chunk_size >= 1, got {chunk_size}")
     n = images.shape[0]
     k_noise, k_solve = jax.random.split(key)
     y = jax.vmap(measure, in_axes=(0, None, 0, None))(jax.random.split(k_noise, n), op, jnp.asarray(images), noise)

@@ -132,6 +132,13 @@ def test_bad_input(key):
         reconstruct_images("lasso-dct", np.full_like(x, np.nan), op, key)
     with pytest.raises(ValueError, match="chunk_size"):
         reconstruct_images("lasso-dct", x, op, key, chunk_size=0)
+    with pytest.raises(ValueError, match="expected floating-point images in \\[0, 1\\], got dtype uint8"):
+        reconstruct_images("lasso-dct", (x * 255).astype(np.uint8), op, key)
+    with pytest.raises(ValueError, match="expected images in \\[0, 1\\], got values in \\[0, 255\\]"):
+        reconstruct_images("lasso-dct", x * 255, op, key)
+    for noise in (-0.1, float("nan")):
+        with pytest.raises(ValueError, match="reconstruct: expected noise >= 0 and finite"):
+            reconstruct_images("lasso-dct", x, op, key, noise=noise)
     with pytest.raises(ValueError, match="has no restarts"):
         reconstruct_images("tv", x, op, key, restarts=2)
 

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .base import Array, Operator
-from .validation import check_key
+from .validation import check_key, check_number
 
 
 class GaussianNoise(NamedTuple):
@@ -38,5 +38,6 @@ def measure(key: Array, op: Operator, x: Array, sigma: float | Array) -> Array:
     traced value. For a batch, ``jax.vmap(measure, in_axes=(0, None or 0, 0, None))``.
     """
     check_key(key, "measure")
+    check_number(sigma, "the noise level sigma", "measure")
     y = op.mv(x)
     return op.observe(y + GaussianNoise(sigma).sample(key, y.shape, y.dtype))

@@ -48,3 +48,19 @@ def require_linear(op: Any, who: str) -> None:
     if not isinstance(op, LinearOperator):
         raise ValueError(f"{who}: expected a linear operator (it needs the adjoint A^T), got the non-linear "
                          f"{type(op).__name__}; use a latent-space method (csgm, map, vi, langevin) instead")
+
+
+def check_number(value: Any, name: str, who: str, *, positive: bool = False) -> None:
+    """``ValueError`` unless a concrete ``value`` is a finite number ``>= 0`` (``> 0`` with ``positive``), naming
+    the argument, the value and the valid range. Traced values pass (they are checked where they are concrete)."""
+    if isinstance(value, jax.core.Tracer):
+        return
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{who}: expected {name} to be a number, got {value!r}") from None
+    if arr.shape != ():
+        raise ValueError(f"{who}: expected {name} to be a scalar, got shape {arr.shape}")
+    ok = np.isfinite(arr) and (arr > 0 if positive else arr >= 0)
+    if not ok:
+        raise ValueError(f"{who}: expected {name} {'> 0' if positive else '>= 0'} and finite, got {value!r}")

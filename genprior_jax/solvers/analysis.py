@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from ..likelihoods import misfit
 from ..priors.base import Prior
+from .checks import check_hyper
 from .inits import BACKPROJECTIONS, backproject
 from .optim import check_optimizer, check_schedule, make_optimizer, minimizing_solver
 from .options import RunOptions
@@ -81,5 +82,7 @@ def analysis(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array 
                          f"generates {prior.image_shape}")
     solver = analysis_solver(prior.encode, prior.generate, tuple(prior.latent_shape), optimizer, schedule,
                              int(num_steps), init)
-    return run(solver, key, y, op, AnalysisHyper(lam, learning_rate), prior.params, num_steps=num_steps,
+    hyper = AnalysisHyper(lam, learning_rate)
+    check_hyper(hyper, "analysis", positive=("learning_rate",))
+    return run(solver, key, y, op, hyper, prior.params, num_steps=num_steps,
                num_restarts=num_restarts, options=options, **run_options)

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from ..priors.base import Prior
+from .checks import check_hyper
 from .energy import check_inputs, image_of, latent_energy, uses_model_error
 from .optim import check_optimizer, check_schedule, make_optimizer, minimizing_solver, optimizer_step
 from .options import RunOptions
@@ -157,6 +158,7 @@ def map_estimate(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | 
     solver = map_solver(prior.generate, tuple(prior.latent_shape), optimizer, estimate_sigma, image_prior,
                         prior.log_prob if image_prior else None, uses_model_error(model_error))
     hyper = BayesHyper(sigma, learning_rate, prior_weight, pixel_weight, init_std, model_error)
+    check_hyper(hyper, "map_estimate", positive=("sigma", "learning_rate"))
     return run(solver, key, y, op, hyper, prior.params, num_steps=num_steps, num_restarts=num_restarts,
                options=options, **run_options)
 
@@ -179,5 +181,6 @@ def variational(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | A
                        prior.log_prob if image_prior else None, 32, schedule, int(num_steps),
                        uses_model_error(model_error))
     hyper = BayesHyper(sigma, learning_rate, prior_weight, pixel_weight, init_std, model_error)
+    check_hyper(hyper, "variational", positive=("sigma", "learning_rate"))
     return run(solver, key, y, op, hyper, prior.params, num_steps=num_steps, num_restarts=num_restarts,
                options=options, **run_options)

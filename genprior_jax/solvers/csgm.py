@@ -28,6 +28,7 @@ import jax.numpy as jnp
 
 from ..likelihoods import misfit
 from ..priors.base import Prior
+from .checks import check_hyper
 from .inits import BACKPROJECTIONS, backproject
 from .optim import check_optimizer, check_schedule, make_optimizer, minimizing_solver
 from .options import RunOptions
@@ -128,10 +129,12 @@ def csgm(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array = CS
     if tuple(op.in_shape) != tuple(prior.image_shape):
         raise ValueError(f"csgm: operator expects images of shape {op.in_shape}, prior {prior.name!r} "
                          f"generates {prior.image_shape}")
+    hyper = CSGMHyper(lam, learning_rate, init_std)
+    check_hyper(hyper, "csgm", positive=("learning_rate",))
     solver = csgm_solver(prior.generate, tuple(prior.latent_shape), optimizer, schedule, int(num_steps), penalty,
                          init, prior.encode if init != "random" else None,
                          prior.log_prob if penalty == "nll" else None)
-    return run(solver, key, y, op, CSGMHyper(lam, learning_rate, init_std), prior.params, num_steps=num_steps,
+    return run(solver, key, y, op, hyper, prior.params, num_steps=num_steps,
                num_restarts=num_restarts, options=options, **run_options)
 
 

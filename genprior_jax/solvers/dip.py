@@ -39,6 +39,7 @@ from ..priors.untrained import (
     untrained_generator,
     weight_penalty,
 )
+from .checks import check_hyper
 from .optim import make_optimizer, optimizer_step
 from .options import RunOptions
 from .runner import Problem, Result, Solver, Status, run
@@ -168,6 +169,7 @@ def dip(key: Array, y: Array, op: Any, *, generator: str | UntrainedGenerator = 
         :class:`Result`; ``x`` is the lowest-measurement-loss iterate of the best restart, ``objective`` its
         ``||A x - y||^2``, ``state`` a :class:`DIPState` (``state.weights``: the final weights).
     """
+    check_hyper(DIPHyper(learning_rate, lam_tv, lam_lr), "dip", positive=("learning_rate",))
     gen = _generator(generator, tuple(op.in_shape))
     if best_window is not None and int(best_window) < 1:
         raise ValueError(f"dip: expected best_window >= 1 or None, got {best_window}")

@@ -49,6 +49,7 @@ import optax
 
 from ..priors.base import Prior
 from . import streaming
+from .checks import check_hyper
 from .energy import check_inputs, latent_energy, uses_model_error
 from .model_error import sample_residual
 from .options import RunOptions, resolve_options
@@ -252,6 +253,7 @@ def langevin(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | Arra
                              bool(adapt))
     hyper = LangevinHyper(sigma, step_size, decay, prior_weight, pixel_weight, init_std, init_lr, model_error,
                           target_accept)
+    check_hyper(hyper, "langevin", positive=("sigma", "step_size", "init_lr", "target_accept"))
     # the burn-in runs inside init (the warm-up phase); the runner's steps are the sampling moves
     return run(solver, key, y, op, hyper, prior.params, num_steps=int(num_steps) - int(burn_in), num_restarts=1,
                options=options, **run_options)

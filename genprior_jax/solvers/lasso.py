@@ -29,6 +29,7 @@ from ..operators.numerics import operator_norm_sq
 from ..operators.validation import require_linear
 from ..transforms import BASES, make_basis
 from ..transforms.wavelet import check_wavelet
+from .checks import check_hyper
 from .options import RunOptions
 from .runner import Problem, Result, Solver, run
 
@@ -104,6 +105,7 @@ def lasso(key: Array, y: Array, op: LinearOperator, *, lam: float | Array = LASS
     ``clip(S c, 0, 1)``; ``res.state.c`` holds the coefficients and ``res.state.x`` the unclipped image.
     """
     require_linear(op, "lasso")
+    check_hyper(LassoHyper(lam), "lasso")
     if basis != "wavelet":  # the wavelet options do not apply: one cached solver per basis
         wavelet, levels = "db4", 3
     return run(lasso_solver(basis, wavelet, levels), key, y, op, LassoHyper(lam), None, num_steps=num_steps,
