@@ -127,3 +127,30 @@ def test_nonfinite_iterate_is_rejected(optimizer):
     assert int(res.status[0]) == Status.OK and bool(res.converged[0]) and int(res.steps[0]) < 400
     nan_start = run(solver, jax.random.key(0), _ys([jnp.nan]), OP, Hyper(lr=1.0), num_steps=20, tol=1e-6)
     assert int(nan_start.status[0]) == Status.NONFINITE  # a NaN objective at the start is still reported
+
+
+def test_step_progress_bar_counts_steps_once_per_check(monkeypatch):
+    """progress=True: the compiled loop calls the host about 100 times per chunk (the step counter is unbatched,
+    so not once per problem or restart), and the bar ends at chunks x steps."""
+    from genprior_jax.solvers import progress
+
+    calls = []
+    real = progress._host_tick
+    monkeypatch.setattr(progress, "_host_tick", lambda done: (calls.append(int(done)), real(done)))
+    bars = []
+    real_bar = progress.StepBar
+
+    class Recording(real_bar):
+        def __init__(self, total, desc="run"):
+            super().__init__(total, desc)
+            bars.append(self.bar)
+
+    monkeypatch.setattr("genprior_jax.solvers.runner.StepBar", Recording)
+    ys = _ys([0.1, 0.2, 0.3, 0.4, 0.5])
+    solver = _quadratic_solver()  # a fresh solver: traced now, with the recording callback
+    run(solver, jax.random.key(0), ys, OP, Hyper(), num_steps=300, num_restarts=3, batch_size=2, progress=True)
+    assert len(bars) == 1 and bars[0].total == 3 * 300 and bars[0].n == 3 * 300  # 3 chunks of 2 problems
+    assert 3 * 100 <= len(calls) <= 3 * 101 and max(calls) == 300
+    calls.clear()
+    run(solver, jax.random.key(0), ys, OP, Hyper(), num_steps=300, tol=1e-4, progress=True)  # one tick per block
+    assert 0 < len(calls) <= 30 and all(c % 10 == 0 for c in calls)

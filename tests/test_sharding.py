@@ -208,8 +208,10 @@ def test_chunked_equals_unchunked_and_compiles_once(reference):
     assert np.asarray(res.status)[10] == Status.NONFINITE and np.all(np.isnan(np.asarray(res.x[10])))
     assert _max_diff(res, ref) < 1e-5 and _same_nans(res, ref)
     np.testing.assert_allclose(res.history, ref.history, rtol=1e-5, atol=1e-5)
-    solve(params, op, y, True, history=True, batch_size=7)  # same chunk shape: no new trace
+    solve(params, op, y, True, history=True, batch_size=7, progress=True)  # same chunk shape: no new trace
     assert trace_count() == before + 1
+    solve(params, op, y, True, history=True, batch_size=7)  # without the step callbacks: their own program
+    assert trace_count() == before + 2
 
 
 def test_chunks_carry_key_arrays_in_the_state(reference):

@@ -24,6 +24,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from . import progress as progress_mod
+
 Array = jax.Array
 
 
@@ -47,14 +49,25 @@ def loss_of(info: Any) -> Array:
 
 
 def iterate(step: Any, state: Any, *, num_steps: int, unroll: int = 1, history: bool = False,
-            tol: Array | None = None, check_every: int = 10) -> LoopOutput:
-    """Run ``step(state) -> (state, info)`` (module docstring); ``tol`` traced (None: no check, static)."""
+            tol: Array | None = None, check_every: int = 10, progress: bool = False) -> LoopOutput:
+    """Run ``step(state) -> (state, info)`` (module docstring); ``tol`` traced (None: no check, static);
+    ``progress``: host callbacks that move the step-level bar (:mod:`.progress`)."""
     def body(s: Any, _: None) -> tuple[Any, Any]:
         s, info = step(s)
         return s, (info if history or tol is not None else None)
 
     if tol is None:
-        state, hist = jax.lax.scan(body, state, None, length=num_steps, unroll=unroll)
+        if progress:
+            every = progress_mod.every_for(num_steps)
+
+            def counted(s: Any, i: Array) -> tuple[Any, Any]:
+                s, out = body(s, None)
+                progress_mod.maybe_tick(i, every, num_steps)
+                return s, out
+
+            state, hist = jax.lax.scan(counted, state, jnp.arange(num_steps), unroll=unroll)
+        else:
+            state, hist = jax.lax.scan(body, state, None, length=num_steps, unroll=unroll)
         return LoopOutput(state, jnp.int32(num_steps), jnp.int32(CONVERGED), hist if history else None)
 
     block = max(1, min(int(check_every), int(num_steps)))
@@ -82,6 +95,8 @@ def iterate(step: Any, state: Any, *, num_steps: int, unroll: int = 1, history: 
         settled = jnp.isfinite(c.prev) & (jnp.abs(c.prev - f)
                                           <= tol * jnp.maximum(jnp.maximum(jnp.abs(f), jnp.abs(c.prev)), 1.0))
         k = c.k + 1
+        if progress:
+            progress_mod.tick(k * block)
         code = jnp.where(~jnp.isfinite(f), NONFINITE,
                          jnp.where(settled, CONVERGED, jnp.where(k >= n_blocks, CAPPED, -1))).astype(jnp.int32)
         new_buf = c.buf

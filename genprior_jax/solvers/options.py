@@ -23,7 +23,8 @@ class RunOptions(NamedTuple):
         unroll: ``lax.scan``'s unroll factor.
         mesh: ``None``, ``"auto"`` or a :class:`jax.sharding.Mesh`: split the batch over devices.
         batch_size: ``None`` (all at once) or the number of measurements per compiled call (bounds memory).
-        progress: a tqdm progress bar over the chunks.
+        progress: a tqdm bar over the steps (a host callback every ~1 % of the steps of each chunk: rate and ETA;
+            the instrumented loop is its own compiled program).
         tol: ``None`` (run exactly ``num_steps`` steps) or a relative tolerance on the objective: every
             ``check_every`` steps the objective's relative change since the last check is compared with ``tol``
             and a (problem, restart) pair whose change is below it stops there; ``num_steps`` becomes a cap

@@ -28,6 +28,7 @@ Scale-out (both give the same results as one plain call, and compile once):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import operator
 import warnings
@@ -43,6 +44,7 @@ from ..operators.base import LinearOperator, Operator
 from ..operators.validation import check_key
 from .loop import CAPPED, iterate
 from .options import RunOptions, resolve_options
+from .progress import StepBar
 from .sharding import batch_sharding, pad_indices, replicated, resolve_mesh, round_up
 
 Array = jax.Array
@@ -119,7 +121,7 @@ def trace_count() -> int:
 
 def _solve_pairs(solver: Solver, num_steps: int, num_restarts: int, history: bool, unroll: int, op_batched: bool,
                  keys: Array, y: Array, op: LinearOperator, hyper: Any, params: Any, tol: Array | None,
-                 check_every: int) -> tuple[Any, ...]:
+                 check_every: int, progress: bool = False) -> tuple[Any, ...]:
     """Every (problem, restart) pair: ``vmap`` over problems of ``vmap`` over restarts of the ``lax.scan``.
 
     ``keys`` holds one key per problem, split into ``num_restarts``; outputs ``(states, objs, xs, hists, steps,
@@ -130,7 +132,7 @@ def _solve_pairs(solver: Solver, num_steps: int, num_restarts: int, history: boo
     def one_restart(k: Array, problem: Problem) -> tuple[Any, ...]:
         state = solver.init(k, problem, hyper, params)
         out = iterate(lambda s: solver.step(s, problem, hyper, params), state, num_steps=num_steps, unroll=unroll,
-                      history=history, tol=tol, check_every=check_every)
+                      history=history, tol=tol, check_every=check_every, progress=progress)
         obj = solver.objective(out.state, problem, hyper, params)
         x = solver.estimate(out.state, problem, hyper, params)
         return out.state, obj, x, out.history, out.steps, out.stopped
@@ -158,10 +160,10 @@ def _best_restart(states: Any, objs: Array, xs: Array, steps: Array, codes: Arra
 
 
 @functools.partial(jax.jit, static_argnames=("solver", "num_steps", "num_restarts", "history", "op_batched", "unroll",
-                                             "sharding", "tolerance", "check_every"))
+                                             "sharding", "tolerance", "check_every", "progress"))
 def _run(keys: Array, y: Array, op: LinearOperator, hyper: Any, params: Any, tol: Array, *, solver: Solver,
          num_steps: int, num_restarts: int, history: bool, op_batched: bool, unroll: int,
-         sharding: NamedSharding | None, tolerance: bool, check_every: int) -> Result:
+         sharding: NamedSharding | None, tolerance: bool, check_every: int, progress: bool = False) -> Result:
     _TRACES["count"] += 1
 
     def constrain(tree: Any) -> Any:  # keep every leaf's leading (problem) axis split over the mesh
@@ -169,7 +171,7 @@ def _run(keys: Array, y: Array, op: LinearOperator, hyper: Any, params: Any, tol
 
     states, objs, xs, hists, steps, codes = constrain(_solve_pairs(
         solver, num_steps, num_restarts, history, unroll, op_batched, keys, y, op, hyper, params,
-        tol if tolerance else None, check_every))
+        tol if tolerance else None, check_every, progress))
     x, state, objective, status, best_steps, converged = jax.vmap(
         functools.partial(_best_restart, tolerance=tolerance))(states, objs, xs, steps, codes)
     return constrain(Result(x, state, objective, status, objs, hists, best_steps, converged))
@@ -316,7 +318,8 @@ def _setup(solver: Solver, key: Array, y: Any, op: LinearOperator, hyper: Any, p
     static = dict(solver=solver, num_steps=int(num_steps), num_restarts=int(num_restarts), history=bool(history),
                   op_batched=bool(op_batched), unroll=int(unroll),
                   sharding=None if plan.mesh is None else batch_sharding(plan.mesh),
-                  tolerance=options.tol is not None, check_every=int(options.check_every))
+                  tolerance=options.tol is not None, check_every=int(options.check_every),
+                  progress=bool(options.progress))
     return plan, added, batched, shared, static
 
 
@@ -353,7 +356,7 @@ def run(solver: Solver, key: Array, y: Array, op: LinearOperator, hyper: Any, pa
             (its overlap with the one before is solved twice, identically), so memory is that of one chunk plus
             the results; one compilation serves all chunks. Without a mesh each chunk's results are written into
             the result arrays in place; with one they are concatenated at the end.
-        progress: a tqdm progress bar over the chunks.
+        progress: a tqdm bar over the steps (a host callback every ~1 % of the steps of each chunk: rate and ETA).
 
     Returns:
         :class:`Result` with leading axis ``B`` (dropped again if ``y`` was unbatched).
@@ -361,32 +364,40 @@ def run(solver: Solver, key: Array, y: Array, op: LinearOperator, hyper: Any, pa
     options = resolve_options(options, overrides, "run")
     plan, added, batched, shared, static = _setup(solver, key, y, op, hyper, params, num_steps, num_restarts,
                                                    options)
-    progress = options.progress
-    chunks = range(plan.num_chunks)
-    if progress:
-        from tqdm.auto import tqdm
-
-        chunks = tqdm(chunks, desc="run", unit="chunk")
-    if plan.num_chunks == 1 and plan.chunk == plan.n:  # one plain call
-        for c in chunks:
-            res = _call(plan, c, batched, shared, static)
-            if progress:
-                jax.block_until_ready(res)
-    elif plan.mesh is None:  # each chunk written into the result buffer in place: memory = one chunk + results
-        res = None
-        for c in chunks:
-            part = _call(plan, c, batched, shared, static)
-            res = _write(_allocate(part, n=plan.n) if res is None else res, part, jnp.int32(plan.start(c)))
-            jax.block_until_ready(res)  # one chunk in flight at a time: that is what bounds the memory
-    else:
-        parts = []
-        for c in chunks:
-            parts.append(jax.block_until_ready(_call(plan, c, batched, shared, static)))
-        skip = (plan.num_chunks - 1) * plan.chunk - plan.start(plan.num_chunks - 1)
-        res = _concatenator(plan.out_sharding())(tuple(parts), n=plan.n, skip=skip)
+    with contextlib.ExitStack() as stack:
+        bar = (stack.enter_context(StepBar(plan.num_chunks * int(num_steps), desc=f"run ({plan.n} problems)"))
+               if options.progress else None)
+        res = _run_chunks(plan, batched, shared, static, bar, int(num_steps))
     if added:
         res = jax.tree_util.tree_map(lambda a: a[0], res)
     return cast(Result, res)
+
+
+def _run_chunks(plan: _Plan, batched: Any, shared: Any, static: dict[str, Any], bar: StepBar | None,
+                num_steps: int) -> Any:
+    """Every chunk through the compiled solve (see :func:`run`); ``bar`` is moved by the step callbacks."""
+    if plan.num_chunks == 1 and plan.chunk == plan.n:  # one plain call
+        res = _call(plan, 0, batched, shared, static)
+        if bar is not None:
+            jax.block_until_ready(res)
+            bar.chunk_done(num_steps)
+        return res
+    if plan.mesh is None:  # each chunk written into the result buffer in place: memory = one chunk + results
+        res = None
+        for c in range(plan.num_chunks):
+            part = _call(plan, c, batched, shared, static)
+            res = _write(_allocate(part, n=plan.n) if res is None else res, part, jnp.int32(plan.start(c)))
+            jax.block_until_ready(res)  # one chunk in flight at a time: that is what bounds the memory
+            if bar is not None:
+                bar.chunk_done(num_steps)
+        return res
+    parts = []
+    for c in range(plan.num_chunks):
+        parts.append(jax.block_until_ready(_call(plan, c, batched, shared, static)))
+        if bar is not None:
+            bar.chunk_done(num_steps)
+    skip = (plan.num_chunks - 1) * plan.chunk - plan.start(plan.num_chunks - 1)
+    return _concatenator(plan.out_sharding())(tuple(parts), n=plan.n, skip=skip)
 
 
 def _nbytes(tree: Any) -> int:
