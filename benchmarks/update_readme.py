@@ -10,10 +10,26 @@ import re
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
-ORDER = ["csgm_mnist", "csgm_mnist_flow20", "baselines_check", "dip_check_mse", "dip_check_lr", "speed_csgm",
-         "speed_csgm_xeon", "analysis_vs_synthesis_widegrid", "analysis_vs_synthesis_lbfgs",
-         "analysis_vs_synthesis", "ood_mnist", "posterior_mnist", "denoise_mnist", "nonlinear", "defense_mnist",
-         "memory_chunks"]
+ORDER = [
+    "asim_convergence",
+    "csgm_mnist",
+    "csgm_mnist_flow20",
+    "baselines_check",
+    "dip_check_mse",
+    "dip_check_lr",
+    "speed_csgm",
+    "speed_csgm_epyc_earlier",
+    "speed_csgm_xeon",
+    "analysis_vs_synthesis_widegrid",
+    "analysis_vs_synthesis_lbfgs",
+    "analysis_vs_synthesis",
+    "ood_mnist",
+    "posterior_mnist",
+    "denoise_mnist",
+    "nonlinear",
+    "defense_mnist",
+    "memory_chunks",
+]
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
