@@ -104,8 +104,9 @@ class MemoryEstimate(NamedTuple):
     """
 
     per_chunk: int  # peak bytes of one chunk on one device: arguments + outputs + temporaries (- aliased)
-    per_element: float  # (per_chunk - fixed) / (chunk / devices): bytes per measurement (with all its restarts)
-    fixed: int  # bytes of the inputs every device holds whatever the chunk size: params, hyper, a shared op
+    per_element: float  # bytes one more measurement (with all its restarts) adds per device: the slope between
+    # the compiled chunk and twice its size; never negative
+    fixed: int  # bytes every chunk holds whatever its size (params the solve reads, hyper, a shared op): intercept
     chunk: int  # measurements per chunk (batch_size, or B, rounded up to a multiple of devices)
     devices: int
     source: str  # "memory_analysis", or "shapes" (arguments + outputs only: a lower bound) where unavailable
@@ -422,25 +423,45 @@ def estimate_memory(solver: Solver, y: Array, op: LinearOperator, hyper: Any, pa
     key = jax.random.key(0) if key is None else key
     options = resolve_options(options, overrides, "estimate_memory")
     plan, _, batched, shared, static = _setup(solver, key, y, op, hyper, params, num_steps, num_restarts, options)
-    lowered = _call(plan, 0, batched, shared, static, lower=True)
-    fixed = _nbytes(shared)
-    stats = None
+    per_device = plan.chunk // plan.devices
     try:
-        stats = lowered.compile().memory_analysis()
+        # two compiles, at the chunk and at twice the chunk: the slope is the cost of one more measurement, the
+        # intercept what every chunk holds. (The inputs' sizes would not do: XLA drops arguments the solve never
+        # reads, e.g. a VAE's encoder, and the estimate came out negative for small chunks.)
+        small, large = _chunk_bytes(plan, batched, shared, static, 1), _chunk_bytes(plan, batched, shared, static, 2)
     except Exception as err:  # noqa: BLE001 - any backend failure means: no analysis here
+        small = large = None
         why = f"{type(err).__name__}: {err}"
     else:
         why = "memory_analysis() returned None"
-    if stats is not None:
-        total = (stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
-                 - stats.alias_size_in_bytes)
-        per_chunk, source = max(int(total), int(getattr(stats, "peak_memory_in_bytes", 0) or 0)), "memory_analysis"
-    else:
-        warnings.warn(f"estimate_memory: the {jax.default_backend()!r} backend gives no compiled memory analysis "
-                      f"({why}); returning the size of the arguments and outputs only, a lower bound that leaves "
-                      "out temporaries", RuntimeWarning, stacklevel=2)
-        outs = jax.eval_shape(lambda: _call(plan, 0, batched, shared, static))
-        per_chunk = fixed + (_nbytes(plan.inputs(0, batched)) + _nbytes(outs)) // plan.devices
-        source = "shapes"
-    per_device = plan.chunk // plan.devices
-    return MemoryEstimate(per_chunk, (per_chunk - fixed) / per_device, fixed, plan.chunk, plan.devices, source)
+    if small is not None and large is not None:
+        per_element = max((large - small) / per_device, 0.0)
+        fixed = int(max(small - per_element * per_device, 0))
+        return MemoryEstimate(small, per_element, fixed, plan.chunk, plan.devices, "memory_analysis")
+    warnings.warn(f"estimate_memory: the {jax.default_backend()!r} backend gives no compiled memory analysis "
+                  f"({why}); returning the size of the arguments and outputs only, a lower bound that leaves "
+                  "out temporaries", RuntimeWarning, stacklevel=2)
+    fixed = _nbytes(shared)
+    outs = jax.eval_shape(lambda: _call(plan, 0, batched, shared, static))
+    per_chunk = fixed + (_nbytes(plan.inputs(0, batched)) + _nbytes(outs)) // plan.devices
+    return MemoryEstimate(per_chunk, max((per_chunk - fixed) / per_device, 0.0), fixed, plan.chunk, plan.devices,
+                          "shapes")
+
+
+def _chunk_bytes(plan: _Plan, batched: Any, shared: Any, static: dict[str, Any], scale: int) -> int | None:
+    """Peak bytes per device of the compiled solve of ``scale`` chunks' worth of measurements (lowered on shapes
+    only, nothing runs); None where the backend has no memory analysis."""
+    chunk = plan.chunk * scale
+
+    def sds(a: Any) -> jax.ShapeDtypeStruct:
+        return jax.ShapeDtypeStruct((chunk, *a.shape[1:]), a.dtype)
+
+    keys, yb, op_b = batched
+    op_shared, hyper, params, tol = shared
+    op_arg = jax.tree_util.tree_map(sds, op_b) if static["op_batched"] else op_shared
+    stats = _run.lower(sds(keys), sds(yb), op_arg, hyper, params, tol, **static).compile().memory_analysis()
+    if stats is None:
+        return None
+    total = (stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
+             - stats.alias_size_in_bytes)
+    return max(int(total), int(getattr(stats, "peak_memory_in_bytes", 0) or 0))
