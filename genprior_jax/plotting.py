@@ -75,3 +75,18 @@ def save_curves(xs: Sequence[float], curves: Mapping[str, Sequence[float]], path
     fig.savefig(path, dpi=130)
     plt.close(fig)
     return path
+
+
+def show_image(path: str) -> str:
+    """Show a saved PNG inline when running in a notebook (IPython kernel); elsewhere print where it is."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        get_ipython = None  # type: ignore[assignment]
+    shell = get_ipython() if get_ipython is not None else None
+    if shell is not None and getattr(shell, "kernel", None) is not None:
+        display(Image(filename=path))
+    else:
+        print(f"wrote {path}")
+    return path

@@ -1,8 +1,34 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: -all
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+# ---
+
 # %% [markdown]
 # # Bring your own operator and your own prior
 # An operator is a pytree subclass of `LinearOperator`: declare the array leaves and static fields, write
 # `_apply` (and `_adjoint` where a closed form is cheap; otherwise `jax.linear_transpose` gives it). A prior is
 # any pure function `generate(params, z)` wrapped in a `Prior`. Every solver then works with both.
+
+# %% [markdown]
+# In Colab or any fresh kernel the next cell installs `genprior_jax` when it is missing (set `GENPRIOR_JAX_PIP`
+# to the package's git URL or a wheel path; by default `pip install genprior_jax`).
+
+# %%
+import importlib.util
+import os
+import subprocess
+import sys
+
+if importlib.util.find_spec("genprior_jax") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", os.environ.get("GENPRIOR_JAX_PIP", "genprior_jax")],
+                   check=True)
 
 # %%
 import os
@@ -13,7 +39,7 @@ import numpy as np
 
 import genprior_jax as gp
 from genprior_jax.operators import LinearOperator, check_adjoint, measure
-from genprior_jax.plotting import save_grid
+from genprior_jax.plotting import save_grid, show_image
 
 quick = os.environ.get("QUICK") == "1"
 
@@ -64,5 +90,5 @@ results = {name: gp.csgm(p, jax.random.key(4), y, op, lam=0.1, num_steps=steps, 
            for name, p in (("PCA prior", pca), ("VAE prior", gp.load_prior("vae-mnist")))}
 for name, res in results.items():
     print(f"{name}: per-pixel MSE {float(np.mean(gp.mse(x, np.clip(res.x, 0, 1)))):.4f}")
-save_grid({"truth": x, **{k: v.x for k, v in results.items()}},
-          os.environ.get("QUICKSTART_PNG", "custom_operator_and_prior.png"))
+show_image(save_grid({"truth": x, **{k: v.x for k, v in results.items()}},
+          os.environ.get("QUICKSTART_PNG", "custom_operator_and_prior.png")))

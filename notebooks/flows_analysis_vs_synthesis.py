@@ -1,9 +1,35 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: -all
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+# ---
+
 # %% [markdown]
 # # Invertible priors: synthesis (Asim et al.) vs analysis (Oberlin & Verm)
 # The shipped Glow flow `glow-mnist` is a prior with an exact inverse `E = G^{-1}` and an exact log-density.
 # *Synthesis* optimizes the latent: `min_z ||A G(z) - y||^2 + gamma ||z||^2`, `x = G(z)`.
 # *Analysis* optimizes the image: `min_x 1/2 ||A x - y||^2 + lam ||E(x)||^2`, started at `x0 = G(0)`.
 # Here on random inpainting (60 % missing pixels) of held-out digits. QUICK=1 runs a tiny version.
+
+# %% [markdown]
+# In Colab or any fresh kernel the next cell installs `genprior_jax` when it is missing (set `GENPRIOR_JAX_PIP`
+# to the package's git URL or a wheel path; by default `pip install genprior_jax`).
+
+# %%
+import importlib.util
+import os
+import subprocess
+import sys
+
+if importlib.util.find_spec("genprior_jax") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", os.environ.get("GENPRIOR_JAX_PIP", "genprior_jax")],
+                   check=True)
 
 # %%
 import os
@@ -13,7 +39,7 @@ import numpy as np
 
 import genprior_jax as gp
 from genprior_jax.operators import RandomMask, measure
-from genprior_jax.plotting import save_grid
+from genprior_jax.plotting import save_grid, show_image
 
 quick = os.environ.get("QUICK") == "1"
 n, steps = (2, 3) if quick else (8, 30)
@@ -40,5 +66,5 @@ for name, res in (("synthesis", synthesis), ("analysis", analysis)):
     print(f"{name:>9}: PSNR {float(np.mean(gp.psnr(x, np.clip(res.x, 0, 1)))):.2f} dB, status {res.status}")
 
 # %%
-save_grid({"truth": x, "observed": np.asarray(jax.vmap(op)(x)), "synthesis": synthesis.x, "analysis": analysis.x},
-          os.environ.get("QUICKSTART_PNG", "flows_analysis_vs_synthesis.png"))
+rows = {"truth": x, "observed": np.asarray(jax.vmap(op)(x)), "synthesis": synthesis.x, "analysis": analysis.x}
+show_image(save_grid(rows, os.environ.get("QUICKSTART_PNG", "flows_analysis_vs_synthesis.png")))

@@ -1,7 +1,33 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: -all
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+# ---
+
 # %% [markdown]
 # # Posterior sampling and uncertainty maps (BRGM-style VI, and Langevin)
 # `reconstruct(..., posterior=True)` returns the posterior mean, the per-pixel posterior std and samples.
 # Box inpainting hides the centre of each digit: the std map shows where the measurements leave the answer open.
+
+# %% [markdown]
+# In Colab or any fresh kernel the next cell installs `genprior_jax` when it is missing (set `GENPRIOR_JAX_PIP`
+# to the package's git URL or a wheel path; by default `pip install genprior_jax`).
+
+# %%
+import importlib.util
+import os
+import subprocess
+import sys
+
+if importlib.util.find_spec("genprior_jax") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", os.environ.get("GENPRIOR_JAX_PIP", "genprior_jax")],
+                   check=True)
 
 # %%
 import os
@@ -11,7 +37,7 @@ import numpy as np
 
 import genprior_jax as gp
 from genprior_jax.operators import BoxMask, measure
-from genprior_jax.plotting import save_grid
+from genprior_jax.plotting import save_grid, show_image
 
 quick = os.environ.get("QUICK") == "1"
 n, steps = (2, 50) if quick else (6, 1000)
@@ -59,7 +85,7 @@ print(f"tau = {float(vi_me.model_error):.3f}; 90 % coverage: VI {coverage(vi):.3
       f"VI + model error {coverage(vi_me):.3f}")
 
 # %%
-save_grid({"truth": x, "observed": np.asarray(jax.vmap(op)(x)), "VI mean": vi.x, "VI std x4": np.clip(4 * vi.std, 0, 1),
-           "VI sample": vi.samples[:, 0], "MALA mean": mala.x, "MALA std x4": np.clip(4 * mala.std, 0, 1),
-           "VI+me mean": vi_me.x, "VI+me std x4": np.clip(4 * vi_me.std, 0, 1)},
-          os.environ.get("QUICKSTART_PNG", "posterior_uncertainty.png"))
+rows = {"truth": x, "observed": np.asarray(jax.vmap(op)(x)), "VI mean": vi.x, "VI std x4": np.clip(4 * vi.std, 0, 1),
+        "VI sample": vi.samples[:, 0], "MALA mean": mala.x, "MALA std x4": np.clip(4 * mala.std, 0, 1),
+        "VI+me mean": vi_me.x, "VI+me std x4": np.clip(4 * vi_me.std, 0, 1)}
+show_image(save_grid(rows, os.environ.get("QUICKSTART_PNG", "posterior_uncertainty.png")))
