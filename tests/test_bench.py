@@ -8,7 +8,7 @@ from genprior_jax.cli import main
 
 def test_every_benchmark_script_is_in_the_suite_and_exists():
     root = default_benchmarks_dir()
-    scripts = {p.name for p in root.glob("*.py") if not p.name.startswith("_") and p.name != "update_readme.py"}
+    scripts = {p.name for p in root.glob("*.py") if not p.name.startswith("_") and p.name != "update_docs.py"}
     assert {b.script for b in SUITE.values()} == scripts
     for b in SUITE.values():  # a quick size is the script's own --quick flag
         if b.quick is not None:

@@ -343,21 +343,22 @@ def run(solver: Solver, key: Array, y: Array, op: LinearOperator, hyper: Any, pa
         op: one operator shared by all problems, or (``op_batched=True``) a batch of operators.
         hyper: NamedTuple of scalars, passed as traced values (changing them does not recompile).
         params: the prior's parameter pytree (traced).
-        num_steps, num_restarts: static.
-        options: :class:`~genprior_jax.solvers.options.RunOptions` (``overrides``: the same fields as keywords,
-            applied on top). Its fields:
-        op_batched, history, unroll: static (see :class:`RunOptions`).
-        mesh: ``None`` (default device), ``"auto"`` (a 1-D mesh of all ``jax.local_devices()``) or a
-            :class:`jax.sharding.Mesh` of this process's devices: the problems (each with its ``R`` restarts) are
-            split evenly over its ``D`` devices, a batch that is not a multiple of ``D`` padded by repeating its
-            last problem (dropped again; with ``batch_size``, only a batch smaller than one chunk). Results are
-            split over the mesh too where ``D`` divides ``B``, otherwise one full copy per device.
-        batch_size: ``None`` (all at once) or the number of problems per compiled call (rounded up to a multiple
-            of ``D``): the batch streams through in chunks, the last one shifted back to end at the last problem
-            (its overlap with the one before is solved twice, identically), so memory is that of one chunk plus
-            the results; one compilation serves all chunks. Without a mesh each chunk's results are written into
-            the result arrays in place; with one they are concatenated at the end.
-        progress: a tqdm bar over the steps (a host callback every ~1 % of the steps of each chunk: rate and ETA).
+        num_steps: steps per (problem, restart) pair (static); the cap when a tolerance is given.
+        num_restarts: restarts per problem (static); the one with the lowest finite objective is kept.
+        options: how the solve runs (:class:`~genprior_jax.solvers.options.RunOptions`).
+        **overrides: the same fields as keywords, applied on top of ``options``.
+
+    The run options in detail: ``op_batched``, ``history``, ``unroll`` and ``check_every`` are static;
+    ``mesh`` is ``None`` (default device), ``"auto"`` (a 1-D mesh of all ``jax.local_devices()``) or a
+    :class:`jax.sharding.Mesh` of this process's devices: the problems (each with its ``R`` restarts) are split
+    evenly over its ``D`` devices, a batch that is not a multiple of ``D`` padded by repeating its last problem
+    (dropped again; with ``batch_size``, only a batch smaller than one chunk); results are split over the mesh too
+    where ``D`` divides ``B``, otherwise one full copy per device. ``batch_size`` is ``None`` (all at once) or
+    the number of problems per compiled call (rounded up to a multiple of ``D``): the batch streams through in
+    chunks, the last one shifted back to end at the last problem (its overlap with the one before is solved
+    twice, identically), so memory is that of one chunk plus the results; one compilation serves all chunks.
+    ``progress`` shows a tqdm bar over the steps (a host callback every ~1 % of the steps of each chunk).
+    ``tol`` stops each pair when its objective settles (:mod:`.loop`).
 
     Returns:
         :class:`Result` with leading axis ``B`` (dropped again if ``y`` was unbatched).

@@ -1,0 +1,79 @@
+"""Copy the benchmark tables from benchmarks/results/*.md into the documentation site (docs/benchmarks.md,
+between the bench markers) and the list of results into README.md (between the same markers).
+
+    python benchmarks/update_docs.py
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+ORDER = [
+    "asim_convergence",
+    "csgm_mnist",
+    "csgm_mnist_flow20",
+    "baselines_check",
+    "dip_check_mse",
+    "dip_check_lr",
+    "speed_csgm",
+    "speed_csgm_epyc_earlier",
+    "speed_csgm_xeon",
+    "analysis_vs_synthesis_widegrid",
+    "analysis_vs_synthesis_lbfgs",
+    "analysis_vs_synthesis",
+    "ood_mnist",
+    "posterior_mnist",
+    "denoise_mnist",
+    "nonlinear",
+    "defense_mnist",
+    "memory_chunks",
+]
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def section(name: str) -> str | None:
+    path = os.path.join(RESULTS, f"{name}.md")
+    if not os.path.exists(path):
+        return None
+    with open(path) as fh:
+        text = fh.read()
+    # demote the heading; relative links (pictures beside the results) become their repository paths as text, so
+    # the site's strict build has no link that leaves it
+    first, _, rest = text.partition("\n")
+    text = re.sub(r"^# (.*)$", lambda m: f"### {m.group(1)} ({name}.md)", first) + "\n"
+    text += re.sub(r"^#+ ", "#### ", rest, flags=re.M)
+    text = re.sub(r"\[([^]]+)\]\((?!http)([^)]+)\)", lambda m: f"{m.group(1)} (`benchmarks/results/{m.group(2)}`)",
+                  text)
+    return text.strip()
+
+
+def title(name: str) -> str:
+    with open(os.path.join(RESULTS, f"{name}.md")) as fh:
+        return fh.readline().lstrip("# ").strip()
+
+
+def replace_between(path: str, body: str) -> None:
+    with open(path) as fh:
+        text = fh.read()
+    if START not in text or END not in text:
+        raise SystemExit(f"{path} lacks the markers {START} / {END}")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    with open(path, "w") as fh:
+        fh.write(head + START + "\n" + body + "\n" + END + tail)
+
+
+def main() -> None:
+    names = [n for n in ORDER if os.path.exists(os.path.join(RESULTS, f"{n}.md"))]
+    parts = [s for s in (section(n) for n in names) if s]
+    replace_between(os.path.join(ROOT, "docs", "benchmarks.md"), "\n\n".join(parts) if parts else "(no results yet)")
+    links = [f"- [{title(n)}](benchmarks/results/{n}.md)" for n in names]
+    replace_between(os.path.join(ROOT, "README.md"), "\n".join(links))
+    print(f"docs/benchmarks.md: {len(parts)} benchmark sections; README.md: {len(links)} links")
+
+
+if __name__ == "__main__":
+    main()
