@@ -197,8 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="demo_out", help="output directory for the PNG grid and metrics JSON")
     demo.add_argument("--n", type=int, default=16, help="number of held-out test digits")
     demo.add_argument("--m", type=int, default=100, help="number of Gaussian measurements")
-    demo.add_argument("--noise", type=float, default=0.1,
-                      help="expected noise norm ||eta|| (per-entry std noise/sqrt(m))")
+    demo.add_argument("--noise", type=float, default=0.01,
+                      help="noise std per measurement entry, as in every subcommand (0.01 at m = 100: norm ~0.1)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--steps", type=int, default=1000, help="Adam steps per restart")
     demo.add_argument("--restarts", type=int, default=10)

@@ -147,8 +147,12 @@ def load_images(spec: str, shape: tuple[int, int, int] = (28, 28, 1)) -> np.ndar
         raise ValueError(f"images: expected 1 or 3 channels in the prior's image shape, got {shape}")
     out = []
     for f in files:
-        with Image.open(os.path.join(spec, f)) as img:
-            img = img.convert("L" if c == 1 else "RGB").resize((w, h), Image.Resampling.BICUBIC)
-            arr = np.asarray(img, np.float32) / 255.0
+        path = os.path.join(spec, f)
+        try:
+            with Image.open(path) as img:
+                img = img.convert("L" if c == 1 else "RGB").resize((w, h), Image.Resampling.BICUBIC)
+                arr = np.asarray(img, np.float32) / 255.0
+        except (OSError, ValueError, SyntaxError) as err:  # truncated or not an image after all
+            raise ValueError(f"images: cannot read {path!r}: {err}") from None
         out.append(arr.reshape(h, w, c))
     return np.stack(out)

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import metrics as M
 from .data import load_mnist
-from .operators import GaussianCS, measure, noise_std_for_norm
+from .operators import GaussianCS, measure
 from .priors import load_prior
 from .solvers import Status, reconstruct
 from .solvers.csgm import CSGM_HYPER
@@ -35,25 +35,26 @@ def _summary(x: np.ndarray, x_hat: np.ndarray) -> dict[str, Any]:
     }
 
 
-def run_demo(out_dir: str = "demo_out", n_images: int = 16, m: int = 100, noise: float = 0.1, seed: int = 0,
+def run_demo(out_dir: str = "demo_out", n_images: int = 16, m: int = 100, noise: float = 0.01, seed: int = 0,
              steps: int = 1000, restarts: int = 10, prior: str = "vae-mnist", lam: float = float(CSGM_HYPER.lam),
              lasso_lam: float = LASSO_DCT_LAM, verbose: bool = True) -> dict[str, Any]:
     """Run the demo and return the metrics dictionary that is also written to ``metrics.json``."""
-    if m < 1 or n_images < 1 or noise < 0:
-        raise ValueError(f"demo: expected m >= 1, n >= 1, noise >= 0; got m={m}, n={n_images}, noise={noise}")
+    if m < 1 or n_images < 1 or not 0 <= noise < float("inf"):
+        raise ValueError(f"demo: expected m >= 1, n >= 1, a finite noise >= 0; got m={m}, n={n_images}, "
+                         f"noise={noise}")
     say = print if verbose else (lambda *a, **k: None)
     model = load_prior(prior)
     x = load_mnist("test", n=n_images).images
     k_op, k_noise, k_vae, k_lasso = jax.random.split(jax.random.key(seed), 4)
     op = GaussianCS(k_op, model.image_shape, m)
-    sigma = noise_std_for_norm(noise, m)
+    sigma = float(noise)  # per-entry std, as in every subcommand (noise norm ~ sigma sqrt(m))
     y = jax.vmap(measure, in_axes=(0, None, 0, None))(  # vmap's stub keeps measure's signature; x is NumPy here
         jax.random.split(k_noise, n_images), op, x, sigma)  # pyright: ignore[reportArgumentType]
 
-    say(f"recovering {n_images} held-out digits from m={m} Gaussian measurements (noise norm {noise}) ...")
+    say(f"recovering {n_images} held-out digits from m={m} Gaussian measurements (noise std {sigma}, norm ~{sigma * m**0.5:.3g}) ...")
     t0 = time.perf_counter()
     res_vae = jax.block_until_ready(reconstruct(model, k_vae, y, op, method="csgm", lam=lam, num_steps=steps,
-                                                num_restarts=restarts))
+                                                num_restarts=restarts, progress=verbose))
     t_vae = time.perf_counter() - t0
     say(f"  VAE (CSGM, {restarts} restarts x {steps} Adam steps): {t_vae:.1f} s")
     t0 = time.perf_counter()
@@ -64,7 +65,7 @@ def run_demo(out_dir: str = "demo_out", n_images: int = 16, m: int = 100, noise:
 
     x_vae, x_lasso = np.asarray(res_vae.x), np.asarray(res_lasso.x)
     results = {
-        "config": {"prior": prior, "n_images": n_images, "m": m, "noise_norm": noise, "noise_std": sigma,
+        "config": {"prior": prior, "n_images": n_images, "m": m, "noise_std": sigma, "noise_norm_expected": sigma * m**0.5,
                    "seed": seed, "steps": steps, "restarts": restarts, "lam": lam, "lasso_dct_lam": lasso_lam,
                    "split": "test", "jax": jax.__version__, "machine": platform.machine(),
                    "processor": platform.processor()},
@@ -81,7 +82,7 @@ def run_demo(out_dir: str = "demo_out", n_images: int = 16, m: int = 100, noise:
         os.path.join(out_dir, "demo.png"),
         captions={"Lasso-DCT": [f"{p:.1f}" for p in results["lasso_dct"]["psnr"]],
                   "VAE": [f"{p:.1f}" for p in results["vae"]["psnr"]]},
-        title=f"CSGM on MNIST: m={m} Gaussian measurements, noise norm {noise} (PSNR dB under each digit)",
+        title=f"CSGM on MNIST: m={m} Gaussian measurements, noise std {sigma:g} (PSNR dB under each digit)",
     )
     with open(os.path.join(out_dir, "metrics.json"), "w") as fh:
         json.dump(results, fh, indent=2)
@@ -120,7 +121,8 @@ def run_posterior_demo(out_dir: str = "posterior_out", prior: str = "vae-mnist",
     say(f"posterior sampling ({method}) for {n_images} digits, operator {operator}, noise std {sigma} ...")
     t0 = time.perf_counter()
     rec = jax.block_until_ready(reconstruct(model, k_solve, y, op, method=method, posterior=True,
-                                            num_draws=num_draws, model_error=model_error, **kwargs))
+                                            num_draws=num_draws, model_error=model_error, progress=verbose,
+                                            **kwargs))
     secs = time.perf_counter() - t0
     seen = np.asarray(backproject_batch(y, op))
     mean, std, samples = np.asarray(rec.x), np.asarray(rec.std), np.asarray(rec.samples)

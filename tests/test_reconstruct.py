@@ -151,6 +151,12 @@ def test_load_images_from_directory(tmp_path):
     imgs = load_images(str(tmp_path), (28, 28, 1))
     assert imgs.shape == (3, 28, 28, 1) and imgs.dtype == np.float32 and 0 <= imgs.min() <= imgs.max() <= 1
     assert load_images("mnist-validation:7").shape == (7, 28, 28, 1)
+    (tmp_path / "notes.txt").unlink()
+    good = (tmp_path / "im0.png").read_bytes()
+    (tmp_path / "truncated.png").write_bytes(good[: len(good) // 2])
+    with pytest.raises(ValueError, match=r"images: cannot read '.*truncated\.png'"):
+        load_images(str(tmp_path), (28, 28, 1))
+    (tmp_path / "truncated.png").unlink()
     with pytest.raises(ValueError, match="no such directory"):
         load_images(str(tmp_path / "missing"))
     with pytest.raises(ValueError, match="MNIST digits are"):
