@@ -51,7 +51,8 @@ def run_demo(out_dir: str = "demo_out", n_images: int = 16, m: int = 100, noise:
     y = jax.vmap(measure, in_axes=(0, None, 0, None))(  # vmap's stub keeps measure's signature; x is NumPy here
         jax.random.split(k_noise, n_images), op, x, sigma)  # pyright: ignore[reportArgumentType]
 
-    say(f"recovering {n_images} held-out digits from m={m} Gaussian measurements (noise std {sigma}, norm ~{sigma * m**0.5:.3g}) ...")
+    say(f"recovering {n_images} held-out digits from m={m} Gaussian measurements (noise std {sigma}, "
+        f"norm ~{sigma * m**0.5:.3g}) ...")
     t0 = time.perf_counter()
     res_vae = jax.block_until_ready(reconstruct(model, k_vae, y, op, method="csgm", lam=lam, num_steps=steps,
                                                 num_restarts=restarts, progress=verbose))
@@ -65,7 +66,8 @@ def run_demo(out_dir: str = "demo_out", n_images: int = 16, m: int = 100, noise:
 
     x_vae, x_lasso = np.asarray(res_vae.x), np.asarray(res_lasso.x)
     results = {
-        "config": {"prior": prior, "n_images": n_images, "m": m, "noise_std": sigma, "noise_norm_expected": sigma * m**0.5,
+        "config": {"prior": prior, "n_images": n_images, "m": m, "noise_std": sigma,
+                   "noise_norm_expected": sigma * m**0.5,
                    "seed": seed, "steps": steps, "restarts": restarts, "lam": lam, "lasso_dct_lam": lasso_lam,
                    "split": "test", "jax": jax.__version__, "machine": platform.machine(),
                    "processor": platform.processor()},
