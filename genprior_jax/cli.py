@@ -6,7 +6,6 @@ import argparse
 import os
 import shlex
 import sys
-from typing import cast
 
 
 def _default(value: float | int | None, default: float | int, name: str) -> float | int:
@@ -137,10 +136,20 @@ def _cmd_posterior(args: argparse.Namespace) -> int:
     return 0
 
 
+def _size_arg(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    h, sep, w = text.lower().partition("x")
+    if not sep or not h.isdigit() or not w.isdigit() or int(h) < 1 or int(w) < 1:
+        raise ValueError(f"--size: expected HxW with positive integers, e.g. 256x256, got {text!r}")
+    return int(h), int(w)
+
+
 def _cmd_reconstruct(args: argparse.Namespace) -> int:
     import jax
+    import numpy as np
 
-    from .data import load_images
+    from .data import load_image_files
     from .operators import make_operator
     from .priors import load_prior
     from .reconstruction import reconstruct_images, write_outputs
@@ -148,21 +157,34 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
 
     _prepare_out(args.out)
     needs_prior = get_method(args.method).needs_prior
-    prior = load_prior(args.prior) if needs_prior or args.prior != "vae-mnist" else None
-    shape = cast(tuple[int, int, int], tuple(prior.image_shape)) if prior is not None else (28, 28, 1)
-    images = load_images(args.images, shape)
+    prior = load_prior(args.prior) if needs_prior else None
+    files = load_image_files(args.images, _size_arg(args.size), args.gray)
+    if prior is not None:  # a trained prior has one image shape: never resize silently
+        wrong = [(n, img.shape) for n, img in files if tuple(img.shape) != tuple(prior.image_shape)]
+        if wrong:
+            raise ValueError(f"prior {prior.name!r} generates images of shape {tuple(prior.image_shape)}; "
+                             f"{len(wrong)} image(s) differ, e.g. {wrong[0][0]!r} {wrong[0][1]}: use a method that "
+                             "needs no trained prior (tv, lasso-*, dip) at native size, or --size / --gray")
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, (_, img) in enumerate(files):
+        by_shape.setdefault(tuple(img.shape), []).append(i)
     k_op, k_run = jax.random.split(jax.random.key(args.seed))
-    op = make_operator(args.operator, k_op, shape)
-    print(f"{args.method}: {len(images)} images {shape}, operator {args.operator}, noise std {args.noise}")
-    result = reconstruct_images(args.method, images, op, k_run, prior=prior, noise=args.noise,
-                                chunk_size=args.chunk, steps=args.steps, restarts=args.restarts, lam=args.lam,
-                                lr=args.lr)
+    groups = []
+    for shape, idx in by_shape.items():  # one operator and one compilation per shape
+        op = make_operator(args.operator, k_op, shape)
+        names, images = [files[i][0] for i in idx], np.stack([files[i][1] for i in idx])
+        print(f"{args.method}: {len(images)} image(s) {shape}, operator {args.operator}, noise std {args.noise}")
+        result = reconstruct_images(args.method, images, op, k_run, prior=prior, noise=args.noise,
+                                    chunk_size=args.chunk, steps=args.steps, restarts=args.restarts, lam=args.lam,
+                                    lr=args.lr)
+        groups.append((names, images, result))
     config = {k: v for k, v in vars(args).items() if k != "func"}
-    paths = write_outputs(args.out, images, result, config)
+    paths = write_outputs(args.out, groups, config)
     with open(paths["md"]) as fh:
         print(fh.read().rstrip())
-    print("wrote " + ", ".join(paths.values()))
-    return 0 if (result["status"] != Status.NONFINITE).any() else 1
+    print(f"wrote {len(files)} reconstructions to {args.out}/images (PNG) and {args.out}/arrays (.npy), "
+          + ", ".join(paths.values()))
+    return 0 if any((g[2]["status"] != Status.NONFINITE).any() for g in groups) else 1
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -251,7 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="operator spec, e.g. gaussian:m=100, mask:missing=0.6, box:size=7, blur:uniform=7, "
                           "sr:factor=2")
     rec.add_argument("--noise", type=float, default=0.01, help="noise std per measurement entry")
-    rec.add_argument("--images", default="mnist-test:16", help="mnist-<split>[:N] or a directory of images")
+    rec.add_argument("--images", default="mnist-test:16",
+                     help="mnist-<split>[:N] or a directory of images (read at native size, 8/16-bit, grey/RGB)")
+    rec.add_argument("--size", default=None, metavar="HxW", help="resize every image to HxW (default: native size)")
+    rec.add_argument("--gray", action="store_true", help="convert colour images to grey")
     rec.add_argument("--out", default="reconstruct_out")
     rec.add_argument("--chunk", type=int, default=64, help="images per compiled solve (bounds memory)")
     rec.add_argument("--steps", type=int, default=None, help="override the method's number of steps")

@@ -156,3 +156,67 @@ def load_images(spec: str, shape: tuple[int, int, int] = (28, 28, 1)) -> np.ndar
             raise ValueError(f"images: cannot read {path!r}: {err}") from None
         out.append(arr.reshape(h, w, c))
     return np.stack(out)
+
+
+def read_image(path: str, gray: bool = False) -> np.ndarray:
+    """One image file at its native size: ``(H, W, C)`` float32 in ``[0, 1]``, ``C`` 1 (grey) or 3 (colour).
+
+    8-bit images are divided by 255 and 16-bit ones by 65535; an alpha channel is dropped; palette, CMYK and
+    other modes are converted to RGB; ``gray`` converts colour to grey (ITU-R 601 luma, PIL's ``L``)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = img.mode
+            if mode.startswith("I;16") or mode == "I":
+                arr = np.asarray(img, np.float64)
+                arr = arr / (65535.0 if arr.max(initial=0) <= 65535 else float(2**32 - 1))
+            elif mode == "F":
+                arr = np.asarray(img, np.float64)
+                if arr.min(initial=0) < 0 or arr.max(initial=0) > 1:
+                    raise ValueError(f"a floating-point image must hold values in [0, 1], got "
+                                     f"[{arr.min():g}, {arr.max():g}]")
+            elif mode in ("1", "L", "LA") or gray:
+                arr = np.asarray(img.convert("L"), np.float64) / 255.0
+            else:
+                arr = np.asarray(img.convert("RGB"), np.float64) / 255.0
+    except (OSError, SyntaxError) as err:  # truncated or not an image after all
+        raise ValueError(f"images: cannot read {path!r}: {err}") from None
+    except ValueError as err:
+        raise ValueError(f"images: cannot read {path!r}: {err}") from None
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if gray and arr.shape[-1] == 3:
+        arr = arr @ np.array([0.299, 0.587, 0.114])[:, None]
+    return arr.astype(np.float32)
+
+
+def load_image_files(spec: str, size: tuple[int, int] | None = None,
+                     gray: bool = False) -> list[tuple[str, np.ndarray]]:
+    """``[(name, image (H, W, C))]`` for ``genprior-jax reconstruct --images``, each image at its native size
+    (:func:`read_image`) unless ``size = (H, W)`` resizes them all (bicubic) and ``gray`` makes them grey.
+    ``spec``: a directory of image files (sorted by name) or ``mnist-<split>[:N]`` (named ``mnist-test-0000``...)."""
+    if spec.startswith("mnist-"):
+        digits = load_images(spec)
+        names = [f"{spec.partition(':')[0]}-{i:04d}" for i in range(len(digits))]
+        out = list(zip(names, digits, strict=True))
+    else:
+        if not os.path.isdir(spec):
+            raise ValueError(f"images: expected 'mnist-<split>[:N]' or a directory of images, got {spec!r} "
+                             "(no such directory)")
+        files = sorted(f for f in os.listdir(spec) if f.lower().endswith(IMAGE_SUFFIXES))
+        if not files:
+            raise ValueError(f"images: no {'/'.join(IMAGE_SUFFIXES)} files in {spec!r}")
+        out = [(f, read_image(os.path.join(spec, f), gray)) for f in files]
+    if size is not None:
+        from PIL import Image
+
+        h, w = size
+        resized = []
+        for name, img in out:
+            chans = [np.asarray(Image.fromarray(img[..., c]).resize((w, h), Image.Resampling.BICUBIC))
+                     for c in range(img.shape[-1])]
+            resized.append((name, np.clip(np.stack(chans, -1), 0.0, 1.0).astype(np.float32)))
+        out = resized
+    return out

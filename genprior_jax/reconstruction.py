@@ -86,41 +86,79 @@ def reconstruct_images(method: str, images: np.ndarray, op: Any, key: Array, *, 
             "converged": np.asarray(res.converged)}
 
 
-def write_outputs(out_dir: str, images: np.ndarray, result: dict[str, Any], config: dict[str, Any],
+def _stems(names: list[str]) -> list[str]:
+    """File-name stems for the saved reconstructions, made unique (``a.png`` and ``a.jpg`` -> ``a``, ``a-1``)."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        stem = os.path.splitext(os.path.basename(name))[0] or "image"
+        k = seen.get(stem, 0)
+        seen[stem] = k + 1
+        out.append(stem if k == 0 else f"{stem}-{k}")
+    return out
+
+
+def write_outputs(out_dir: str, groups: list[tuple[list[str], np.ndarray, dict[str, Any]]], config: dict[str, Any],
                   max_grid: int = 16) -> dict[str, str]:
-    """Write ``reconstruction.png`` (truth / A^+ y / estimate / |error|), ``metrics.csv`` (one row per image),
-    ``metrics.json`` (config, per-image and mean metrics) and ``summary.md``; returns their paths."""
+    """Write, for ``groups`` of same-shape images ``(names, images, result of reconstruct_images)``: every
+    reconstruction at native size (``images/<name>.png`` and ``arrays/<name>.npy``, float32, reloading exactly),
+    a grid per shape (``reconstruction.png``, or ``reconstruction_<H>x<W>x<C>.png`` for several shapes: truth /
+    A^+ y / estimate / |error|), ``metrics.csv`` (one row per image, keyed by file name), ``metrics.json`` (config,
+    per-image and mean metrics) and ``summary.md``; returns the paths of the summary files and grids."""
+    from PIL import Image
+
     from .plotting import save_grid
 
-    os.makedirs(out_dir, exist_ok=True)
-    mets, status = result["metrics"], result["status"]
+    os.makedirs(os.path.join(out_dir, "images"), exist_ok=True)
+    os.makedirs(os.path.join(out_dir, "arrays"), exist_ok=True)
+    names = [n for g in groups for n in g[0]]
+    stems = _stems(names)
+    cat = {k: np.concatenate([np.asarray(g[2][k]) for g in groups]) for k in ("status", "objective", "steps",
+                                                                                "converged")}
+    mets = {m: np.concatenate([g[2]["metrics"][m] for g in groups]) for m in ("mse", "psnr", "ssim")}
+    status, converged, steps, objective = cat["status"], cat["converged"], cat["steps"], cat["objective"]
+    seconds = float(sum(g[2]["seconds"] for g in groups))
     ok = status != Status.NONFINITE  # finite estimates (converged, or stopped at the step cap)
-    converged = np.asarray(result.get("converged", np.zeros(len(status), bool)))
-    steps = np.asarray(result.get("steps", np.zeros(len(status), int)))
-    objective = np.asarray(result.get("objective", np.full(len(status), np.nan)))
     summary = {k: float(np.nanmean(np.where(ok, v, np.nan))) if ok.any() else float("nan") for k, v in mets.items()}
-    k = min(max_grid, len(images))
-    rows = {"truth": images[:k]}
-    if result["seen"] is not None:
-        rows["A^+ y"] = result["seen"][:k]
-    rows[config["method"]] = result["x"][:k]
-    rows["|error|"] = np.abs(np.clip(result["x"][:k], 0, 1) - images[:k])
-    paths = {"png": save_grid(rows, os.path.join(out_dir, "reconstruction.png"),
-                              captions={config["method"]: [f"{p:.1f}" for p in mets["psnr"][:k]]},
-                              title=f"{config['method']} on {config['operator']}, noise {config['noise']} "
-                                    f"(PSNR dB under each image)")}
+    paths: dict[str, str] = {}
+    i = 0
+    for gnames, images, result in groups:
+        x_hat = np.asarray(result["x"], np.float32)
+        for j in range(len(gnames)):
+            stem = stems[i + j]
+            np.save(os.path.join(out_dir, "arrays", f"{stem}.npy"), x_hat[j])
+            img = np.round(np.clip(np.nan_to_num(x_hat[j]), 0, 1) * 255).astype(np.uint8)
+            Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(
+                os.path.join(out_dir, "images", f"{stem}.png"))
+        k = min(max_grid, len(images))
+        rows = {"truth": images[:k]}
+        if result["seen"] is not None:
+            rows["A^+ y"] = result["seen"][:k]
+        rows[config["method"]] = x_hat[:k]
+        rows["|error|"] = np.abs(np.clip(x_hat[:k], 0, 1) - images[:k])
+        shape = "x".join(str(d) for d in images.shape[1:])
+        grid = "reconstruction.png" if len(groups) == 1 else f"reconstruction_{shape}.png"
+        paths[f"png{'' if len(groups) == 1 else '_' + shape}"] = save_grid(
+            rows, os.path.join(out_dir, grid), captions={config["method"]: [f"{p:.1f}" for p in
+                                                                             result["metrics"]["psnr"][:k]]},
+            title=f"{config['method']} on {config['operator']}, noise {config['noise']}, {shape} "
+                  f"(PSNR dB under each image)")
+        i += len(gnames)
     paths["csv"] = os.path.join(out_dir, "metrics.csv")
     with open(paths["csv"], "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["index", "status", "mse", "psnr", "ssim", "objective", "steps", "converged"])
-        for i in range(len(images)):
-            w.writerow([i, int(status[i]), *(f"{float(mets[m][i]):.6g}" for m in ("mse", "psnr", "ssim")),
-                        f"{float(objective[i]):.6g}", int(steps[i]), int(bool(converged[i]))])
+        w.writerow(["index", "file", "shape", "status", "mse", "psnr", "ssim", "objective", "steps", "converged"])
+        shapes = ["x".join(str(d) for d in g[1].shape[1:]) for g in groups for _ in g[0]]
+        for j in range(len(names)):
+            w.writerow([j, names[j], shapes[j], int(status[j]),
+                        *(f"{float(mets[m][j]):.6g}" for m in ("mse", "psnr", "ssim")),
+                        f"{float(objective[j]):.6g}", int(steps[j]), int(bool(converged[j]))])
     paths["json"] = os.path.join(out_dir, "metrics.json")
     with open(paths["json"], "w") as fh:
-        json.dump({"config": config, "summary": summary, "n_ok": int(ok.sum()), "n": len(images),
+        json.dump({"config": config, "summary": summary, "n_ok": int(ok.sum()), "n": len(names),
                    "n_converged": int(converged.sum()), "n_capped": int((status == Status.MAX_STEPS).sum()),
-                   "seconds": result["seconds"], "status": status.tolist(), "steps": steps.tolist(),
+                   "seconds": seconds, "files": names, "saved": [f"arrays/{s}.npy" for s in stems],
+                   "status": status.tolist(), "steps": steps.tolist(),
                    "converged": converged.astype(bool).tolist(), "objective": objective.tolist(),
                    **{m: v.tolist() for m, v in mets.items()}}, fh, indent=2)
     paths["md"] = os.path.join(out_dir, "summary.md")
@@ -128,9 +166,9 @@ def write_outputs(out_dir: str, images: np.ndarray, result: dict[str, Any], conf
         fh.write(f"| method | operator | noise | images | finite | converged | MSE/pixel | PSNR dB | SSIM | "
                  f"mean objective | seconds |\n"
                  f"|---|---|---|---|---|---|---|---|---|---|---|\n"
-                 f"| {config['method']} | `{config['operator']}` | {config['noise']} | {len(images)} | "
+                 f"| {config['method']} | `{config['operator']}` | {config['noise']} | {len(names)} | "
                  f"{int(ok.sum())} | {int(converged.sum())} | "
                  f"{summary['mse']:.4f} | {summary['psnr']:.2f} | {summary['ssim']:.3f} | "
                  f"{float(np.nanmean(np.where(ok, objective, np.nan))) if ok.any() else float('nan'):.4g} | "
-                 f"{result['seconds']:.1f} |\n")
+                 f"{seconds:.1f} |\n")
     return paths

@@ -135,9 +135,12 @@ def dip_solver(generator: UntrainedGenerator, optimizer: str = "rmsprop", learne
 
 
 def _generator(generator: str | UntrainedGenerator, image_shape: tuple[int, ...]) -> UntrainedGenerator:
+    if generator == "auto":  # Van Veen et al.'s DCGAN where it fits (28 x 28), the Deep Decoder at other sizes
+        generator = "dcgan" if tuple(image_shape[:2]) == (28, 28) else "deep-decoder"
     gen = untrained_generator(generator, tuple(image_shape)) if isinstance(generator, str) else generator  # type: ignore[arg-type]
     if not isinstance(gen, UntrainedGenerator):
-        raise ValueError(f"dip: expected a generator name {('dcgan', 'deep-decoder')} or an UntrainedGenerator, "
+        raise ValueError(f"dip: expected a generator name {('auto', 'dcgan', 'deep-decoder')} or an "
+                         "UntrainedGenerator, "
                          f"got {type(generator).__name__}")
     if tuple(gen.image_shape) != tuple(image_shape):
         raise ValueError(f"dip: operator expects images of shape {tuple(image_shape)}, generator {gen.name!r} "
@@ -145,7 +148,7 @@ def _generator(generator: str | UntrainedGenerator, image_shape: tuple[int, ...]
     return gen
 
 
-def dip(key: Array, y: Array, op: Any, *, generator: str | UntrainedGenerator = "dcgan", num_steps: int = 1000,
+def dip(key: Array, y: Array, op: Any, *, generator: str | UntrainedGenerator = "auto", num_steps: int = 1000,
         num_restarts: int = 1, lam_tv: float | Array = DIP_HYPER.lam_tv, lam_lr: float | Array = DIP_HYPER.lam_lr,
         weight_prior: WeightPrior | None = None, learning_rate: float | Array = DIP_HYPER.learning_rate,
         optimizer: str = "rmsprop", best_window: int | None = None, options: RunOptions | None = None,
@@ -155,7 +158,8 @@ def dip(key: Array, y: Array, op: Any, *, generator: str | UntrainedGenerator = 
     Args:
         key: PRNG key; each restart of each problem draws its own initial weights and input ``z``.
         y, op: measurements and operator (``op_batched``: one operator per measurement).
-        generator: ``"dcgan"``, ``"deep-decoder"`` (default sizes for ``op.in_shape``) or an
+        generator: ``"auto"`` (``"dcgan"`` at 28 x 28, ``"deep-decoder"`` at other sizes), ``"dcgan"``,
+            ``"deep-decoder"`` (default sizes for ``op.in_shape``) or an
             :class:`~genprior_jax.priors.untrained.UntrainedGenerator` from ``untrained_generator(...)``.
         lam_tv, lam_lr, learning_rate: traced (sweeps reuse the compiled code); ``lam_lr`` needs ``weight_prior``.
         weight_prior: the learned regularization (:func:`learn_weight_prior`), or None.
