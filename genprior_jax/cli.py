@@ -176,7 +176,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         print(f"{args.method}: {len(images)} image(s) {shape}, operator {args.operator}, noise std {args.noise}")
         result = reconstruct_images(args.method, images, op, k_run, prior=prior, noise=args.noise,
                                     chunk_size=args.chunk, steps=args.steps, restarts=args.restarts, lam=args.lam,
-                                    lr=args.lr)
+                                    lr=args.lr, progress=not args.no_progress)
         groups.append((names, images, result))
     config = {k: v for k, v in vars(args).items() if k != "func"}
     paths = write_outputs(args.out, groups, config)
@@ -276,6 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--images", default="mnist-test:16",
                      help="mnist-<split>[:N] or a directory of images (read at native size, 8/16-bit, grey/RGB)")
     rec.add_argument("--size", default=None, metavar="HxW", help="resize every image to HxW (default: native size)")
+    rec.add_argument("--no-progress", action="store_true",
+                     help="no step-level progress bar (its host callbacks keep JAX from caching the solve's "
+                          "compiled program on disk; without them a repeated call with the same shapes skips the "
+                          "compile)")
     rec.add_argument("--gray", action="store_true", help="convert colour images to grey")
     rec.add_argument("--out", default="reconstruct_out")
     rec.add_argument("--chunk", type=int, default=64, help="images per compiled solve (bounds memory)")
@@ -302,10 +306,34 @@ def build_parser() -> argparse.ArgumentParser:
 USAGE_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError)
 
 
+def _enable_compile_cache() -> None:
+    """JAX's persistent compilation cache for the command line (a repeated call with the same shapes loads its
+    programs instead of compiling them): ``$GENPRIOR_JAX_CACHE`` (``0`` turns it off), else
+    ``$XDG_CACHE_HOME/genprior_jax/xla`` (``~/.cache/...``). A cache already configured is left alone."""
+    import jax
+
+    where = os.environ.get("GENPRIOR_JAX_CACHE")
+    if where == "0" or jax.config.jax_compilation_cache_dir:
+        return
+    if not where:
+        where = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "genprior_jax", "xla")
+    try:
+        os.makedirs(where, exist_ok=True)
+    except OSError:
+        return  # a read-only home: run without the cache
+    from jax.experimental.compilation_cache import compilation_cache
+
+    jax.config.update("jax_compilation_cache_dir", where)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    compilation_cache.reset_cache()  # an import-time compile may have initialized it without a directory
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a command; a user error prints one line (``genprior-jax CMD: error: ...``) and returns 2, a runtime
     failure returns 1 (``--debug``: the traceback instead)."""
     args = build_parser().parse_args(argv)
+    if args.command in ("demo", "reconstruct", "posterior"):
+        _enable_compile_cache()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

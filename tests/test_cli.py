@@ -136,3 +136,18 @@ def test_train_never_clobbers_a_checkpoint(tmp_path, capsys):
     assert (out / "config.json").read_text() == "{}"  # untouched
     assert main(["train", "flow", "--out", str(out), "--resume", "--overwrite"]) == 2
 
+
+
+def test_cli_caches_compiled_programs_on_disk(tmp_path):
+    """The command line turns on JAX's persistent compilation cache ($GENPRIOR_JAX_CACHE): after one call the
+    solve's compiled program is on disk for the next call with the same shapes."""
+    cache = tmp_path / "xla"
+    env = {**os.environ, "GENPRIOR_JAX_CACHE": str(cache)}
+    argv = [sys.executable, "-m", "genprior_jax", "reconstruct", "--method", "csgm", "--images", "mnist-test:2",
+            "--steps", "3", "--restarts", "1", "--no-progress", "--out", str(tmp_path / "out")]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert any(p.name.startswith("jit__run-") for p in cache.iterdir())
+    off = subprocess.run(argv[:-1] + [str(tmp_path / "out2")], capture_output=True, text=True, timeout=600,
+                         env={**env, "GENPRIOR_JAX_CACHE": "0"})
+    assert off.returncode == 0
