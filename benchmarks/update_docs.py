@@ -26,6 +26,7 @@ ORDER = [
     "analysis_vs_synthesis",
     "ood_mnist",
     "posterior_mnist",
+    "denoise_mnist_flow_converged",
     "denoise_mnist",
     "nonlinear",
     "defense_mnist",
