@@ -313,7 +313,7 @@ def _enable_compile_cache() -> None:
     import jax
 
     where = os.environ.get("GENPRIOR_JAX_CACHE")
-    if where == "0" or jax.config.jax_compilation_cache_dir:
+    if where == "0" or getattr(jax.config, "jax_compilation_cache_dir", None):
         return
     if not where:
         where = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "genprior_jax", "xla")
@@ -324,7 +324,7 @@ def _enable_compile_cache() -> None:
     from jax.experimental.compilation_cache import compilation_cache
 
     jax.config.update("jax_compilation_cache_dir", where)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # every program: loading beats compiling
     compilation_cache.reset_cache()  # an import-time compile may have initialized it without a directory
 
 

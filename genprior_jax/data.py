@@ -119,6 +119,17 @@ def load_tfds(name: str = "mnist", split: str = "test", n: int | None = None, da
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
+def _image_files(spec: str) -> list[str]:
+    """The image files of directory ``spec``, sorted by name; ``ValueError`` for a missing or image-less one."""
+    if not os.path.isdir(spec):
+        raise ValueError(f"images: expected 'mnist-<split>[:N]' or a directory of images, got {spec!r} "
+                         "(no such directory)")
+    files = sorted(f for f in os.listdir(spec) if f.lower().endswith(IMAGE_SUFFIXES))
+    if not files:
+        raise ValueError(f"images: no {'/'.join(IMAGE_SUFFIXES)} files in {spec!r}")
+    return files
+
+
 def load_images(spec: str, shape: tuple[int, int, int] = (28, 28, 1)) -> np.ndarray:
     """Images for ``genprior-jax reconstruct --images``: ``(N, *shape)`` float32 in ``[0, 1]``.
 
@@ -134,14 +145,9 @@ def load_images(spec: str, shape: tuple[int, int, int] = (28, 28, 1)) -> np.ndar
         if count and not count.isdigit():
             raise ValueError(f"images {spec!r}: expected mnist-<split>[:N] with an integer N, got {count!r}")
         return load_mnist(split, n=int(count) if count else None).images
-    if not os.path.isdir(spec):
-        raise ValueError(f"images: expected 'mnist-<split>[:N]' or a directory of images, got {spec!r} "
-                         "(no such directory)")
     from PIL import Image
 
-    files = sorted(f for f in os.listdir(spec) if f.lower().endswith(IMAGE_SUFFIXES))
-    if not files:
-        raise ValueError(f"images: no {'/'.join(IMAGE_SUFFIXES)} files in {spec!r}")
+    files = _image_files(spec)
     h, w, c = shape
     if c not in (1, 3):
         raise ValueError(f"images: expected 1 or 3 channels in the prior's image shape, got {shape}")
@@ -202,13 +208,7 @@ def load_image_files(spec: str, size: tuple[int, int] | None = None,
         names = [f"{spec.partition(':')[0]}-{i:04d}" for i in range(len(digits))]
         out = list(zip(names, digits, strict=True))
     else:
-        if not os.path.isdir(spec):
-            raise ValueError(f"images: expected 'mnist-<split>[:N]' or a directory of images, got {spec!r} "
-                             "(no such directory)")
-        files = sorted(f for f in os.listdir(spec) if f.lower().endswith(IMAGE_SUFFIXES))
-        if not files:
-            raise ValueError(f"images: no {'/'.join(IMAGE_SUFFIXES)} files in {spec!r}")
-        out = [(f, read_image(os.path.join(spec, f), gray)) for f in files]
+        out = [(f, read_image(os.path.join(spec, f), gray)) for f in _image_files(spec)]
     if size is not None:
         from PIL import Image
 
