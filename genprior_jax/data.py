@@ -187,9 +187,7 @@ def read_image(path: str, gray: bool = False) -> np.ndarray:
                 arr = np.asarray(img.convert("L"), np.float64) / 255.0
             else:
                 arr = np.asarray(img.convert("RGB"), np.float64) / 255.0
-    except (OSError, SyntaxError) as err:  # truncated or not an image after all
-        raise ValueError(f"images: cannot read {path!r}: {err}") from None
-    except ValueError as err:
+    except (OSError, SyntaxError, ValueError) as err:  # truncated, not an image after all, or out of range
         raise ValueError(f"images: cannot read {path!r}: {err}") from None
     if arr.ndim == 2:
         arr = arr[..., None]

@@ -27,19 +27,13 @@ from typing import Any, NamedTuple, Protocol
 import jax
 import jax.numpy as jnp
 
-from .operators.base import LinearOperator, Operator
+from .operators.base import LinearOperator, Operator, _check_same_shape
 from .operators.nonlinear import OneBit
 
 Array = jax.Array
 
 CG_MAXITER = 100
 CG_TOL = 1e-6
-
-
-def _check_same_shape(pred: Array, y: Array, who: str) -> None:
-    if tuple(jnp.shape(pred)) != tuple(jnp.shape(y)):
-        raise ValueError(f"{who}: expected the prediction and the measurement to have the same shape, got "
-                         f"{tuple(jnp.shape(pred))} and {tuple(jnp.shape(y))}")
 
 
 class Likelihood(Protocol):

@@ -49,8 +49,7 @@ Array = jax.Array
 DIP_OPTIMIZERS = ("rmsprop", "adam", "sgd")
 
 # Unrolling the runner's scan only slowed the im2col convolutions down (`benchmarks/dip_check.py --speed`, results in
-# benchmarks/results/dip_check_speed.json), so it is not unrolled.
-DEFAULT_UNROLL = 1
+# benchmarks/results/dip_check_speed.json), so DIP keeps the runner's default (no unrolling).
 
 
 class DIPHyper(NamedTuple):
@@ -166,14 +165,14 @@ def dip(key: Array, y: Array, op: Any, *, generator: str | UntrainedGenerator = 
         num_steps, num_restarts, optimizer (:data:`DIP_OPTIMIZERS`), best_window: static.
         best_window: track the best iterate among the last ``best_window`` steps only (None: all steps).
         options: :class:`~genprior_jax.solvers.options.RunOptions` (or its fields as keywords), as for every
-            solver; ``unroll`` defaults to ``DEFAULT_UNROLL`` here; ``history`` records the total loss (data + TV
-            + LR terms) at each iterate before its step.
+            solver; ``history`` records the total loss (data + TV + LR terms) at each iterate before its step.
 
     Returns:
         :class:`Result`; ``x`` is the lowest-measurement-loss iterate of the best restart, ``objective`` its
         ``||A x - y||^2``, ``state`` a :class:`DIPState` (``state.weights``: the final weights).
     """
-    check_hyper(DIPHyper(learning_rate, lam_tv, lam_lr), "dip", positive=("learning_rate",))
+    hyper = DIPHyper(learning_rate, lam_tv, lam_lr)
+    check_hyper(hyper, "dip", positive=("learning_rate",))
     gen = _generator(generator, tuple(op.in_shape))
     if best_window is not None and int(best_window) < 1:
         raise ValueError(f"dip: expected best_window >= 1 or None, got {best_window}")
@@ -187,9 +186,7 @@ def dip(key: Array, y: Array, op: Any, *, generator: str | UntrainedGenerator = 
             raise ValueError("dip: expected a finite weight_prior, got non-finite values")
     solver = dip_solver(gen, optimizer, weight_prior is not None, int(num_steps) if best_window else 1,
                         None if best_window is None else int(best_window))
-    if options is None and "unroll" not in run_options:
-        run_options = {**run_options, "unroll": DEFAULT_UNROLL}
-    return run(solver, key, y, op, DIPHyper(learning_rate, lam_tv, lam_lr), weight_prior, num_steps=num_steps,
+    return run(solver, key, y, op, hyper, weight_prior, num_steps=num_steps,
                num_restarts=num_restarts, options=options, **run_options)
 
 

@@ -32,7 +32,7 @@ from .energy import uses_model_error
 from .langevin import LangevinHyper, langevin
 from .lasso import LassoHyper, lasso
 from .model_error import estimate_model_error
-from .options import RunOptions
+from .options import RunOptions, resolve_options
 from .posterior import langevin_summary, sample_q
 from .runner import Result
 from .tv import TVHyper, tv
@@ -148,12 +148,14 @@ def reconstruct(prior: Prior | None, key: Array, y: Array, op: Any, *, method: s
     if posterior and not m.posterior:
         raise ValueError(f"method {method!r} gives a point estimate; posterior=True needs one of "
                          f"{[k for k, v in METHODS.items() if v.posterior]}")
+    # the run options once, from options and any run-option keywords; kwargs keeps the method's own keywords
+    options = resolve_options(options, {k: kwargs.pop(k) for k in list(kwargs) if k in RunOptions._fields},
+                              "reconstruct")
     if method not in BAYES:
         if "model_error" in kwargs:
             raise ValueError(f"model_error applies to the Bayesian methods {BAYES}, not {method!r}")
         res = solve(method, prior, key, y, op, options=options, **kwargs)
         return Reconstruction(res.x, None, None, res.status, None, res, 0.0)
-    assert prior is not None or not m.needs_prior
     k_solve, k_sample = jax.random.split(key)
     tau = kwargs.pop("model_error", 0.0)
     if isinstance(tau, str):
@@ -168,10 +170,9 @@ def reconstruct(prior: Prior | None, key: Array, y: Array, op: Any, *, method: s
     if method == "vi":
         if not posterior:
             return Reconstruction(res.x, None, None, res.status, None, res, tau)
-        run_opts = _options(options, kwargs)
         samples, mean, std = sample_q(prior, res, k_sample, num_draws, y=y, op=op,  # type: ignore[arg-type]
                                       sigma=kwargs.get("sigma", defaults("vi")["sigma"]), model_error=tau,
-                                      op_batched=run_opts.op_batched)
+                                      op_batched=options.op_batched)
         return Reconstruction(mean, std, samples, res.status, None, res, tau)
     mean, std, samples, acc = langevin_summary(res)
     if not posterior:
@@ -179,24 +180,18 @@ def reconstruct(prior: Prior | None, key: Array, y: Array, op: Any, *, method: s
     return Reconstruction(mean, std, samples, res.status, acc, res, tau)
 
 
-def _options(options: RunOptions | None, kwargs: dict[str, Any]) -> RunOptions:
-    base = options or RunOptions()
-    return base._replace(**{k: v for k, v in kwargs.items() if k in RunOptions._fields})
-
-
 def _auto_model_error(prior: Prior, key: Array, y: Array, op: Any, kwargs: dict[str, Any],
-                      options: RunOptions | None) -> Array:
+                      options: RunOptions) -> Array:
     """``model_error="auto"``: tau from a MAP fit (Adam, from z = 0, the solve's step count) of the batch."""
     shared = set(defaults("map")) & set(kwargs) - {"num_steps", "num_restarts", "init_std", "optimizer",
                                                     "estimate_sigma", "model_error"}
-    run_opts = _options(options, kwargs)
     fit = map_estimate(prior, jax.random.fold_in(key, 7), y, op, init_std=0.0, num_restarts=1,
-                       num_steps=int(kwargs.get("num_steps", defaults("map")["num_steps"])), options=run_opts,
+                       num_steps=int(kwargs.get("num_steps", defaults("map")["num_steps"])), options=options,
                        **{k: kwargs[k] for k in shared})
     batched = jnp.ndim(y) == len(op.out_shape) + 1
     yb, xb = (jnp.asarray(y), fit.x) if batched else (jnp.asarray(y)[None], fit.x[None])
     return estimate_model_error(yb, xb, op, kwargs.get("sigma", defaults("map")["sigma"]),
-                                op_batched=run_opts.op_batched)
+                                op_batched=options.op_batched)
 
 
 def cli_overrides(name: str, *, steps: int | None = None, restarts: int | None = None, lam: float | None = None,

@@ -324,11 +324,11 @@ def _setup(solver: Solver, key: Array, y: Any, op: LinearOperator, hyper: Any, p
     return plan, added, batched, shared, static
 
 
-def _call(plan: _Plan, c: int, batched: Any, shared: Any, static: dict[str, Any], lower: bool = False) -> Any:
+def _call(plan: _Plan, c: int, batched: Any, shared: Any, static: dict[str, Any]) -> Any:
     keys, yc, op_c = plan.inputs(c, batched)
     op_shared, hyper, params, tol = shared
     args = (keys, yc, op_c if static["op_batched"] else op_shared, hyper, params, tol)
-    return _run.lower(*args, **static) if lower else _run(*args, **static)
+    return _run(*args, **static)
 
 
 def run(solver: Solver, key: Array, y: Array, op: LinearOperator, hyper: Any, params: Any = None, *,
