@@ -86,6 +86,7 @@ def test_posterior_bad_operator(tmp_path, capsys):
     ["reconstruct", "--method", "tv", "--restarts", "3"],
     ["reconstruct", "--method", "tv", "--images", "/no/such/dir"],
     ["reconstruct", "--method", "csgm", "--prior", "/no/such/checkpoint"],
+    ["reconstruct", "--method", "tv", "--size", "12"],
     ["demo", "--prior", "nope"],
     ["demo", "--m", "0"],
     ["posterior", "--model-error", "-1"],
