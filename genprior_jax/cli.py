@@ -59,6 +59,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"{metrics['steps']} steps: d loss {metrics['final_d_loss']:.3f}, g loss {metrics['final_g_loss']:.3f}"
               f"{quality}, {metrics['train_seconds']:.0f} s; checkpoint: {args.out}")
         return 0
+    if args.lr_decay is not None and args.model != "flow":
+        raise ValueError(f"train {args.model}: --lr-decay applies to flow only")
     if args.steps is not None:
         raise ValueError(f"train {args.model}: --steps applies to dcgan only (use --epochs)")
     if args.model == "flow":
@@ -66,7 +68,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                                 epochs=int(_default(args.epochs, 30, "--epochs")),
                                 batch_size=int(_default(args.batch_size, 64, "--batch-size")),
                                 learning_rate=float(_default(lr, 1e-3, "--lr")), digits=_digits(args.digits),
-                                out=args.out, resume=args.resume, command=command)
+                                out=args.out, resume=args.resume, command=command,
+                                decay=args.lr_decay or "cosine")
         print(f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}: validation "
               f"{metrics['val_bpd']:.3f} bits/dim, test {metrics['test_bpd']:.3f} bits/dim, "
               f"{metrics['train_seconds']:.0f} s; checkpoint: {args.out}")
@@ -245,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="flow, dcgan: continue from <out>.state")
     train.add_argument("--overwrite", action="store_true",
                        help="replace a checkpoint already in --out (without it, an existing checkpoint is refused)")
+    train.add_argument("--lr-decay", choices=["cosine", "constant"], default=None,
+                       help="flow: learning-rate schedule after the warm-up (default cosine to 1 %% of --lr)")
     train.add_argument("--lr", type=float, default=None, help="default 1e-3 (vae, flow), 2e-4 (dcgan)")
     train.set_defaults(func=_cmd_train)
 

@@ -26,7 +26,8 @@ def perturb(params, key, scale=0.1):
     return jax.tree_util.tree_map_with_path(f, params)
 
 
-LAYERS = {"actnorm": ActNorm, "invconv": InvConv1x1, "coupling": lambda: AffineCoupling(hidden=8), "reverse": Reverse}
+LAYERS = {"actnorm": ActNorm, "invconv": InvConv1x1, "coupling": lambda: AffineCoupling(hidden=8),
+          "coupling-floor": lambda: AffineCoupling(hidden=8, scale_floor=0.3), "reverse": Reverse}
 
 
 @pytest.mark.parametrize("name", sorted(LAYERS))
@@ -42,6 +43,31 @@ def test_layer_inverse_and_log_det(name, key):
     sign, logabs = jnp.linalg.slogdet(jac)
     assert float(sign) != 0
     np.testing.assert_allclose(float(ld[0]), float(logabs), atol=1e-3)
+
+
+def test_coupling_scale_floor_bounds_the_inverse(key):
+    """With a floor the coupling's scale stays in (floor, 1) even for extreme conditioner outputs, so the
+    generative direction divides by at most 1 / floor: finite where the unbounded Glow scale underflows to 0."""
+    x = jax.random.normal(key, (1, 2, 2, 4))
+    for floor in (0.0, 0.25):
+        layer = AffineCoupling(hidden=8, scale_floor=floor)
+        params = perturb(layer.init(key, x), jax.random.fold_in(key, 1), scale=30.0)   # huge conditioner outputs
+        y = 1e3 * jax.random.normal(jax.random.fold_in(key, 2), x.shape)
+        x_back, ld = layer.apply(params, y, reverse=True)
+        per_entry = ld[0] / (x.size // 2)      # mean -log(scale) over the transformed half
+        if floor:
+            assert bool(jnp.all(jnp.isfinite(x_back)))
+            assert float(ld[0]) <= (x.size // 2) * math.log(1 / floor) + 1e-3
+        else:
+            assert float(per_entry) > math.log(1 / 0.25)   # the unbounded scale goes far below the floor
+
+
+def test_scale_floor_config(key):
+    config = {"kind": "glow", **SMALL}
+    assert check_config(config)["scale_floor"] == 0.0          # checkpoints saved before the key existed
+    assert CONFIGS["glow-mnist"]["scale_floor"] > 0
+    with pytest.raises(ValueError, match=r"scale_floor in \[0, 1\), got 1.0"):
+        check_config({**config, "scale_floor": 1.0})
 
 
 def test_actnorm_data_dependent_init(key):

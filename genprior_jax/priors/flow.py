@@ -36,7 +36,8 @@ KINDS = ("glow", "realnvp")
 
 CONFIGS: dict[str, dict[str, Any]] = {
     # MNIST-size flows that train on a 2-core CPU
-    "glow-mnist": {"kind": "glow", "image_shape": (28, 28, 1), "levels": 2, "steps": 8, "hidden": 64},
+    "glow-mnist": {"kind": "glow", "image_shape": (28, 28, 1), "levels": 2, "steps": 8, "hidden": 64,
+                   "scale_floor": 0.1},
     "realnvp-mnist": {"kind": "realnvp", "image_shape": (28, 28, 1), "levels": 2, "steps": 8, "hidden": 64},
     # The CelebA 64x64 Glow of Asim et al. / Oberlin & Verm (K = 32 steps, L = 4 levels); train it on a GPU/TPU.
     "glow-celeba64": {"kind": "glow", "image_shape": (64, 64, 3), "levels": 4, "steps": 32, "hidden": 512},
@@ -58,8 +59,11 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
     if h % 2**levels or w % 2**levels:
         raise ValueError(f"flow config: a {h}x{w} image cannot be squeezed {levels} times "
                          f"(height and width must be divisible by {2**levels}); pad it or use fewer levels")
+    floor = float(config.get("scale_floor", 0.0))
+    if not 0.0 <= floor < 1.0:
+        raise ValueError(f"flow config: expected scale_floor in [0, 1), got {floor}")
     return {**config, "image_shape": (h, w, c), "levels": levels, "steps": int(config["steps"]),
-            "hidden": int(config["hidden"])}
+            "hidden": int(config["hidden"]), "scale_floor": floor}
 
 
 def latent_part_shapes(image_shape: tuple[int, int, int], levels: int) -> list[tuple[int, int, int]]:
@@ -84,6 +88,7 @@ class MultiScaleFlow(nn.Module):
     levels: int
     steps: int
     hidden: int
+    scale_floor: float = 0.0
 
     def setup(self) -> None:
         blocks = []
@@ -91,9 +96,9 @@ class MultiScaleFlow(nn.Module):
             layers: list[nn.Module] = []
             for _ in range(self.steps):
                 if self.kind == "glow":
-                    layers += [ActNorm(), InvConv1x1(), AffineCoupling(self.hidden)]
+                    layers += [ActNorm(), InvConv1x1(), AffineCoupling(self.hidden, self.scale_floor)]
                 else:
-                    layers += [ActNorm(), AffineCoupling(self.hidden), Reverse()]
+                    layers += [ActNorm(), AffineCoupling(self.hidden, self.scale_floor), Reverse()]
             blocks.append(layers)
         self.blocks = blocks
 
@@ -137,7 +142,7 @@ class MultiScaleFlow(nn.Module):
 
 def _module(config: dict[str, Any]) -> MultiScaleFlow:
     c = check_config(config)
-    return MultiScaleFlow(c["kind"], c["image_shape"], c["levels"], c["steps"], c["hidden"])
+    return MultiScaleFlow(*_config_key(c))
 
 
 def init_flow(key: Array, config: dict[str, Any], x: Array) -> Params:
@@ -150,7 +155,7 @@ def init_flow(key: Array, config: dict[str, Any], x: Array) -> Params:
 
 def _config_key(config: dict[str, Any]) -> tuple[Any, ...]:
     c = check_config(config)
-    return (c["kind"], c["image_shape"], c["levels"], c["steps"], c["hidden"])
+    return (c["kind"], c["image_shape"], c["levels"], c["steps"], c["hidden"], c["scale_floor"])
 
 
 @functools.cache

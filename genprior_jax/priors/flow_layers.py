@@ -8,8 +8,10 @@ back::
 
 Blocks: :class:`ActNorm` (data-dependent init: the first batch seen by ``init`` comes out zero-mean,
 unit-variance per channel), :class:`InvConv1x1` (LU-parametrized, Kingma & Dhariwal 2018),
-:class:`AffineCoupling` (scale ``sigmoid(h + 2)`` as in Glow, which keeps the scale in ``(0, 1)`` and the
-log-det finite), :class:`Reverse` (RealNVP's fixed channel permutation) and :func:`squeeze` / :func:`unsqueeze`.
+:class:`AffineCoupling` (scale ``floor + (1 - floor) sigmoid(h + 2)``: Glow's ``sigmoid(h + 2)`` for ``floor = 0``,
+which keeps the scale in ``(0, 1)`` and the log-det finite; a ``floor > 0`` bounds the generative direction's
+division by the scale, so ``G`` stays finite far from the training data),
+:class:`Reverse` (RealNVP's fixed channel permutation) and :func:`squeeze` / :func:`unsqueeze`.
 
 The bijectors are written as Flax modules rather than distrax bijectors because the parameters live in one
 params pytree handed to pure functions (the solvers' contract) and ActNorm needs data at ``init``; distrax
@@ -108,9 +110,11 @@ class Conditioner(nn.Module):
 
 
 class AffineCoupling(nn.Module):
-    """``y_a = x_a``, ``y_b = (x_b + t(x_a)) * s(x_a)`` with ``s = sigmoid(h + 2)``; channels split in halves."""
+    """``y_a = x_a``, ``y_b = (x_b + t(x_a)) * s(x_a)`` with ``s = floor + (1 - floor) sigmoid(h + 2)`` in
+    ``(floor, 1)``; channels split in halves. The inverse divides by ``s``, so it grows by at most ``1 / floor``."""
 
     hidden: int
+    scale_floor: float = 0.0
 
     @nn.compact
     def __call__(self, x: Array, reverse: bool = False) -> tuple[Array, Array]:
@@ -121,7 +125,7 @@ class AffineCoupling(nn.Module):
         xa, xb = x[..., :ca], x[..., ca:]
         h = Conditioner(self.hidden, 2 * (c - ca))(xa)
         shift, raw = h[..., 0::2], h[..., 1::2]
-        scale = jax.nn.sigmoid(raw + 2.0)
+        scale = self.scale_floor + (1.0 - self.scale_floor) * jax.nn.sigmoid(raw + 2.0)
         logdet = jnp.sum(jnp.log(scale), axis=(1, 2, 3))
         if reverse:
             return jnp.concatenate([xa, xb / scale - shift], axis=-1), -logdet

@@ -1,9 +1,10 @@
 """Training of flow priors on the embedded MNIST digits (``genprior-jax train flow``).
 
 Maximum likelihood on uniformly dequantized 8-bit digits, ``x = (255 x_8bit + u) / 256``, ``u ~ U(0, 1)``;
-Adam with linear warm-up and global-norm clipping; a Python loop over one jitted step (conv weight-gradients
-inside ``lax.scan`` are several times slower on XLA:CPU, see REFERENCE.md). After every epoch: validation
-bits/dim, the best-validation parameters written atomically as the checkpoint, and the full training state
+Adam with linear warm-up, then a cosine decay to 1 % of the learning rate (``decay="cosine"``, the default) or a
+constant rate (``decay="constant"``), and global-norm clipping; a Python loop over one jitted step (conv
+weight-gradients inside ``lax.scan`` are several times slower on XLA:CPU, see REFERENCE.md). After every epoch:
+validation bits/dim, the best-validation parameters written atomically as the checkpoint, and the full training state
 written beside it (``<out>.state``) so ``--resume`` continues where a run stopped. A non-finite loss stops the
 run with an error naming the epoch and step; the last good checkpoint stays on disk.
 """
@@ -43,13 +44,15 @@ def evaluate_bpd(params: Any, config: dict[str, Any], images: np.ndarray, key: j
 def train_flow(config_name: str = "glow-mnist", seed: int = 0, epochs: int = 30, batch_size: int = 64,
                learning_rate: float = 1e-3, warmup_steps: int = 200, digits: tuple[int, ...] | None = None,
                out: str | None = None, resume: bool = False, progress: bool = True, command: str = "",
-               config_overrides: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+               config_overrides: dict[str, Any] | None = None, decay: str = "cosine") -> tuple[Any, dict[str, Any]]:
     """Train a flow from :data:`~genprior_jax.priors.FLOW_CONFIGS`; returns ``(best_params, metrics)``."""
     if config_name not in CONFIGS:
         raise ValueError(f"train_flow: unknown config {config_name!r}; expected one of {sorted(CONFIGS)}")
     if epochs < 1 or batch_size < 1 or not learning_rate > 0:
         raise ValueError(f"train_flow: expected epochs >= 1, batch_size >= 1, learning_rate > 0; got "
                          f"{epochs}, {batch_size}, {learning_rate}")
+    if decay not in ("cosine", "constant"):
+        raise ValueError(f"train_flow: expected decay 'cosine' or 'constant', got {decay!r}")
     config = check_config({**CONFIGS[config_name], **(config_overrides or {})})
     if tuple(config["image_shape"]) != (28, 28, 1):
         raise ValueError(f"train_flow: the embedded data are 28x28x1 MNIST digits; config {config_name!r} wants "
@@ -63,7 +66,12 @@ def train_flow(config_name: str = "glow-mnist", seed: int = 0, epochs: int = 30,
                          f"{batch_size} training images and one of each other")
     dim = int(np.prod(config["image_shape"]))
     steps_per_epoch = len(train) // batch_size
-    schedule = optax.linear_schedule(0.0, learning_rate, max(warmup_steps, 1))
+    if decay == "cosine":
+        schedule = optax.warmup_cosine_decay_schedule(0.0, learning_rate, max(warmup_steps, 1),
+                                                      max(epochs * steps_per_epoch, warmup_steps + 1),
+                                                      end_value=0.01 * learning_rate)
+    else:
+        schedule = optax.linear_schedule(0.0, learning_rate, max(warmup_steps, 1))
     opt = optax.chain(optax.clip_by_global_norm(50.0), optax.adam(schedule))
 
     key = jax.random.key(seed)
@@ -132,7 +140,7 @@ def train_flow(config_name: str = "glow-mnist", seed: int = 0, epochs: int = 30,
         "config_name": config_name, "best_epoch": best[2], "epochs_run": len(history), "val_bpd": best[0],
         "test_bpd": evaluate_bpd(params, config, test, k_eval), "train_seconds": round(seconds, 1),
         "seed": seed, "split_seed": SPLIT_SEED, "digits": list(digits) if digits else "all",
-        "batch_size": batch_size, "learning_rate": learning_rate, "jax_version": jax.__version__,
+        "batch_size": batch_size, "learning_rate": learning_rate, "decay": decay, "jax_version": jax.__version__,
         "command": command,
     }
     if out is not None:
