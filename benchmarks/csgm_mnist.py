@@ -67,7 +67,8 @@ def main() -> None:
     ap.add_argument("--dip-steps", type=int, default=1000)
     ap.add_argument("--dcgan-steps", type=int, default=None, help="CSGM steps for the DCGAN (default --steps)")
     ap.add_argument("--dcgan-restarts", type=int, default=None, help="restarts for the DCGAN (default --restarts)")
-    ap.add_argument("--flow-steps", type=int, default=30)
+    ap.add_argument("--flow-steps", type=int, default=None,
+                    help="fixed L-BFGS iterations for the flow (default: gp.asim's, solved to its tolerance)")
     ap.add_argument("--flow-chunk", type=int, default=20, help="problems per vmapped L-BFGS batch for the flow")
     ap.add_argument("--methods", nargs="+", default=list(METHODS))
     ap.add_argument("--merge", action="store_true", help="update the existing results file instead of replacing it")
@@ -119,11 +120,16 @@ def main() -> None:
             xs, sts = [], []
             for i, lo in enumerate(range(0, len(y), args.flow_chunk)):
                 sl = slice(lo, lo + args.flow_chunk)
+                fixed = {} if args.flow_steps is None else {"num_steps": args.flow_steps, "tol": None}
                 r = gp.asim(flow, jax.random.fold_in(k_solve, i), y[sl], jax.tree_util.tree_map(lambda a: a[sl], ops),
-                            gamma=0.0, num_steps=args.flow_steps, optimizer="lbfgs", init_std=0.0, op_batched=True)
+                            gamma=0.0, optimizer="lbfgs", init_std=0.0, op_batched=True, **fixed)
                 xs.append(jax.block_until_ready(r.x))
-                sts.append(r.status)
-            record("Flow", m, jnp.clip(jnp.concatenate(xs), 0.0, 1.0), jnp.concatenate(sts), time.perf_counter() - t0)
+                sts.append(r)
+            record("Flow", m, jnp.clip(jnp.concatenate(xs), 0.0, 1.0),
+                   jnp.concatenate([r.status for r in sts]), time.perf_counter() - t0,
+                   objective=float(np.mean(np.concatenate([np.asarray(r.objective) for r in sts]))),
+                   converged=float(np.mean(np.concatenate([np.asarray(r.converged) for r in sts]))),
+                   iterations=float(np.mean(np.concatenate([np.asarray(r.steps) for r in sts]))))
         if dcgan is not None:
             t0 = time.perf_counter()
             steps, restarts = args.dcgan_steps or args.steps, args.dcgan_restarts or args.restarts
@@ -212,7 +218,9 @@ def main() -> None:
         f"{args.n_test} held-out test digits (embedded MNIST, test split), one N(0, 1/m) matrix per digit, noise "
         f"std 0.1/sqrt(m); CSGM: Adam lr 0.01, {args.steps} steps, {args.restarts} restarts; Lasso: FISTA "
         f"{args.lasso_steps} steps, lam tuned per m on {args.n_val} validation digits over {list(LASSO_GRID)}; "
-        f"Flow: {args.flow}, L-BFGS {args.flow_steps} steps, z0 = 0, gamma = 0 (GlowIP's CS setting). "
+        f"Flow: {args.flow}, L-BFGS "
+        + (f"{args.flow_steps} iterations" if args.flow_steps else "to convergence (gp.asim defaults: tol 1e-4, "
+           "at most 1000 iterations)") + ", z0 = 0, gamma = 0 (GlowIP's CS setting). "
         f"DCGAN: {args.dcgan}, CSGM as the VAE (lam 0){dcgan_settings}. "
         f"TV: Chambolle-Pock 500 steps, lam tuned on validation over "
         f"{list(TV_GRID)}. DIP: untrained generator, no training data (Van Veen et al. settings), "
@@ -233,6 +241,11 @@ def main() -> None:
               "| DCT | " + " | ".join(str(tuned["dct"].get(m, "-")) for m in ms) + " |",
               "| wavelet (db4, 3 levels) | " + " | ".join(str(tuned["wavelet"].get(m, "-")) for m in ms) + " |",
               "| TV (1/2-weighted data term) | " + " | ".join(str(tuned["tv"].get(m, "-")) for m in ms) + " |", "",
+              *(["Flow solves: final objective ||A G(z) - y||^2 (mean) / converged fraction / mean iterations: "
+                 + "; ".join(f"m = {m}: {table['Flow'][m]['objective']:.4g} / {table['Flow'][m]['converged']:.2f}"
+                             f" / {table['Flow'][m]['iterations']:.0f}"
+                             for m in ms if m in table["Flow"] and "converged" in table["Flow"][m]), ""]
+                if "Flow" in table else []),
               "Wall time per method and m (s): " + "; ".join(
                   f"{k}: " + ", ".join(f"{table[k][m]['seconds']:.1f}" for m in ms if m in table[k])
                   for k in methods), "",
