@@ -41,11 +41,25 @@ def _check_train_out(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .training import train_dcgan, train_flow, train_vae
+    from .training import train_dcgan, train_flow, train_patch_flow, train_vae
 
     command = "genprior-jax " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     _check_train_out(args)
     lr = args.lr
+    if args.lr_decay is not None and args.model != "flow":
+        raise ValueError(f"train {args.model}: --lr-decay applies to flow only")
+    if args.model == "patch-flow":
+        if args.resume or args.digits is not None:
+            raise ValueError("train patch-flow: --resume and --digits do not apply (it trains in minutes)")
+        _, metrics = train_patch_flow(args.config or "patch-flow-6", seed=args.seed,
+                                      epochs=int(_default(args.epochs, 12, "--epochs")),
+                                      steps_per_epoch=int(_default(args.steps, 500, "--steps")),
+                                      batch_size=int(_default(args.batch_size, 256, "--batch-size")),
+                                      learning_rate=float(_default(lr, 1e-3, "--lr")), out=args.out, command=command)
+        print(f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}: held-out patch NLL "
+              f"{metrics['test_nll']:.2f} nats ({metrics['test_bpd']:.3f} bits/dim), {metrics['train_seconds']:.0f} s;"
+              f" checkpoint: {args.out}")
+        return 0
     if args.model == "dcgan":
         if args.epochs is not None or args.digits is not None:
             raise ValueError("train dcgan: --epochs and --digits do not apply (use --steps)")
@@ -59,8 +73,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"{metrics['steps']} steps: d loss {metrics['final_d_loss']:.3f}, g loss {metrics['final_g_loss']:.3f}"
               f"{quality}, {metrics['train_seconds']:.0f} s; checkpoint: {args.out}")
         return 0
-    if args.lr_decay is not None and args.model != "flow":
-        raise ValueError(f"train {args.model}: --lr-decay applies to flow only")
     if args.steps is not None:
         raise ValueError(f"train {args.model}: --steps applies to dcgan only (use --epochs)")
     if args.model == "flow":
@@ -159,15 +171,16 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     from .solvers import Status, get_method
 
     _prepare_out(args.out)
-    needs_prior = get_method(args.method).needs_prior
-    prior = load_prior(args.prior) if needs_prior else None
+    method = get_method(args.method)
+    prior = load_prior(args.prior) if method.needs_prior else None
     files = load_image_files(args.images, _size_arg(args.size), args.gray)
-    if prior is not None:  # a trained prior has one image shape: never resize silently
+    if prior is not None and not method.any_size:  # a trained prior has one image shape: never resize silently
         wrong = [(n, img.shape) for n, img in files if tuple(img.shape) != tuple(prior.image_shape)]
         if wrong:
             raise ValueError(f"prior {prior.name!r} generates images of shape {tuple(prior.image_shape)}; "
                              f"{len(wrong)} image(s) differ, e.g. {wrong[0][0]!r} {wrong[0][1]}: use a method that "
-                             "needs no trained prior (tv, lasso-*, dip) at native size, or --size / --gray")
+                             "needs no trained prior (tv, lasso-*, dip) or the patch prior (patchnr --prior "
+                             "patch-flow) at native size, or --size / --gray")
     by_shape: dict[tuple[int, ...], list[int]] = {}
     for i, (_, img) in enumerate(files):
         by_shape.setdefault(tuple(img.shape), []).append(i)
@@ -230,20 +243,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--prior", default="vae-mnist", help="prior name or checkpoint path")
     demo.set_defaults(func=_cmd_demo)
 
-    train = sub.add_parser("train", **sub_kw, help="train a prior on the embedded MNIST digits and write a checkpoint")
-    train.add_argument("model", choices=["vae", "flow", "dcgan"], help="which prior to train")
+    train = sub.add_parser("train", **sub_kw, help="train a prior on the embedded MNIST digits (patch-flow: on "
+                           "scikit-image's photos) and write a checkpoint")
+    train.add_argument("model", choices=["vae", "flow", "dcgan", "patch-flow"], help="which prior to train")
     train.add_argument("--out", required=True, help="checkpoint directory to write")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--epochs", type=int, default=None,
-                       help="maximum epochs (vae: 300 with early stopping on validation ELBO; flow: 30)")
+                       help="maximum epochs (vae: 300 with early stopping on validation ELBO; flow: 30; "
+                            "patch-flow: 12)")
     train.add_argument("--patience", type=int, default=20, help="vae: stop after this many epochs without improvement")
     train.add_argument("--steps", type=int, default=None,
-                       help="dcgan: training steps, one D and one G update each (default 4000)")
+                       help="dcgan: training steps, one D and one G update each (default 4000); patch-flow: steps "
+                            "per epoch (default 500)")
     train.add_argument("--eval-steps", type=int, default=500,
                        help="dcgan: CSGM steps of the final quality check on 16 validation digits (0: skip it)")
-    train.add_argument("--batch-size", type=int, default=None, help="default 100 (vae), 64 (flow, dcgan)")
+    train.add_argument("--batch-size", type=int, default=None,
+                       help="default 100 (vae), 64 (flow, dcgan), 256 (patch-flow)")
     train.add_argument("--config", default=None,
-                       help="flow: glow-mnist (default) or realnvp-mnist; dcgan: dcgan-mnist (default)")
+                       help="flow: glow-mnist (default) or realnvp-mnist; dcgan: dcgan-mnist (default); "
+                            "patch-flow: patch-flow-6 (default)")
     train.add_argument("--digits", default=None, help="flow: train on these classes only, e.g. 0,1,2,3,4")
     train.add_argument("--resume", action="store_true", help="flow, dcgan: continue from <out>.state")
     train.add_argument("--overwrite", action="store_true",

@@ -39,6 +39,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "glow-mnist": {"kind": "glow", "image_shape": (28, 28, 1), "levels": 2, "steps": 8, "hidden": 64,
                    "scale_floor": 0.1},
     "realnvp-mnist": {"kind": "realnvp", "image_shape": (28, 28, 1), "levels": 2, "steps": 8, "hidden": 64},
+    # a patch prior for natural images of any size (grey 6x6 patches; genprior-jax train patch-flow)
+    "patch-flow-6": {"kind": "glow", "image_shape": (6, 6, 1), "levels": 1, "steps": 8, "hidden": 64,
+                     "scale_floor": 0.1},
     # The CelebA 64x64 Glow of Asim et al. / Oberlin & Verm (K = 32 steps, L = 4 levels); train it on a GPU/TPU.
     "glow-celeba64": {"kind": "glow", "image_shape": (64, 64, 3), "levels": 4, "steps": 32, "hidden": 512},
 }

@@ -17,6 +17,7 @@ from .lasso import LassoHyper, lasso, lasso_solver
 from .methods import METHODS, Method, Reconstruction, defaults, get_method, reconstruct, solve
 from .model_error import estimate_model_error
 from .options import RunOptions
+from .patch_prior import PatchHyper, patch_nll, patch_prior_solver, patchnr
 from .posterior import langevin_summary, sample_q
 from .runner import MemoryEstimate, Problem, Result, Solver, Status, estimate_memory, run
 from .tv import TVHyper, tv, tv_solver
@@ -33,6 +34,7 @@ __all__ = [
     "DIPHyper", "dip", "dip_solver", "learn_weight_prior",
     "LangevinHyper", "langevin", "langevin_solver",
     "LassoHyper", "lasso", "lasso_solver",
+    "PatchHyper", "patch_nll", "patch_prior_solver", "patchnr",
     "TVHyper", "tv", "tv_solver",
     "bm3d_denoise",
     # posterior summaries and helpers

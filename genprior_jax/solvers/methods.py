@@ -33,6 +33,7 @@ from .langevin import LangevinHyper, langevin
 from .lasso import LassoHyper, lasso
 from .model_error import estimate_model_error
 from .options import RunOptions, resolve_options
+from .patch_prior import PatchHyper, patchnr
 from .posterior import langevin_summary, sample_q
 from .runner import Result
 from .tv import TVHyper, tv
@@ -55,6 +56,8 @@ class Method(NamedTuple):
         lam: the keyword a generic regularization weight (the CLI's ``--lam``) sets, or None.
         lr: the keyword a generic step size (the CLI's ``--lr``) sets, or None.
         summary: one line for help texts.
+        any_size: the trained prior models patches, so the method reconstructs images of any size (patchnr);
+            otherwise a trained prior fixes the image shape.
     """
 
     name: str
@@ -67,6 +70,7 @@ class Method(NamedTuple):
     lam: str | None = "lam"
     lr: str | None = "learning_rate"
     summary: str = ""
+    any_size: bool = False
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
@@ -88,6 +92,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            summary="Lasso in a wavelet basis (FISTA)"),
     Method("tv", tv, TVHyper, False, linear_only=True, lr=None, summary="total variation (Chambolle-Pock PDHG)"),
     Method("dip", dip, DIPHyper, False, lam="lam_tv", summary="Deep Image Prior (untrained generator)"),
+    Method("patchnr", patchnr, PatchHyper, True, linear_only=True, any_size=True,
+           summary="patch-flow prior: min_x 1/2 ||A x - y||^2 + lam mean -log p(patches), any image size"),
 )}
 
 BAYES = ("map", "vi", "langevin")  # methods with a likelihood of known noise level sigma

@@ -1,7 +1,10 @@
-"""Training of priors on the embedded MNIST digits, with progress bars and atomic checkpoints."""
+"""Training of priors on the embedded MNIST digits (and of a patch flow on scikit-image's photos), with progress
+bars and atomic checkpoints."""
 
 from .dcgan import csgm_quality, dcgan_train_step, train_dcgan
 from .flow import dequantize, evaluate_bpd, train_flow
+from .patch_flow import TEST_IMAGES, TRAIN_IMAGES, natural_image, train_patch_flow
 from .vae import train_vae
 
-__all__ = ["csgm_quality", "dcgan_train_step", "dequantize", "evaluate_bpd", "train_dcgan", "train_flow", "train_vae"]
+__all__ = ["TEST_IMAGES", "TRAIN_IMAGES", "csgm_quality", "dcgan_train_step", "dequantize", "evaluate_bpd",
+           "natural_image", "train_dcgan", "train_flow", "train_patch_flow", "train_vae"]

@@ -1,0 +1,138 @@
+"""A learned patch prior for images of any size (PatchNR, Altekrueger et al. 2023; EPLL's idea with a flow).
+
+The regularizer is the mean negative log-likelihood of the image's patches under a small flow ``p`` trained on
+``k x k`` patches of natural images (:func:`~genprior_jax.training.train_patch_flow`)::
+
+    R(x) = 1/N sum_{n=1..N} -log p(P_n x),           x_hat = argmin_x  1/2 ||A x - y||^2 + lam R(x)
+
+with ``P_n`` the patch extraction of :mod:`genprior_jax.transforms.patches` (grid of stride ``s``; the grid's
+offset is drawn afresh at every step when ``s > 1``, so every pixel is covered on average; the objective that the
+runner's tolerance reads uses offset 0). This is the analysis formulation of Oberlin & Verm with
+``||E(x)||^2`` replaced by the exact patch NLL ``||E(p)||^2 / 2 - log|det dE/dp| + const``, and it scales to any
+image size: ``p`` only ever sees ``k x k`` patches. A grey patch prior (``C = 1``) on an RGB image treats each
+channel as a grey image. ``R`` is in nats per patch; its gradient flows back through the overlapping patches by
+the adjoint ``P^T`` (overlaps summed).
+
+Optimizer: Adam on the pixels (``learning_rate`` traced), from ``x0 = clip(A^+ y)`` (``init="pinv"``) or
+``clip(A^T y)`` (``"adjoint"``), as PatchNR (which uses Adam, a few hundred steps). The estimate is the final
+``x`` clipped to ``[0, 1]``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ..likelihoods import misfit
+from ..priors.base import Prior
+from ..transforms.patches import extract_patches, num_patches
+from .checks import check_hyper
+from .inits import BACKPROJECTIONS, backproject
+from .optim import make_optimizer, optimizer_step
+from .options import RunOptions
+from .runner import Problem, Result, Solver, run
+
+Array = jax.Array
+
+__all__ = ["PATCH_HYPER", "PatchHyper", "PatchState", "patch_nll", "patch_prior_solver", "patchnr"]
+
+
+class PatchHyper(NamedTuple):
+    lam: Array | float = 0.01
+    learning_rate: Array | float = 0.005
+
+
+PATCH_HYPER = PatchHyper()
+
+
+class PatchState(NamedTuple):
+    x: Array  # the image iterate, op.in_shape
+    opt_state: Any
+    key: Array  # for the patch grid's offset at each step
+
+
+def _channels_as_images(x: Array, c_prior: int) -> Array:
+    """``(H, W, C)`` -> ``(G, H, W, c_prior)``: the image itself, or each channel as a grey image."""
+    if x.shape[-1] == c_prior:
+        return x[None]
+    return jnp.moveaxis(x, -1, 0)[..., None]
+
+
+def patch_nll(log_prob: Any, params: Any, x: Array, size: int, stride: int = 1,
+              offset: Array | tuple[int, int] = (0, 0), c_prior: int = 1) -> Array:
+    """``R(x)``: the mean of ``-log_prob(params, patch)`` (nats) over the patches of one image ``x`` ``(H, W, C)``
+    on the grid of ``stride`` and ``offset`` (every channel separately when ``c_prior = 1 < C``)."""
+    imgs = _channels_as_images(x, c_prior)
+    patches = jax.vmap(lambda img: extract_patches(img, size, stride, offset))(imgs)
+    patches = patches.reshape(-1, size, size, c_prior)
+    return -jnp.mean(jax.vmap(log_prob, (None, 0))(params, patches))
+
+
+def _check_prior(prior: Prior, image_shape: tuple[int, ...], stride: int, who: str) -> tuple[int, int]:
+    if prior.log_prob is None:
+        raise ValueError(f"{who}: expected a prior with a density (a patch flow), got {prior.name!r} without log_prob")
+    k, k2, c_prior = (int(s) for s in prior.image_shape)
+    if k != k2:
+        raise ValueError(f"{who}: expected a prior on square patches, got image_shape {tuple(prior.image_shape)}")
+    if len(image_shape) != 3 or (image_shape[-1] != c_prior and c_prior != 1):
+        raise ValueError(f"{who}: a patch prior with {c_prior} channel(s) applies to images (H, W, {c_prior})"
+                         f"{' or any (H, W, C), channel by channel' if c_prior == 1 else ''}; got {tuple(image_shape)}")
+    num_patches(tuple(image_shape), k, stride)  # raises when the image is too small
+    return k, c_prior
+
+
+@functools.cache
+def patch_prior_solver(log_prob: Any, size: int, c_prior: int, stride: int = 1, init: str = "pinv") -> Solver:
+    """The :class:`Solver` for ``1/2 ||A x - y||^2 + lam R(x)`` (module docstring); Adam on ``x``; cached."""
+    if init not in BACKPROJECTIONS:
+        raise ValueError(f"patchnr: unknown init {init!r}; expected one of {BACKPROJECTIONS}")
+
+    def loss(x: Array, problem: Problem, hyper: PatchHyper, params: Any, offset: Array) -> Array:
+        data = misfit(problem.op, problem.op.mv(x), problem.y)
+        return 0.5 * data + hyper.lam * patch_nll(log_prob, params, x, size, stride, offset, c_prior)
+
+    def init_fn(key: Array, problem: Problem, hyper: PatchHyper, params: Any) -> PatchState:
+        x = backproject(problem, init)
+        return PatchState(x, make_optimizer("adam", hyper.learning_rate).init(x), key)
+
+    def step(state: PatchState, problem: Problem, hyper: PatchHyper, params: Any) -> tuple[PatchState, Array]:
+        key, k_off = jax.random.split(state.key)
+        offset = jax.random.randint(k_off, (2,), 0, stride) if stride > 1 else jnp.zeros(2, jnp.int32)
+        x, opt_state, value = optimizer_step("adam", make_optimizer("adam", hyper.learning_rate),
+                                             lambda v: loss(v, problem, hyper, params, offset), state.x,
+                                             state.opt_state)
+        return PatchState(x, opt_state, key), value
+
+    def objective(state: PatchState, problem: Problem, hyper: PatchHyper, params: Any) -> Array:
+        return loss(state.x, problem, hyper, params, jnp.zeros(2, jnp.int32))
+
+    def estimate(state: PatchState, problem: Problem, hyper: PatchHyper, params: Any) -> Array:
+        return jnp.clip(state.x, 0.0, 1.0)
+
+    return Solver(init_fn, step, objective, estimate)
+
+
+def patchnr(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array = PATCH_HYPER.lam,
+            learning_rate: float | Array = PATCH_HYPER.learning_rate, stride: int = 2, num_steps: int = 500,
+            init: str = "pinv", options: RunOptions | None = None, **run_options: Any) -> Result:
+    """Reconstruct images of any size with a patch-flow prior (module docstring).
+
+    Args:
+        prior: a flow on ``k x k x c`` patches (``gp.load_prior("patch-flow")``); ``c = 1`` also serves RGB images.
+        y, op: measurements ``(B, *op.out_shape)`` or one, and a linear operator on images of any size.
+        lam, learning_rate: traced. stride (patch grid step), num_steps, init (``"pinv"`` / ``"adjoint"``): static.
+        options: :class:`~genprior_jax.solvers.options.RunOptions` or its fields as keywords (``tol`` stops each
+            image when ``1/2 ||A x - y||^2 + lam R(x)`` on the offset-0 grid settles).
+
+    Returns:
+        :class:`Result`; ``x`` in ``[0, 1]``, ``objective`` the final ``1/2 ||A x - y||^2 + lam R(x)``.
+    """
+    size, c_prior = _check_prior(prior, tuple(op.in_shape), int(stride), "patchnr")
+    hyper = PatchHyper(lam, learning_rate)
+    check_hyper(hyper, "patchnr", positive=("learning_rate",))
+    solver = patch_prior_solver(prior.log_prob, size, c_prior, int(stride), init)
+    return run(solver, key, y, op, hyper, prior.params, num_steps=num_steps, num_restarts=1, options=options,
+               **run_options)
