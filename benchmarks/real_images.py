@@ -66,9 +66,9 @@ from genprior_jax.solvers import Problem, backproject  # noqa: E402
 TUNE_IMAGE = "camera"
 EVAL_IMAGES = ("coins", "moon", "astronaut", "coffee", "chelsea")
 CT_IMAGE = "shepp_logan_phantom"
-METHODS = ("tv", "lasso-wavelet", "dip", "deep-decoder")
+METHODS = ("tv", "lasso-wavelet", "dip", "deep-decoder", "patchnr")
 LABEL = {"baseline": "baseline", "tv": "TV", "lasso-wavelet": "Lasso-wavelet", "dip": "DIP",
-         "deep-decoder": "Deep Decoder"}
+         "deep-decoder": "Deep Decoder", "patchnr": "Patch flow"}
 
 # lam grids per method, for the image-domain tasks and for CT (the sinogram's scale is ~100x an image's)
 GRIDS = {
@@ -76,12 +76,14 @@ GRIDS = {
     "lasso-wavelet": {"image": (1e-3, 3e-3, 1e-2, 3e-2), "ct": (0.03, 0.3, 3.0)},
     "dip": {"image": (0.0, 0.01), "ct": (0.0, 0.1)},
     "deep-decoder": {"image": (0.0, 0.01), "ct": (0.0, 0.1)},
+    "patchnr": {"image": (3.0, 10.0, 30.0, 100.0), "ct": (100.0, 300.0, 1000.0, 3000.0)},
 }
 QUICK_GRIDS = {
     "tv": {"image": (3e-3, 3e-2), "ct": (0.3, 3.0)},
     "lasso-wavelet": {"image": (3e-3, 3e-2), "ct": (0.3, 3.0)},
     "dip": {"image": (0.01,), "ct": (0.1,)},
     "deep-decoder": {"image": (0.01,), "ct": (0.1,)},
+    "patchnr": {"image": (10.0,), "ct": (300.0,)},
 }
 
 
@@ -147,6 +149,9 @@ def solve(method: str, key: jax.Array, y: jax.Array, op: Any, lam: float, args: 
     elif method == "deep-decoder":
         rec = gp.reconstruct(None, key, y, op, method="dip", generator="deep-decoder", lam_tv=lam,
                              optimizer="adam", learning_rate=args.dd_lr, num_steps=args.dip_steps, options=opts)
+    elif method == "patchnr":
+        rec = gp.reconstruct(args.patch_prior_obj, key, y, op, method="patchnr", lam=lam, num_steps=args.patch_steps,
+                             learning_rate=args.patch_lr, stride=args.patch_stride, options=opts)
     else:
         raise ValueError(f"unknown method {method!r}")
     x = np.asarray(jax.block_until_ready(rec.x))
@@ -181,7 +186,7 @@ def run_task(task: str, cfg: dict[str, Any], images: dict[str, np.ndarray], tune
         return measure(jax.random.fold_in(k_noise, sum(map(ord, name))), op_for(x.shape), jnp.asarray(x), args.noise)
 
     out: dict[str, Any] = {"spec": cfg["spec"](tune.shape), "baseline_kind": cfg["baseline"], "methods": {}}
-    y_tune = observe(TUNE_IMAGE, tune)
+    y_tune = observe(args.tune_image, tune)
     ys = {name: observe(name, x) for name, x in images.items()}
     rows: dict[str, list[np.ndarray]] = {"truth": [rgb(x) for x in images.values()]}
     caps: dict[str, list[str]] = {"truth": list(images)}
@@ -220,7 +225,8 @@ def run_task(task: str, cfg: dict[str, Any], images: dict[str, np.ndarray], tune
                                   "lam_at_grid_edge": len(grid) > 1 and best in (grid[0], grid[-1]),
                                   "per_image": per}
     save_grid({k: np.stack(v) for k, v in rows.items()}, os.path.join(RESULTS, f"{prefix}_{task}.png"),
-              captions=caps, title=f"{task} ({out['spec']}, noise {args.noise}); lam tuned on {TUNE_IMAGE}",
+              captions=caps,
+              title=f"{task} ({out['spec']}, noise {args.noise}); lam tuned on {args.tune_image}",
               cell=1.6)
     return out
 
@@ -246,13 +252,21 @@ def main() -> None:
     ap.add_argument("--dip-steps", type=int, default=2000, help="step cap of DIP and the Deep Decoder")
     ap.add_argument("--dd-lr", type=float, default=0.01, help="Adam step of the Deep Decoder")
     ap.add_argument("--tol", type=float, default=1e-5, help="relative objective change per 10 steps to stop")
+    ap.add_argument("--patch-prior", default="patch-flow", help="patchnr: patch-flow prior name or checkpoint path")
+    ap.add_argument("--patch-steps", type=int, default=500, help="patchnr: Adam step cap")
+    ap.add_argument("--patch-lr", type=float, default=0.005, help="patchnr: Adam step on the pixels")
+    ap.add_argument("--patch-stride", type=int, default=2, help="patchnr: patch grid stride")
+    ap.add_argument("--tune-image", default=TUNE_IMAGE, help="the one image lam is tuned on")
+    ap.add_argument("--prefix", default="real_images", help="results file prefix")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="smoke run: 128x128, coins + astronaut, few steps")
     args = ap.parse_args()
-    grids, prefix = GRIDS, "real_images"
+    grids, prefix = GRIDS, args.prefix
+    args.patch_prior_obj = gp.load_prior(args.patch_prior) if "patchnr" in args.methods else None
     if args.quick:
         args.size, args.images, args.steps, args.dip_steps = 128, ["coins", "astronaut"], 60, 30
-        grids, prefix = QUICK_GRIDS, "real_images_quick"
+        args.patch_steps = 30
+        grids, prefix = QUICK_GRIDS, f"{args.prefix}_quick"
     if args.size % 4:
         raise SystemExit(f"--size must be divisible by 4 (x4 super-resolution, Deep Decoder), got {args.size}")
 
@@ -261,7 +275,7 @@ def main() -> None:
     unknown = sorted(set(chosen) - set(tasks))
     if unknown:
         raise SystemExit(f"unknown tasks {unknown}; expected some of {list(tasks)}")
-    tune = load_image(TUNE_IMAGE, args.size)
+    tune = load_image(args.tune_image, args.size)
     natural = {name: load_image(name, args.size) for name in args.images}
     phantom = {"shepp_logan_phantom": load_image(CT_IMAGE, args.size)}
     key = jax.random.key(args.seed)
@@ -277,18 +291,22 @@ def main() -> None:
 
     info = machine_info()
     command = "python benchmarks/real_images.py " + " ".join(sys.argv[1:])
-    write_json(f"{prefix}.json", {"machine": info, "command": command, "args": vars(args), "tune_image": TUNE_IMAGE,
+    plain_args = {k: v for k, v in vars(args).items() if k != "patch_prior_obj"}
+    write_json(f"{prefix}.json", {"machine": info, "command": command, "args": plain_args,
+                                  "tune_image": args.tune_image,
                                   "grids": {m: {k: list(v) for k, v in g.items()} for m, g in grids.items()},
                                   "results": results, "total_seconds": total})
     lines = [f"# Natural images ({args.size}x{args.size}, scikit-image): classical baselines vs untrained generators",
              "", f"Command: `{command}`  ", machine_line(info) + "  ",
              f"Evaluation images: {', '.join(args.images)} (CT: the Shepp-Logan phantom); centre square crop, "
              f"bilinear anti-aliased resize to {args.size}x{args.size}. Noise std {args.noise}. lam per task and "
-             f"method tuned by PSNR on `{TUNE_IMAGE}` only. TV / Lasso: tol {args.tol} (10-step relative objective "
-             f"change), cap {args.steps} steps; DIP / Deep Decoder: cap {args.dip_steps} steps, same tolerance; Deep "
-             f"Decoder Adam {args.dd_lr}. Time: median wall seconds per image (one image per call). Total "
+             f"method tuned by PSNR on `{args.tune_image}` only. TV / Lasso: tol {args.tol} (10-step relative "
+             f"objective change), cap {args.steps} steps; DIP / Deep Decoder: cap {args.dip_steps} steps, same "
+             f"tolerance; Deep Decoder Adam {args.dd_lr}; patch flow (patchnr, {args.patch_prior}): Adam "
+             f"{args.patch_lr}, stride {args.patch_stride}, cap {args.patch_steps} steps, same tolerance. "
+             "Time: median wall seconds per image (one image per call). Total "
              f"{total:.0f} s. Objective: TV 1/2||Ax-y||^2 + lam TV(x); Lasso ||Ax-y||^2 + lam||c||_1; "
-             "DIP / Deep Decoder the best iterate's ||Ax-y||^2.", ""]
+             "DIP / Deep Decoder the best iterate's ||Ax-y||^2; patch flow 1/2||Ax-y||^2 + lam R(x).", ""]
     for task, r in results.items():
         lines += [f"## {task} (`{r['spec']}`)", "",
                   "| method | PSNR | SSIM | s / image | converged | objective | lam |", "|---|---|---|---|---|---|---|"]
