@@ -38,6 +38,7 @@ SUITE: dict[str, Benchmark] = {
     "dip_check": Benchmark("dip_check.py", None, ("--mse",)),
     "asim_convergence": Benchmark("asim_convergence.py", ("--quick",)),
     "memory_chunks": Benchmark("memory_chunks.py", None),
+    "tv_batch": Benchmark("tv_batch.py", ("--quick",)),
 }
 SIZES = ("quick", "full")
 

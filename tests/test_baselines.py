@@ -16,6 +16,7 @@ from skimage.restoration import denoise_tv_chambolle
 import genprior_jax as gp
 from genprior_jax.operators import GaussianCS, Identity, RandomMask
 from genprior_jax.solvers import Status, bm3d_denoise, lasso, tv
+from genprior_jax.solvers.methods import defaults
 from genprior_jax.solvers.runner import trace_count
 from genprior_jax.transforms import (
     WAVELETS,
@@ -23,6 +24,7 @@ from genprior_jax.transforms import (
     Gradient,
     WaveletBasis,
     dct2,
+    detail_weights,
     dwt2,
     idct2,
     idwt2,
@@ -100,6 +102,32 @@ def test_wavelet_basis_pads_28_to_32_as_a_parseval_frame():
     assert odd.in_shape == (16, 20, 2)
     z = jax.random.normal(jax.random.key(2), (13, 20, 2))
     np.testing.assert_allclose(odd.T(z), dwt2(jnp.pad(z, ((1, 2), (0, 0), (0, 0))), "haar", 2), atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(256, 256, 1), (250, 203, 2)])
+def test_wavelet_basis_matches_pywavelets_at_image_sizes(shape):
+    """db4, 3 levels: at 256x256 (no padding) S^T is pywt's periodized transform and S its inverse; at 250x203
+    (padded to 256x208: 3 rows above, 3 below, 2 columns left, 3 right) S^T x is pywt's transform of the
+    zero-padded image and S crops pywt's inverse."""
+    s = WaveletBasis(shape, "db4", 3)
+    pads = ((3, 3), (2, 3), (0, 0)) if shape[0] == 250 else ((0, 0), (0, 0), (0, 0))
+    assert s.in_shape == (256, 256 if shape[1] == 256 else 208, shape[2])
+    x = np.asarray(jax.random.uniform(jax.random.key(3), shape))
+    np.testing.assert_allclose(s.T(jnp.asarray(x)), _pywt_coeffs(np.pad(x, pads), "db4", 3), atol=1e-5)
+    c = np.asarray(jax.random.normal(jax.random.key(4), s.in_shape))
+    _, slices = pywt.coeffs_to_array(pywt.wavedec2(np.zeros(s.in_shape[:2]), "db4", mode="periodization", level=3))
+    ref = np.stack([pywt.waverec2(pywt.array_to_coeffs(c[..., k].astype(np.float64), slices, output_format="wavedec2"),
+                                  "db4", mode="periodization") for k in range(shape[2])], axis=-1)
+    (top, _), (left, _), _ = pads
+    np.testing.assert_allclose(s(jnp.asarray(c)), ref[top:top + shape[0], left:left + shape[1]], atol=1e-5)
+
+
+def test_detail_weights_zero_the_coarse_block():
+    w = detail_weights((32, 16, 2), 3)
+    assert w.shape == (32, 16, 2) and w.dtype == np.float32
+    assert np.all(w[:4, :2] == 0) and w.sum() == 32 * 16 * 2 - 4 * 2 * 2
+    with pytest.raises(ValueError, match=r"divisible by 2\^levels = 8"):
+        detail_weights((28, 28, 1), 3)
 
 
 def test_transform_bad_inputs():
@@ -234,11 +262,12 @@ def test_tv_bad_inputs():
 # -- wavelet Lasso ----------------------------------------------------------------------------------------------
 
 def test_wavelet_lasso_on_identity_is_pywt_soft_thresholding():
-    """A = I, square orthonormal W: argmin ||x - y||^2 + lam ||W x||_1 = W^T soft(W y, lam / 2)."""
+    """A = I, square orthonormal W, penalize_coarse=True: argmin ||x - y||^2 + lam ||W x||_1 is
+    W^T soft(W y, lam / 2)."""
     y = np.asarray(jax.random.uniform(jax.random.key(0), (16, 16, 1)))
     lam = 0.3
     res = lasso(jax.random.key(1), y, Identity(y.shape), lam=lam, basis="wavelet", wavelet="db2", levels=2,
-                num_steps=300)
+                penalize_coarse=True, num_steps=300)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         coeffs = pywt.wavedec2(y[..., 0].astype(np.float64), "db2", mode="periodization", level=2)
@@ -246,6 +275,50 @@ def test_wavelet_lasso_on_identity_is_pywt_soft_thresholding():
             [tuple(pywt.threshold(d, lam / 2, "soft") for d in level) for level in coeffs[1:]]  # every coefficient
         ref = pywt.waverec2(shrunk, "db2", mode="periodization")
     np.testing.assert_allclose(np.asarray(res.state.x)[..., 0], ref, atol=1e-5)
+
+
+def test_wavelet_lasso_without_coarse_penalty_keeps_the_approximation_band():
+    """penalize_coarse=False, A = I, square orthonormal W: the minimiser of ||x - y||^2 + lam sum_details |(W x)_i|
+    keeps the approximation band of W y (its least-squares value) and soft-thresholds the details at lam / 2."""
+    y = np.asarray(jax.random.uniform(jax.random.key(0), (16, 16, 1)))
+    lam = 0.3
+    res = lasso(jax.random.key(1), y, Identity(y.shape), lam=lam, basis="wavelet", wavelet="db2", levels=2,
+                penalize_coarse=False, num_steps=300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        coeffs = pywt.wavedec2(y[..., 0].astype(np.float64), "db2", mode="periodization", level=2)
+        shrunk = [coeffs[0]] + [tuple(pywt.threshold(d, lam / 2, "soft") for d in level) for level in coeffs[1:]]
+        ref = pywt.waverec2(shrunk, "db2", mode="periodization")
+    np.testing.assert_allclose(np.asarray(res.state.c)[:4, :4, 0], coeffs[0], atol=1e-5)  # untouched
+    np.testing.assert_allclose(np.asarray(res.state.x)[..., 0], ref, atol=1e-5)
+    assert np.any(np.abs(coeffs[0]) > lam / 2)  # the penalised solve would have shrunk them
+    penalised = lasso(jax.random.key(1), y, Identity(y.shape), lam=lam, basis="wavelet", wavelet="db2", levels=2,
+                      penalize_coarse=True, num_steps=300)
+    assert np.max(np.abs(np.asarray(penalised.state.c)[:4, :4, 0] - coeffs[0])) > 0.1
+
+
+def test_penalize_coarse_through_lasso_and_the_registry():
+    """The option reaches the solver from gp.lasso and from gp.reconstruct(method="lasso-wavelet"), whose default
+    is the wrapper's; it is static (one compilation per value), and ignored by the other bases."""
+    shape = (12, 12, 1)
+    key = jax.random.key(0)
+    op = RandomMask(key, shape, 0.5)
+    y = op(jnp.asarray(gp.load_mnist("test", n=1).images[0, 2:26:2, 2:26:2]))
+    kw = {"lam": 0.05, "num_steps": 200}
+    assert defaults("lasso-wavelet")["penalize_coarse"] == lasso.__kwdefaults__["penalize_coarse"]
+    for flag in (True, False):
+        direct = gp.lasso(key, y, op, basis="wavelet", penalize_coarse=flag, **kw)
+        via = gp.reconstruct(None, key, y, op, method="lasso-wavelet", penalize_coarse=flag, **kw)
+        np.testing.assert_allclose(via.x, direct.x, atol=1e-6)
+    on = gp.lasso(key, y, op, basis="wavelet", penalize_coarse=True, **kw)
+    off = gp.lasso(key, y, op, basis="wavelet", penalize_coarse=False, **kw)
+    assert float(jnp.max(jnp.abs(on.state.c[:2, :2] - off.state.c[:2, :2]))) > 1e-3
+    default = gp.reconstruct(None, key, y, op, method="lasso-wavelet", **kw)
+    np.testing.assert_allclose(default.x, on.x if lasso.__kwdefaults__["penalize_coarse"] else off.x, atol=1e-6)
+    np.testing.assert_allclose(gp.lasso(key, y, op, basis="dct", penalize_coarse=False, **kw).x,
+                               gp.lasso(key, y, op, basis="dct", **kw).x, atol=1e-6)
+    with pytest.raises(ValueError, match="expected penalize_coarse to be a bool, got 'no'"):
+        gp.lasso(key, y, op, basis="wavelet", penalize_coarse="no")
 
 
 def test_padded_wavelet_lasso_satisfies_optimality_conditions():
@@ -257,7 +330,8 @@ def test_padded_wavelet_lasso_satisfies_optimality_conditions():
     x_true = gp.load_mnist("test", n=1).images[0, 2:26:2, 2:26:2]
     y = op(jnp.asarray(x_true))
     lam = 0.05
-    res = lasso(key, y, op, lam=lam, basis="wavelet", wavelet="haar", levels=3, num_steps=3000)
+    res = lasso(key, y, op, lam=lam, basis="wavelet", wavelet="haar", levels=3, penalize_coarse=True,
+                num_steps=3000)
     s = make_basis("wavelet", shape, wavelet="haar", levels=3)
     assert s.in_shape == (16, 16, 1)
     c = np.asarray(res.state.c).ravel()
@@ -268,7 +342,7 @@ def test_padded_wavelet_lasso_satisfies_optimality_conditions():
     np.testing.assert_allclose(g[active], -lam * np.sign(c[active]), atol=2e-3)
     assert np.all(np.abs(g[~active]) <= lam + 2e-3)
     before = trace_count()
-    lasso(key, y, op, lam=0.1, basis="wavelet", wavelet="haar", levels=3, num_steps=3000)
+    lasso(key, y, op, lam=0.1, basis="wavelet", wavelet="haar", levels=3, penalize_coarse=True, num_steps=3000)
     assert trace_count() == before
 
 

@@ -39,7 +39,7 @@ from ..operators.base import LinearOperator
 from ..operators.numerics import operator_norm_sq
 from ..operators.validation import require_linear
 from ..transforms import Gradient, tv_norm
-from ..transforms.finite_diff import GRADIENT_NORM_SQ_BOUND
+from ..transforms.finite_diff import GRADIENT_NORM_SQ_BOUND, pair_norm
 from .options import RunOptions
 from .runner import Problem, Result, Solver, run
 
@@ -83,8 +83,7 @@ def tv_solver(box: bool = True) -> Solver:
         op, grad = problem.op, Gradient(problem.op.in_shape)
         q = (state.q + state.sigma * (op.mv(state.x_bar) - problem.y)) / (1.0 + state.sigma)
         r = state.r + state.sigma * grad.mv(state.x_bar)
-        r = r * (hyper.lam / jnp.maximum(jnp.sqrt(jnp.sum(r**2, axis=-1, keepdims=True)),
-                                         jnp.maximum(hyper.lam, 1e-30)))
+        r = r * (hyper.lam / jnp.maximum(pair_norm(r), jnp.maximum(hyper.lam, 1e-30)))[..., None]
         x = state.x - state.tau * (op.rmv(q) + grad.rmv(r))
         if box:
             x = jnp.clip(x, 0.0, 1.0)

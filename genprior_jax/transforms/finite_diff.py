@@ -7,6 +7,7 @@ x[i, j, c]`` (0 on the last column): the Neumann-boundary discretisation of Cham
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 from ..operators.base import Array, LinearOperator, Shape
@@ -37,7 +38,24 @@ class Gradient(LinearOperator):
         return -(div0 + div1)
 
 
+def pair_norm(p: Array) -> Array:
+    """``sqrt(p[..., 0]^2 + p[..., 1]^2)``: the pointwise length of a gradient field ``(..., 2)``.
+
+    Written with two slices, not ``sqrt(sum(p**2, axis=-1))``: XLA:CPU (jax 0.10) hands a batched (vmapped)
+    reduction over that length-2 axis to its YNNPACK reduce fusion, some 20x slower than XLA's own loop; that
+    made a batch of TV solves ~5x slower per image than a loop of single ones (``benchmarks/tv_batch.py``)."""
+    return jnp.sqrt(p[..., 0] ** 2 + p[..., 1] ** 2)
+
+
+def _total(m: Array) -> Array:
+    """``sum(m)`` as a dot product with ones: XLA:CPU fuses a batched ``jnp.sum`` of this gradient magnitude
+    (pads, squares, a square root) into a YNNPACK reduction that ran 10-60x slower than the plain loop (the
+    objective of a batched TV solve with a tolerance, which is read every step); a dot is not fused so."""
+    v = m.reshape(-1)
+    return jnp.dot(v, jnp.ones_like(v), precision=jax.lax.Precision.HIGHEST)
+
+
 def tv_norm(x: Array) -> Array:
     """Isotropic total variation ``sum_{i,j,c} sqrt((D x)[i,j,c,0]^2 + (D x)[i,j,c,1]^2)`` of one ``(H, W, C)``
     image (each channel's TV, summed). Not differentiable where a difference vanishes; for objective values."""
-    return jnp.sum(jnp.sqrt(jnp.sum(Gradient(x.shape).mv(x) ** 2, axis=-1)))
+    return _total(pair_norm(Gradient(x.shape).mv(x)))

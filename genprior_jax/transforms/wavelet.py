@@ -132,6 +132,23 @@ def padded_size(n: int, levels: int) -> int:
     return -(-int(n) // block) * block
 
 
+def detail_weights(shape: tuple[int, ...], levels: int) -> np.ndarray:
+    """Per-coefficient ``0/1`` weights ``(H, W, C)`` float32 for a coefficient array of ``shape`` (``H``, ``W``
+    divisible by ``2^levels``): 0 on the coarsest approximation block ``[:H/2^L, :W/2^L]`` (every channel), 1 on
+    all detail coefficients. The weights of a Lasso that thresholds the details only (deepinv's wavelet prior).
+
+    >>> detail_weights((8, 8, 1), 2)[..., 0].astype(int)[:3, :3]
+    array([[0, 0, 1],
+           [0, 0, 1],
+           [1, 1, 1]])
+    """
+    levels = check_wavelet("haar", levels, "detail_weights")
+    _check_levels(tuple(shape), levels, "detail_weights")
+    w = np.ones(tuple(shape), np.float32)
+    w[: shape[0] >> levels, : shape[1] >> levels] = 0.0
+    return w
+
+
 class WaveletBasis(LinearOperator):
     """Synthesis operator ``S c = crop(idwt2(c))`` of an orthonormal wavelet basis, for images of any size.
 
@@ -141,6 +158,8 @@ class WaveletBasis(LinearOperator):
     ``S^T x = dwt2(zero_pad(x))`` is the analysis operator, exactly the transpose of ``S`` because zero-padding is
     the transpose of cropping. ``S S^T = I`` (a Parseval tight frame: ``||S^T x|| = ||x||``); when no padding is
     needed ``S`` is square and orthogonal, ``S^T S = I`` too. Per channel; periodic boundary on the padded grid.
+    The coarsest approximation coefficients are the top-left ``H'/2^levels x W'/2^levels`` block of ``c``
+    (:func:`detail_weights`).
     """
 
     _static = ("in_shape", "out_shape", "wavelet", "levels")
