@@ -14,6 +14,7 @@ from genprior_jax.operators import GaussianCS
 from genprior_jax.priors import (
     UntrainedGenerator,
     WeightPrior,
+    default_deep_decoder,
     fit_weight_prior,
     layer_means,
     untrained_generator,
@@ -94,6 +95,41 @@ def test_generator_shapes_and_range(key, name, shape, kw, latent):
     assert gen.num_weights() == sum(a.size for a in jax.tree_util.tree_leaves(w))
 
 
+@pytest.mark.parametrize("shape", [(303, 384, 1), (65, 70, 3)])
+def test_deep_decoder_any_size(key, shape):
+    # the default architecture for the size generates exactly the requested (odd, non-divisible) shape
+    gen = untrained_generator("deep-decoder", shape)
+    size = default_deep_decoder(shape)
+    assert dict(gen.config) == size._asdict() and 2**size.num_upsample <= min(shape[:2])
+    assert gen.latent_shape == (-(-shape[0] // 2**size.num_upsample), -(-shape[1] // 2**size.num_upsample),
+                                size.width)
+    x = jax.jit(lambda k: gen.generate(gen.init(k), jax.random.normal(k, gen.latent_shape)))(key)
+    assert x.shape == shape and bool(jnp.all((x >= 0) & (x <= 1))) and float(jnp.std(x)) > 1e-3
+
+
+def test_deep_decoder_defaults_fit_the_size():
+    assert default_deep_decoder((28, 28, 1)) == (16, 2)  # the former fixed default, where it fitted
+    assert default_deep_decoder((64, 64, 3)) == (16, 3)
+    assert default_deep_decoder((256, 256, 3)) == (64, 5)
+    assert default_deep_decoder((512, 512, 3)) == (128, 5)  # Heckel & Hand: k = 128, a 16 x 16 input
+    for shape in [(28, 28, 1), (65, 70, 3), (303, 384, 1), (512, 512, 3)]:
+        gen = untrained_generator("deep-decoder", shape)
+        assert 8 * gen.num_weights() <= 1.1 * np.prod(shape) or dict(gen.config)["width"] == 16
+    # sizes divisible by 2^u: exact x2 upsampling, the input 2^u times smaller
+    assert untrained_generator("deep-decoder", (64, 32, 1), num_upsample=3).latent_shape[:2] == (8, 4)
+    with pytest.raises(ValueError, match=r"expected 2\^num_upsample <= min\(H, W\).*got 2\^3 = 8"):
+        untrained_generator("deep-decoder", (6, 40, 1), num_upsample=3)
+
+
+def test_dip_at_a_non_divisible_size(key):
+    shape = (27, 37, 3)
+    op = gp.operators.RandomMask(key, shape, 0.5)
+    y = op.mv(jax.random.uniform(key, shape))
+    rec = gp.reconstruct(None, key, y, op, method="dip", num_steps=3)
+    assert rec.x.shape == shape and bool(jnp.all(jnp.isfinite(rec.x)))
+    assert int(rec.status) == Status.OK
+
+
 def test_dcgan_conv_implementations_agree(key):
     gen, gen_lax = (untrained_generator("dcgan", SHAPE, ngf=2, z_dim=8, conv=c) for c in ("im2col", "lax"))
     w = gen.init(key)
@@ -130,7 +166,8 @@ def test_generator_init_matches_the_module_initialisers(key):
 
 
 @pytest.mark.parametrize("bad", [
-    dict(name="gan"), dict(name="dcgan", image_shape=(32, 32, 1)), dict(name="deep-decoder", image_shape=(30, 30, 1)),
+    dict(name="gan"), dict(name="dcgan", image_shape=(32, 32, 1)),
+    dict(name="deep-decoder", image_shape=(30, 30, 1), num_upsample=5),  # 2^5 > 30: a stage would not upsample
     dict(name="dcgan", ngf=0), dict(name="deep-decoder", width=2.5), dict(name="dcgan", image_shape=(28, 28)),
     dict(name="dcgan", conv="fft"), dict(name="deep-decoder", num_upsample=-1),
 ])

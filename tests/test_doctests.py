@@ -6,7 +6,7 @@ import importlib
 import pytest
 
 MODULES = ["genprior_jax.operators.registry", "genprior_jax.operators.base", "genprior_jax.metrics",
-           "genprior_jax.transforms.wavelet", "genprior_jax.solvers.csgm"]
+           "genprior_jax.transforms.wavelet", "genprior_jax.solvers.csgm", "genprior_jax.priors.untrained"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -20,8 +20,10 @@ from .registry import available_priors, load_prior
 from .untrained import (
                    CONV_IMPLS,
                    GENERATORS,
+                   DeepDecoderSize,
                    UntrainedGenerator,
                    WeightPrior,
+                   default_deep_decoder,
                    fit_weight_prior,
                    layer_means,
                    untrained_generator,
@@ -31,7 +33,8 @@ from .vae import elbo, init_vae, vae_functions, vae_prior
 
 __all__ = ["DCGAN_CONFIGS", "Prior", "available_priors", "dcgan_functions", "dcgan_modules", "dcgan_prior", "elbo",
            "init_dcgan", "init_vae", "load_prior", "vae_functions", "vae_prior", "CONV_IMPLS", "GENERATORS",
-           "UntrainedGenerator", "WeightPrior", "fit_weight_prior", "layer_means", "untrained_generator",
+           "DeepDecoderSize", "UntrainedGenerator", "WeightPrior", "default_deep_decoder", "fit_weight_prior",
+           "layer_means", "untrained_generator",
            "weight_penalty", "FLOW_CONFIGS", "FLOW_KINDS", "MultiScaleFlow", "batch_log_prob", "bits_per_dim",
            "flow_functions", "flow_prior", "init_flow", "latent_part_shapes", "ActNorm", "AffineCoupling",
            "InvConv1x1", "Reverse"]

@@ -21,9 +21,19 @@ prior. Two architectures, in Flax, both mapping one input to one image ``(H, W, 
   the default here is ``ngf = 16`` (0.22 M weights): with the reference DIP settings it recovered 16 MNIST test
   digits *better* (per-pixel MSE 0.009 vs 0.045 at m = 100, 0.040 vs 0.125 at m = 50; the wider network fits
   the noise sooner) in 1/12 of the time on a CPU (``benchmarks/results/dip_check_ngf.md``).
-- ``"deep-decoder"``: Heckel & Hand (2019). Input ``z`` of shape ``(H / 2^u, W / 2^u, k)``; ``u + 1`` blocks
-  ``1x1 conv (k -> k) -> bilinear up x2 (all but the last block) -> relu -> norm``, then a ``1x1`` conv to ``C``
-  channels and a sigmoid. No biases; ``3 k^2 + 6 k + k C`` weights for ``u = 2``.
+- ``"deep-decoder"``: Heckel & Hand (2019), at any ``H x W``. With the spatial sizes
+  ``H_u = H, H_{j-1} = ceil(H_j / 2)`` (and ``W_j`` alike), input ``z`` of shape ``(H_0, W_0, k)`` and ``u + 1``
+  blocks ``1x1 conv (k -> k) -> bilinear resize H_j x W_j -> H_{j+1} x W_{j+1} (all but the last block) -> relu
+  -> norm``, then a ``1x1`` conv to ``C`` channels and a sigmoid. No biases; ``(u + 1) (k^2 + 2 k) + k C``
+  weights (``3 k^2 + 6 k + k C`` for ``u = 2``). Where ``2^u`` divides ``H`` and ``W`` every resize is the paper's
+  bilinear upsampling x2; at other sizes some stages resize ``n -> 2 n - 1`` instead, so the network generates
+  the requested size exactly (no padding to a multiple of ``2^u`` and cropping: no pixels computed and thrown
+  away, no border the fit never sees). It needs ``2^u <= min(H, W)`` (each stage then enlarges the image).
+  Default sizes for an image (:func:`default_deep_decoder`): ``u`` the largest of ``0..5`` with
+  ``7 * 2^u <= min(H, W)`` (an input of 7 to 13 pixels a side, 16 x 16 at 512 x 512 as in the paper's
+  six-layer decoder), ``k`` the largest power of two in ``16..128`` with ``(u + 1) k^2 <= H W C / 8`` (a network
+  with about 8 times fewer weights than the image has values, under-parameterised as the paper's: ``k = 128`` at
+  512 x 512 x 3, 64 at 256 x 256 x 3, 16 at 28 x 28 and 64 x 64 x 3).
 
 The DCGAN's convolutions are by default computed as one matrix product over ``k x k`` shifted copies of the input
 (im2col, ``conv="im2col"``): under ``vmap`` over per-image weights this is a batched matrix product, where
@@ -66,16 +76,19 @@ def _torch_uniform(fan: str) -> Callable[..., Array]:
 def conv2d(x: Array, kernel: Array, padding: int, impl: str = "im2col") -> Array:
     """Cross-correlation of one image ``x`` ``(H, W, C_in)`` with ``kernel`` ``(k, k, C_in, C_out)``, zero
     padding ``padding`` on every side, stride 1: ``out[i, j] = sum_{a, b} x_pad[i + a, j + b] @ kernel[a, b]``,
-    shape ``(H + 2 p - k + 1, W + 2 p - k + 1, C_out)``. ``impl="im2col"``: ``k^2`` shifted copies and one matrix
-    product (fast on a CPU under ``vmap`` over kernels); ``"lax"``: ``lax.conv_general_dilated`` (a grouped
-    convolution under ``vmap``; the natural choice on a GPU)."""
+    shape ``(H + 2 p - k + 1, W + 2 p - k + 1, C_out)``. ``impl="im2col"``: the ``k^2`` shifted copies
+    ``x_pad[a:, b:]`` side by side (built in two passes, ``k`` shifts along ``W`` then ``k`` along ``H``: ``2 k``
+    slices instead of ``k^2``, fewer operations for XLA to compile) and one matrix product (fast on a CPU under
+    ``vmap`` over kernels); ``"lax"``: ``lax.conv_general_dilated`` (a grouped convolution under ``vmap``; the
+    natural choice on a GPU)."""
     if impl == "lax":
         return jax.lax.conv_general_dilated(x[None], kernel, (1, 1), [(padding, padding)] * 2,
                                             dimension_numbers=("NHWC", "HWIO", "NHWC"))[0]
     k = kernel.shape[0]
     xp = jnp.pad(x, ((padding, padding), (padding, padding), (0, 0)))
     ho, wo = xp.shape[0] - k + 1, xp.shape[1] - k + 1
-    patches = jnp.concatenate([xp[a:a + ho, b:b + wo] for a in range(k) for b in range(k)], axis=-1)
+    cols = jnp.concatenate([xp[:, b:b + wo] for b in range(k)], axis=-1)  # (H_pad, wo, k C_in): (b, c)
+    patches = jnp.concatenate([cols[a:a + ho] for a in range(k)], axis=-1)  # (ho, wo, k^2 C_in): (a, b, c)
     out = patches.reshape(ho * wo, -1) @ kernel.reshape(-1, kernel.shape[-1])
     return out.reshape(ho, wo, kernel.shape[-1])
 
@@ -116,8 +129,17 @@ def _upsample_nearest(h: Array) -> Array:
     return jnp.repeat(jnp.repeat(h, 2, axis=0), 2, axis=1)
 
 
-def _upsample_bilinear(h: Array) -> Array:
-    return jax.image.resize(h, (2 * h.shape[0], 2 * h.shape[1], h.shape[2]), "bilinear")
+def _resize_bilinear(h: Array, size: tuple[int, int]) -> Array:
+    return jax.image.resize(h, (*size, h.shape[2]), "bilinear")
+
+
+def deep_decoder_sizes(n: int, num_upsample: int) -> tuple[int, ...]:
+    """The Deep Decoder's spatial sizes along one axis, input first: ``(n_0, ..., n_u)`` with ``n_u = n`` and
+    ``n_{j-1} = ceil(n_j / 2)`` (``n / 2^(u - j)`` where ``2^u`` divides ``n``)."""
+    sizes = [int(n)]
+    for _ in range(num_upsample):
+        sizes.append(-(-sizes[-1] // 2))
+    return tuple(reversed(sizes))
 
 
 class DCGANGenerator(nn.Module):
@@ -139,19 +161,27 @@ class DCGANGenerator(nn.Module):
 
 
 class DeepDecoder(nn.Module):
-    """Heckel & Hand's deep decoder: ``(H / 2^u, W / 2^u, k) -> (H, W, channels)`` (module docstring)."""
+    """Heckel & Hand's deep decoder: ``(H_0, W_0, k) -> (H, W, channels)`` (module docstring); ``image_hw`` is
+    ``(H, W)``, None for ``2^u`` times the input's size."""
 
     width: int = 16
     num_upsample: int = 2
     channels: int = 1
+    image_hw: tuple[int, int] | None = None
 
     @nn.compact
     def __call__(self, z: Array) -> Array:
+        u = self.num_upsample
+        hw = self.image_hw if self.image_hw is not None else (z.shape[0] * 2**u, z.shape[1] * 2**u)
+        sizes = list(zip(deep_decoder_sizes(hw[0], u), deep_decoder_sizes(hw[1], u)))
+        if tuple(z.shape[:2]) != sizes[0]:
+            raise ValueError(f"DeepDecoder: expected an input of spatial size {sizes[0]} for {hw[0]} x {hw[1]} "
+                             f"images and num_upsample = {u}, got {tuple(z.shape[:2])}")
         h = z
-        for i in range(self.num_upsample + 1):
+        for i in range(u + 1):
             h = Conv(self.width, 1, 0, fan="fan_in")(h)
-            if i < self.num_upsample:
-                h = _upsample_bilinear(h)
+            if i < u:
+                h = _resize_bilinear(h, sizes[i + 1])
             h = ChannelNorm()(nn.relu(h))
         return nn.sigmoid(Conv(self.channels, 1, 0, fan="fan_in")(h))
 
@@ -215,9 +245,9 @@ def _build(name: str, image_shape: tuple[int, int, int], sizes: tuple[tuple[str,
         module: nn.Module = DCGANGenerator(ngf=cfg["ngf"], channels=c, conv=str(cfg["conv"]))
         latent_shape: tuple[int, ...] = (cfg["z_dim"],)
     else:
-        module = DeepDecoder(width=cfg["width"], num_upsample=cfg["num_upsample"], channels=c)
-        f = 2 ** cfg["num_upsample"]
-        latent_shape = (h // f, w // f, cfg["width"])
+        u = int(cfg["num_upsample"])
+        module = DeepDecoder(width=cfg["width"], num_upsample=u, channels=c, image_hw=(h, w))
+        latent_shape = (deep_decoder_sizes(h, u)[0], deep_decoder_sizes(w, u)[0], cfg["width"])
 
     init = _uniform_init(module, latent_shape, "fan_out" if name == "dcgan" else "fan_in")
 
@@ -227,14 +257,52 @@ def _build(name: str, image_shape: tuple[int, int, int], sizes: tuple[tuple[str,
     return UntrainedGenerator(name, latent_shape, image_shape, init, generate, sizes)
 
 
+class DeepDecoderSize(NamedTuple):
+    """The Deep Decoder's channels ``k`` (``width``) and number of upsampling stages ``u`` (``num_upsample``)."""
+
+    width: int
+    num_upsample: int
+
+
+_DD_MIN_INPUT = 7  # default u: the input keeps at least 7 pixels a side ...
+_DD_MAX_UPSAMPLE = 5  # ... and at most 5 upsamplings (16 x 16 -> 512 x 512, Heckel & Hand's six layers)
+_DD_WIDTHS = (128, 64, 32, 16)  # default k: the widest with (u + 1) k^2 <= H W C / _DD_VALUES_PER_WEIGHT
+_DD_VALUES_PER_WEIGHT = 8
+
+
+def _default_width(image_shape: tuple[int, int, int], num_upsample: int) -> int:
+    values = math.prod(image_shape)
+    return next((k for k in _DD_WIDTHS if (num_upsample + 1) * k * k * _DD_VALUES_PER_WEIGHT <= values),
+                _DD_WIDTHS[-1])
+
+
+def default_deep_decoder(image_shape: tuple[int, int, int]) -> DeepDecoderSize:
+    """Default Deep Decoder sizes for images of ``image_shape = (H, W, C)`` (module docstring): ``num_upsample``
+    ``u`` the largest of ``0..5`` with ``7 * 2^u <= min(H, W)``; ``width`` ``k`` the largest of 128, 64, 32, 16
+    with ``(u + 1) k^2 <= H W C / 8`` (16 if none). E.g. 28 x 28 x 1: ``(16, 2)``; 64 x 64 x 3: ``(16, 3)``;
+    256 x 256 x 3: ``(64, 5)``; 512 x 512 x 3: ``(128, 5)``.
+
+    >>> default_deep_decoder((28, 28, 1)), default_deep_decoder((512, 512, 3))
+    (DeepDecoderSize(width=16, num_upsample=2), DeepDecoderSize(width=128, num_upsample=5))
+    """
+    shape = tuple(int(s) for s in image_shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"default_deep_decoder: expected image_shape (H, W, C), got {tuple(image_shape)}")
+    u = 0
+    while u < _DD_MAX_UPSAMPLE and _DD_MIN_INPUT * 2 ** (u + 1) <= min(shape[:2]):
+        u += 1
+    return DeepDecoderSize(_default_width(shape, u), u)  # type: ignore[arg-type]
+
+
 def untrained_generator(name: str = "dcgan", image_shape: tuple[int, int, int] = (28, 28, 1), *,
-                        ngf: int = 16, z_dim: int = 128, width: int = 16, num_upsample: int = 2,
+                        ngf: int = 16, z_dim: int = 128, width: int | None = None, num_upsample: int | None = None,
                         conv: str = "im2col") -> UntrainedGenerator:
     """The untrained generator ``name`` (one of :data:`GENERATORS`) for images of ``image_shape``.
 
     ``"dcgan"`` uses ``ngf``, ``z_dim`` and ``conv`` (:data:`CONV_IMPLS`, see :func:`conv2d`) and needs
-    ``image_shape = (28, 28, C)``; ``"deep-decoder"`` uses
-    ``width`` (channels ``k``) and ``num_upsample`` (``u``) and needs ``H`` and ``W`` divisible by ``2^u``.
+    ``image_shape = (28, 28, C)``; ``"deep-decoder"`` uses ``width`` (channels ``k``) and ``num_upsample``
+    (``u``), each :func:`default_deep_decoder` ``(image_shape)`` where None (the default ``k`` for the given
+    ``u`` where only ``u`` is given), at any ``H x W`` with ``2^u <= min(H, W)``.
     Cached: the same arguments give the same object.
     """
     if name not in GENERATORS:
@@ -251,14 +319,18 @@ def untrained_generator(name: str = "dcgan", image_shape: tuple[int, int, int] =
         sizes = (("ngf", _check_positive("ngf", ngf, name)), ("z_dim", _check_positive("z_dim", z_dim, name)),
                  ("conv", conv))
     else:
-        u = int(num_upsample)
-        if u != num_upsample or u < 0:
-            raise ValueError(f"untrained_generator('deep-decoder'): expected an integer num_upsample >= 0, "
-                             f"got {num_upsample!r}")
-        if shape[0] % 2**u or shape[1] % 2**u:
-            raise ValueError(f"untrained_generator('deep-decoder'): expected H and W divisible by 2^num_upsample = "
-                             f"{2**u}, got image_shape {shape}")
-        sizes = (("width", _check_positive("width", width, name)), ("num_upsample", u))
+        if num_upsample is None:
+            u = default_deep_decoder(shape).num_upsample  # type: ignore[arg-type]
+        else:
+            u = int(num_upsample)
+            if u != num_upsample or u < 0:
+                raise ValueError(f"untrained_generator('deep-decoder'): expected an integer num_upsample >= 0, "
+                                 f"got {num_upsample!r}")
+        if 2**u > min(shape[:2]):
+            raise ValueError(f"untrained_generator('deep-decoder'): expected 2^num_upsample <= min(H, W) (every "
+                             f"stage upsamples), got 2^{u} = {2**u} for image_shape {shape}")
+        k = _default_width(shape, u) if width is None else width  # type: ignore[arg-type]
+        sizes = (("width", _check_positive("width", k, name)), ("num_upsample", u))
     return _build(name, shape, sizes)  # type: ignore[arg-type]
 
 

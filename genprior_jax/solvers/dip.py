@@ -22,6 +22,7 @@ picks the lowest *total* loss among the last 51 iterates (``best_window=51`` her
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -64,7 +65,7 @@ DIP_HYPER = DIPHyper()
 class DIPState(NamedTuple):
     weights: Any  # the generator's weights (the optimization variable)
     z: Array  # the fixed input, latent_shape
-    opt_state: Any
+    opt_state: Any  # the optimizer's state over the weights raveled into one vector (flat_weights)
     best_x: Array  # image of the iterate with the lowest measurement loss so far (zeros before any)
     best_loss: Array  # its measurement loss ||A x - y||^2 (inf before any)
     step: Array  # int32 number of steps taken
@@ -82,6 +83,28 @@ def measurement_loss(x: Array, problem: Problem) -> Array:
     return misfit(problem.op, problem.op.mv(x), problem.y)
 
 
+def flat_weights(generator: UntrainedGenerator) -> tuple[Callable[[Any], Array], Callable[[Array], Any]]:
+    """``(ravel, unravel)``: the generator's weight pytree as one ``(P,)`` vector (its leaves raveled and
+    concatenated in ``jax.tree_util`` order, ``P`` = :meth:`~UntrainedGenerator.num_weights`) and back.
+
+    The DIP optimizer updates this one vector: its update, the finiteness check and the rejection of a non-finite
+    step are then a few array operations instead of a few per weight array, which cut the XLA compile time of a
+    solve (``benchmarks/dip_compile.py``)."""
+    shapes = jax.eval_shape(generator.init, jax.random.key(0))
+    leaves, treedef = jax.tree_util.tree_flatten(shapes)
+    sizes = [int(np.prod(leaf.shape)) for leaf in leaves]
+    offsets = np.cumsum([0, *sizes])
+
+    def ravel(weights: Any) -> Array:
+        return jnp.concatenate([jnp.ravel(a) for a in jax.tree_util.tree_leaves(weights)])
+
+    def unravel(v: Array) -> Any:
+        return jax.tree_util.tree_unflatten(treedef, [v[int(o):int(o) + n].reshape(leaf.shape)
+                                                      for o, n, leaf in zip(offsets, sizes, leaves)])
+
+    return ravel, unravel
+
+
 @functools.cache
 def dip_solver(generator: UntrainedGenerator, optimizer: str = "rmsprop", learned_reg: bool = False,
                num_steps: int = 1, best_window: int | None = None) -> Solver:
@@ -96,15 +119,19 @@ def dip_solver(generator: UntrainedGenerator, optimizer: str = "rmsprop", learne
     def opt_for(hyper: DIPHyper) -> Any:
         return make_optimizer(optimizer, hyper.learning_rate)
 
+    ravel, unravel = flat_weights(generator)
+
     def init(key: Array, problem: Problem, hyper: DIPHyper, prior: Any) -> DIPState:
         kw, kz = jax.random.split(key)
         weights = generator.init(kw)
         z = jax.random.normal(kz, generator.latent_shape, jnp.float32)
-        return DIPState(weights, z, opt_for(hyper).init(weights), jnp.zeros(generator.image_shape, jnp.float32),
-                        jnp.asarray(jnp.inf, jnp.float32), jnp.asarray(0, jnp.int32))
+        return DIPState(weights, z, opt_for(hyper).init(ravel(weights)),
+                        jnp.zeros(generator.image_shape, jnp.float32), jnp.asarray(jnp.inf, jnp.float32),
+                        jnp.asarray(0, jnp.int32))
 
     def step(state: DIPState, problem: Problem, hyper: DIPHyper, prior: Any) -> tuple[DIPState, Array]:
-        def value_fn(w: Any) -> tuple[Array, tuple[Array, Array]]:
+        def value_fn(v: Array) -> tuple[Array, tuple[Array, Array]]:
+            w = unravel(v)
             x = generator.generate(w, state.z)
             data = measurement_loss(x, problem)
             total = data + hyper.lam_tv * total_variation(x)
@@ -112,10 +139,10 @@ def dip_solver(generator: UntrainedGenerator, optimizer: str = "rmsprop", learne
                 total = total + hyper.lam_lr * weight_penalty(w, prior)
             return total, (data, x)
 
-        weights, opt_state, (total, (data, x)) = optimizer_step(optimizer, opt_for(hyper), value_fn, state.weights,
-                                                               state.opt_state, has_aux=True)
+        v, opt_state, (total, (data, x)) = optimizer_step(optimizer, opt_for(hyper), value_fn, ravel(state.weights),
+                                                         state.opt_state, has_aux=True)
         better = (state.step >= first_tracked) & (data < state.best_loss)  # False for NaN
-        return DIPState(weights, state.z, opt_state, jnp.where(better, x, state.best_x),
+        return DIPState(unravel(v), state.z, opt_state, jnp.where(better, x, state.best_x),
                         jnp.where(better, data, state.best_loss), state.step + 1), total
 
     def best(state: DIPState, problem: Problem) -> tuple[Array, Array]:
@@ -134,7 +161,9 @@ def dip_solver(generator: UntrainedGenerator, optimizer: str = "rmsprop", learne
 
 
 def _generator(generator: str | UntrainedGenerator, image_shape: tuple[int, ...]) -> UntrainedGenerator:
-    if generator == "auto":  # Van Veen et al.'s DCGAN where it fits (28 x 28), the Deep Decoder at other sizes
+    # "auto": Van Veen et al.'s DCGAN where it fits (28 x 28), the Deep Decoder at other sizes, with the default
+    # architecture for the size (untrained.default_deep_decoder)
+    if generator == "auto":
         generator = "dcgan" if tuple(image_shape[:2]) == (28, 28) else "deep-decoder"
     gen = untrained_generator(generator, tuple(image_shape)) if isinstance(generator, str) else generator  # type: ignore[arg-type]
     if not isinstance(gen, UntrainedGenerator):
@@ -158,7 +187,8 @@ def dip(key: Array, y: Array, op: Any, *, generator: str | UntrainedGenerator = 
         key: PRNG key; each restart of each problem draws its own initial weights and input ``z``.
         y, op: measurements and operator (``op_batched``: one operator per measurement).
         generator: ``"auto"`` (``"dcgan"`` at 28 x 28, ``"deep-decoder"`` at other sizes), ``"dcgan"``,
-            ``"deep-decoder"`` (default sizes for ``op.in_shape``) or an
+            ``"deep-decoder"`` (any ``H x W``, with the default architecture for ``op.in_shape``:
+            :func:`~genprior_jax.priors.untrained.default_deep_decoder`) or an
             :class:`~genprior_jax.priors.untrained.UntrainedGenerator` from ``untrained_generator(...)``.
         lam_tv, lam_lr, learning_rate: traced (sweeps reuse the compiled code); ``lam_lr`` needs ``weight_prior``.
         weight_prior: the learned regularization (:func:`learn_weight_prior`), or None.
