@@ -76,14 +76,14 @@ GRIDS = {
     "lasso-wavelet": {"image": (1e-3, 3e-3, 1e-2, 3e-2), "ct": (0.03, 0.3, 3.0)},
     "dip": {"image": (0.0, 0.01), "ct": (0.0, 0.1)},
     "deep-decoder": {"image": (0.0, 0.01), "ct": (0.0, 0.1)},
-    "patchnr": {"image": (3.0, 10.0, 30.0, 100.0), "ct": (100.0, 300.0, 1000.0, 3000.0)},
+    "patchnr": {"image": (1e-4, 3e-4, 1e-3, 3e-3), "ct": (1e-3, 1e-2, 0.1, 1.0)},
 }
 QUICK_GRIDS = {
     "tv": {"image": (3e-3, 3e-2), "ct": (0.3, 3.0)},
     "lasso-wavelet": {"image": (3e-3, 3e-2), "ct": (0.3, 3.0)},
     "dip": {"image": (0.01,), "ct": (0.1,)},
     "deep-decoder": {"image": (0.01,), "ct": (0.1,)},
-    "patchnr": {"image": (10.0,), "ct": (300.0,)},
+    "patchnr": {"image": (3e-4,), "ct": (1e-2,)},
 }
 
 

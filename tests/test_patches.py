@@ -54,8 +54,8 @@ def test_patch_errors():
 
 
 def test_regularizer_gradient_against_direct(key):
-    """With a Gaussian patch density, R(x) = mean_n 1/2 ||P_n x - mu||^2 + c, so grad R = P^T (P x - mu) / N:
-    the gradient through overlapping patches equals the explicit scatter-add."""
+    """With a Gaussian patch density, R(x) = T mean_n 1/2 ||P_n x - mu||^2 + c (T = H W / k^2 tiles), so
+    grad R = T P^T (P x - mu) / N: the gradient through overlapping patches equals the explicit scatter-add."""
     shape, k, s = (10, 9, 1), 3, 2
     mu = jax.random.uniform(key, (k, k, 1))
 
@@ -65,7 +65,7 @@ def test_regularizer_gradient_against_direct(key):
     x = jax.random.uniform(jax.random.fold_in(key, 1), shape)
     g = jax.grad(lambda v: patch_nll(log_prob, None, v, k, s, (1, 1)))(x)
     p = direct_patches(np.asarray(x), k, s, (1, 1))
-    expect = direct_adjoint(p - np.asarray(mu), shape, s, (1, 1)) / len(p)
+    expect = direct_adjoint(p - np.asarray(mu), shape, s, (1, 1)) / len(p) * (10 * 9 / 9)
     np.testing.assert_allclose(np.asarray(g), expect, rtol=1e-5, atol=1e-6)
 
 

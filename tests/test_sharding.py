@@ -233,6 +233,19 @@ def test_batch_size_larger_than_batch_is_one_plain_call(reference):
     assert _max_diff(res, ref) == 0.0
 
 
+def test_auto_batch_size(reference):
+    """batch_size="auto": small problems in one call (the same result), 256x256x3 images one per call."""
+    from genprior_jax.operators import Identity
+    from genprior_jax.solvers.runner import auto_batch_size
+
+    params, op, y, ref = reference
+    res = solve(params, op, y, True, history=True, batch_size="auto")
+    assert _max_diff(res, ref) == 0.0
+    assert auto_batch_size(Identity((28, 28, 1))) > 100
+    assert auto_batch_size(Identity((256, 256, 3))) == 1
+    assert auto_batch_size(Identity((64, 64, 1)), num_restarts=10) < auto_batch_size(Identity((64, 64, 1)))
+
+
 def test_auto_mesh_on_one_device_equals_unsharded(reference):
     params, op, y, ref = reference
     res = solve(params, op, y, True, history=True, mesh="auto")

@@ -3,15 +3,17 @@
 The regularizer is the mean negative log-likelihood of the image's patches under a small flow ``p`` trained on
 ``k x k`` patches of natural images (:func:`~genprior_jax.training.train_patch_flow`)::
 
-    R(x) = 1/N sum_{n=1..N} -log p(P_n x),           x_hat = argmin_x  1/2 ||A x - y||^2 + lam R(x)
+    R(x) = (H W C / (k^2 c)) * 1/N sum_{n=1..N} -log p(P_n x),      x_hat = argmin_x  1/2 ||A x - y||^2 + lam R(x)
 
-with ``P_n`` the patch extraction of :mod:`genprior_jax.transforms.patches` (grid of stride ``s``; the grid's
+(``c`` the prior's channels) with ``P_n`` the patch extraction of :mod:`genprior_jax.transforms.patches` (grid of stride ``s``; the grid's
 offset is drawn afresh at every step when ``s > 1``, so every pixel is covered on average; the objective that the
 runner's tolerance reads uses offset 0). This is the analysis formulation of Oberlin & Verm with
 ``||E(x)||^2`` replaced by the exact patch NLL ``||E(p)||^2 / 2 - log|det dE/dp| + const``, and it scales to any
-image size: ``p`` only ever sees ``k x k`` patches. A grey patch prior (``C = 1``) on an RGB image treats each
-channel as a grey image. ``R`` is in nats per patch; its gradient flows back through the overlapping patches by
-the adjoint ``P^T`` (overlaps summed).
+image size: ``p`` only ever sees ``k x k`` patches. A grey patch prior (``c = 1``) on an RGB image treats each
+channel as a grey image. The mean patch NLL (PatchNR's regularizer) is scaled by the number of non-overlapping
+patches that tile the image, ``H W C / (k^2 c)``: ``R`` is then the NLL (nats) of the image as a tiling of
+independent patches, a sum over the image like TV's, so one ``lam`` serves every image size (and sits in TV's
+range). Its gradient flows back through the overlapping patches by the adjoint ``P^T`` (overlaps summed).
 
 Optimizer: Adam on the pixels (``learning_rate`` traced), from ``x0 = clip(A^+ y)`` (``init="pinv"``) or
 ``clip(A^T y)`` (``"adjoint"``), as PatchNR (which uses Adam, a few hundred steps). The estimate is the final
@@ -41,7 +43,7 @@ __all__ = ["PATCH_HYPER", "PatchHyper", "PatchState", "patch_nll", "patch_prior_
 
 
 class PatchHyper(NamedTuple):
-    lam: Array | float = 0.01
+    lam: Array | float = 0.01  # weight of R, in TV's range (R sums over the image)
     learning_rate: Array | float = 0.005
 
 
@@ -63,12 +65,13 @@ def _channels_as_images(x: Array, c_prior: int) -> Array:
 
 def patch_nll(log_prob: Any, params: Any, x: Array, size: int, stride: int = 1,
               offset: Array | tuple[int, int] = (0, 0), c_prior: int = 1) -> Array:
-    """``R(x)``: the mean of ``-log_prob(params, patch)`` (nats) over the patches of one image ``x`` ``(H, W, C)``
-    on the grid of ``stride`` and ``offset`` (every channel separately when ``c_prior = 1 < C``)."""
+    """``R(x) = (H W C / (k^2 c)) mean_n -log_prob(params, P_n x)`` (nats; module docstring) for one image ``x``
+    ``(H, W, C)`` on the grid of ``stride`` and ``offset`` (every channel separately when ``c_prior = 1 < C``)."""
     imgs = _channels_as_images(x, c_prior)
     patches = jax.vmap(lambda img: extract_patches(img, size, stride, offset))(imgs)
     patches = patches.reshape(-1, size, size, c_prior)
-    return -jnp.mean(jax.vmap(log_prob, (None, 0))(params, patches))
+    tiles = x.size / (size * size * c_prior)
+    return -tiles * jnp.mean(jax.vmap(log_prob, (None, 0))(params, patches))
 
 
 def _check_prior(prior: Prior, image_shape: tuple[int, ...], stride: int, who: str) -> tuple[int, int]:

@@ -236,6 +236,19 @@ def prepare_measurements(y: Any, op: Operator, op_batched: bool = False) -> tupl
     return y, False
 
 
+AUTO_CHUNK_BYTES = 2 * 2**20  # "auto": problems per chunk so that a chunk's images and measurements fit ~2 MiB
+
+
+def auto_batch_size(op: Any, num_restarts: int = 1) -> int:
+    """``batch_size="auto"``: ``max(1, AUTO_CHUNK_BYTES // (4 (n_in + n_out) R))`` problems per compiled call, with
+    ``n_in`` / ``n_out`` the sizes of one image and one measurement and ``R`` the restarts. Measured on this CPU
+    (``benchmarks/tv_batch.py``): a vmapped TV solve is faster per image than a loop at 28x28 but up to 2x slower
+    at 256x256x3, where one problem's iterates (several MB) already exceed the cache; so small problems are
+    batched, large ones streamed one (or a few) at a time."""
+    per = 4 * (int(np.prod(op.in_shape)) + int(np.prod(op.out_shape))) * max(int(num_restarts), 1)
+    return max(1, AUTO_CHUNK_BYTES // max(per, 1))
+
+
 def _check_batch_size(batch_size: Any) -> int | None:
     if batch_size is None:
         return None
@@ -304,7 +317,13 @@ def _setup(solver: Solver, key: Array, y: Any, op: LinearOperator, hyper: Any, p
     if int(num_steps) < 1 or int(num_restarts) < 1:
         raise ValueError(f"expected num_steps >= 1 and num_restarts >= 1, got {num_steps} and {num_restarts}")
     yb, added = prepare_measurements(y, op, op_batched)
-    plan = _plan(int(yb.shape[0]), options.batch_size, options.mesh)
+    batch_size = options.batch_size
+    if isinstance(batch_size, str):
+        if batch_size != "auto":
+            raise ValueError(f"batch_size: expected None, a positive int or 'auto', got {batch_size!r}")
+        one = jax.tree_util.tree_map(lambda a: a[0], op) if op_batched else op
+        batch_size = auto_batch_size(one, int(num_restarts))
+    plan = _plan(int(yb.shape[0]), batch_size, options.mesh)
     hyper = jax.tree_util.tree_map(lambda v: jnp.asarray(v, jnp.float32), hyper)
     keys = jax.random.split(key, yb.shape[0])  # one per problem, whatever the chunking / padding
     batched = (keys, yb, op if op_batched else None)

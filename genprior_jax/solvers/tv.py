@@ -113,8 +113,13 @@ def tv(key: Array, y: Array, op: LinearOperator, *, lam: float | Array = TV_HYPE
     automatic choice of the module docstring) are traced, so a sweep does not recompile; ``box`` is static.
     ``key`` seeds the power iteration for ``||A||``. ``res.x`` is the final primal iterate (in ``[0, 1]`` with
     ``box``, unclipped otherwise); ``res.state`` (:class:`TVState`) holds the dual variables.
+
+    A batch runs with ``batch_size="auto"`` unless told otherwise: large images (256x256x3) stream through one at
+    a time, where a vmapped batch was measured up to 2x slower per image than a loop (``benchmarks/tv_batch.py``).
     """
     _check_nonnegative(lam, "lam")
     require_linear(op, "tv")
+    if "batch_size" not in run_options and (options is None or options.batch_size is None):
+        run_options = {**run_options, "batch_size": "auto"}
     return run(tv_solver(bool(box)), key, y, op, TVHyper(lam, step_ratio), None, num_steps=num_steps,
                num_restarts=1, options=options, **run_options)
