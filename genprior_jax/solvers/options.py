@@ -24,7 +24,8 @@ class RunOptions(NamedTuple):
         mesh: ``None``, ``"auto"`` or a :class:`jax.sharding.Mesh`: split the batch over devices.
         batch_size: ``None`` (all at once), the number of measurements per compiled call (bounds memory), or
             ``"auto"``: chosen from the problem size so that large images stream through one (or a few) at a time,
-            where a vmapped batch runs slower per image than a loop (:func:`~genprior_jax.solvers.runner.auto_batch_size`).
+            where a vmapped batch runs slower per image than a loop
+            (:func:`~genprior_jax.solvers.runner.auto_batch_size`).
         progress: a tqdm bar over the steps (a host callback every ~1 % of the steps of each chunk: rate and ETA;
             the instrumented loop is its own compiled program).
         tol: ``None`` (run exactly ``num_steps`` steps) or a relative tolerance on the objective: every

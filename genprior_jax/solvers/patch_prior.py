@@ -5,8 +5,8 @@ The regularizer is the mean negative log-likelihood of the image's patches under
 
     R(x) = (H W C / (k^2 c)) * 1/N sum_{n=1..N} -log p(P_n x),      x_hat = argmin_x  1/2 ||A x - y||^2 + lam R(x)
 
-(``c`` the prior's channels) with ``P_n`` the patch extraction of :mod:`genprior_jax.transforms.patches` (grid of stride ``s``; the grid's
-offset is drawn afresh at every step when ``s > 1``, so every pixel is covered on average; the objective that the
+(``c`` the prior's channels) with ``P_n`` the patch extraction of :mod:`genprior_jax.transforms.patches` (grid of
+stride ``s``; the grid's offset is drawn afresh at every step when ``s > 1``, so every pixel is covered on average; the objective that the
 runner's tolerance reads uses offset 0). This is the analysis formulation of Oberlin & Verm with
 ``||E(x)||^2`` replaced by the exact patch NLL ``||E(p)||^2 / 2 - log|det dE/dp| + const``, and it scales to any
 image size: ``p`` only ever sees ``k x k`` patches. A grey patch prior (``c = 1``) on an RGB image treats each
