@@ -6,10 +6,10 @@ The regularizer is the mean negative log-likelihood of the image's patches under
     R(x) = (H W C / (k^2 c)) * 1/N sum_{n=1..N} -log p(P_n x),      x_hat = argmin_x  1/2 ||A x - y||^2 + lam R(x)
 
 (``c`` the prior's channels) with ``P_n`` the patch extraction of :mod:`genprior_jax.transforms.patches` (grid of
-stride ``s``; the grid's offset is drawn afresh at every step when ``s > 1``, so every pixel is covered on average; the objective that the
-runner's tolerance reads uses offset 0). This is the analysis formulation of Oberlin & Verm with
-``||E(x)||^2`` replaced by the exact patch NLL ``||E(p)||^2 / 2 - log|det dE/dp| + const``, and it scales to any
-image size: ``p`` only ever sees ``k x k`` patches. A grey patch prior (``c = 1``) on an RGB image treats each
+stride ``s``; the grid's offset is drawn afresh at every step when ``s > 1``, so every pixel is covered on average;
+the objective that the runner's tolerance reads uses offset 0). This is the analysis formulation of Oberlin & Verm
+with ``||E(x)||^2`` replaced by the exact patch NLL ``||E(p)||^2 / 2 - log|det dE/dp| + const``, and it scales to
+any image size: ``p`` only ever sees ``k x k`` patches. A grey patch prior (``c = 1``) on an RGB image treats each
 channel as a grey image. The mean patch NLL (PatchNR's regularizer) is scaled by the number of non-overlapping
 patches that tile the image, ``H W C / (k^2 c)``: ``R`` is then the NLL (nats) of the image as a tiling of
 independent patches, a sum over the image like TV's, so one ``lam`` serves every image size (and sits in TV's
