@@ -64,6 +64,9 @@ def main() -> None:
     ap.add_argument("--ms", type=int, nargs="+", default=[100, 300, 500, 784])
     ap.add_argument("--noise-norm", type=float, default=0.1, help="expected ||eta|| (0: noise-free)")
     ap.add_argument("--prefix", default="ood_mnist")
+    ap.add_argument("--grid-m", type=int, default=300, help="m of the example grid")
+    ap.add_argument("--n-natural", type=int, default=len(NATURAL), help="the first N natural images")
+    ap.add_argument("--datasets", nargs="+", default=["natural", "mnist-test"], choices=["natural", "mnist-test"])
     ap.add_argument("--n-digits", type=int, default=12)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true")
@@ -73,8 +76,9 @@ def main() -> None:
         args.ms, args.n_digits, steps, restarts, prefix = [100], 4, 20, 2, "ood_mnist_quick"
 
     flow, vae = gp.load_prior("glow-mnist"), gp.load_prior("vae-mnist")
-    datasets = {"natural": natural_images(NATURAL[:4] if args.quick else NATURAL),
+    datasets = {"natural": natural_images(NATURAL[:4] if args.quick else NATURAL[:args.n_natural]),
                 "mnist-test": gp.load_mnist("test", n=args.n_digits).images}
+    datasets = {k: v for k, v in datasets.items() if k in args.datasets}
     lasso_lam = {}
     tuned_path = os.path.join(RESULTS, "csgm_mnist.json")
     if os.path.exists(tuned_path):
@@ -108,12 +112,12 @@ def main() -> None:
                                                   "objective_mean": float(np.nanmean(np.asarray(res.objective))),
                                                   "converged": float(np.mean(np.asarray(res.converged))),
                                                   "steps_mean": float(np.mean(np.asarray(res.steps)))}
-                if ds_name == "natural" and m == (300 if 300 in args.ms else args.ms[0]):
+                if ds_name == "natural" and m == (args.grid_m if args.grid_m in args.ms else args.ms[0]):
                     grid[name] = np.asarray(xh)
-            if ds_name == "natural" and m == (300 if 300 in args.ms else args.ms[0]):
+            if ds_name == "natural" and m == (args.grid_m if args.grid_m in args.ms else args.ms[0]):
                 grid = {"truth": x, **grid}
     total = time.perf_counter() - t_start
-    m_grid = 300 if 300 in args.ms else args.ms[0]
+    m_grid = args.grid_m if args.grid_m in args.ms else args.ms[0]
     save_grid(grid, os.path.join(RESULTS, f"{prefix}_natural_m{m_grid}.png"),
               title=f"Natural images (scikit-image, 28x28), m = {m_grid}: priors trained on MNIST digits")
     info = machine_info()
@@ -123,9 +127,10 @@ def main() -> None:
     lines = ["# Out-of-distribution compressed sensing on 28x28 images (priors trained on MNIST digits)", "",
              f"Command: `python benchmarks/ood_mnist.py {' '.join(sys.argv[1:])}`  ",
              machine_line(info) + "  ",
-             f"Natural: {len(datasets['natural'])} scikit-image images "
-             f"({', '.join(NATURAL[:len(datasets['natural'])])}), "
-             f"grey, centre-cropped, resized to 28x28. MNIST: {len(datasets['mnist-test'])} held-out test digits. "
+             f"Natural: {len(datasets.get('natural', []))} scikit-image images "
+             f"({', '.join(NATURAL[:len(datasets.get('natural', []))])}), "
+             f"grey, centre-cropped, resized to 28x28. MNIST: {len(datasets.get('mnist-test', []))} held-out test "
+             "digits. "
              f"Noise ||eta|| ~ {args.noise_norm}. Flow: glow-mnist, gp.asim defaults (L-BFGS to tol 1e-4, at most "
              f"1000 iterations, gamma = 0), z0 = 0 or E(A^+ y); VAE: lam 0.1, "
              f"{restarts} restarts x {steps} Adam steps; Lasso-DCT lam per m from the MNIST validation tuning. "

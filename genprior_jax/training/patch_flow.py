@@ -2,12 +2,16 @@
 
 Data: grey versions (ITU-R 601 luma, ``skimage.color.rgb2gray``) of the photos in :data:`TRAIN_IMAGES`, in
 ``[0, 1]``, at three scales (1, 3/4, 1/2; anti-aliased resize) and under the 8 flips / quarter-turns; ``k x k``
-patches at random positions, uniformly dequantized at 8 bits like the digits
-(``(round(255 p) + u) / 256``). :data:`TEST_IMAGES` are never seen in training: the held-out patch NLL is
+patches at random positions, uniformly dequantized at 8 bits like the digits (``(round(255 p) + u) / 256``) plus
+Gaussian noise of std ``noise`` (0.01). Without the noise the density peaks on flat 8-bit patches (constant
+black or white regions are common in photos of text, the sky or microscopy backgrounds): as a regularizer
+``-log p`` then drives reconstructions towards flat, saturated patches and costs PSNR even from the TV solution;
+photos with large saturated backgrounds (text, page, hubble_deep_field, cell, retina) are left out for the same
+reason. :data:`TEST_IMAGES` are never seen in training: the held-out patch NLL is
 measured on them, and the real-image benchmarks evaluate on them. The split is fixed here::
 
-    TRAIN_IMAGES = brick, grass, gravel, moon, coins, rocket, hubble_deep_field, retina,
-                   cell, immunohistochemistry, page, text, clock
+    TRAIN_IMAGES = brick, grass, gravel, moon, coins, rocket, clock, immunohistochemistry, microaneurysms,
+                   stereo_motorcycle (left view)
     TEST_IMAGES  = camera, astronaut, coffee, chelsea
 
 Maximum likelihood with Adam (warm-up, cosine decay to 1 %), batches of random patches drawn afresh every step
@@ -32,8 +36,8 @@ from tqdm.auto import tqdm
 from ..checkpoint import save_checkpoint
 from ..priors.flow import CONFIGS, batch_log_prob, check_config, init_flow
 
-TRAIN_IMAGES = ("brick", "grass", "gravel", "moon", "coins", "rocket", "hubble_deep_field",
-                "retina", "cell", "immunohistochemistry", "page", "text", "clock")
+TRAIN_IMAGES = ("brick", "grass", "gravel", "moon", "coins", "rocket", "clock", "immunohistochemistry",
+                "microaneurysms", "stereo_motorcycle")
 TEST_IMAGES = ("camera", "astronaut", "coffee", "chelsea")
 SCALES = (1.0, 0.75, 0.5)
 
@@ -44,7 +48,8 @@ def natural_image(name: str) -> np.ndarray:
 
     if not hasattr(data, name):
         raise ValueError(f"natural_image: scikit-image has no image {name!r}")
-    img = np.asarray(getattr(data, name)())
+    img = getattr(data, name)()
+    img = np.asarray(img[0] if isinstance(img, tuple) else img)  # stereo_motorcycle: (left, right, disparity)
     if img.ndim == 3:
         img = color.rgb2gray(img[..., :3])
     img = img.astype(np.float64)
@@ -82,8 +87,13 @@ def sample_patches(rng: np.random.Generator, images: list[np.ndarray], n: int, s
     return out[..., None]
 
 
-def _dequantize(key: jax.Array, x: jax.Array) -> jax.Array:
-    return (jnp.round(x * 255.0) + jax.random.uniform(key, x.shape)) / 256.0
+NOISE = 0.01
+
+
+def _dequantize(key: jax.Array, x: jax.Array, noise: float = NOISE) -> jax.Array:
+    k_u, k_n = jax.random.split(key)
+    deq = (jnp.round(x * 255.0) + jax.random.uniform(k_u, x.shape)) / 256.0
+    return deq + noise * jax.random.normal(k_n, x.shape)
 
 
 def train_patch_flow(config_name: str = "patch-flow-6", seed: int = 0, epochs: int = 20, steps_per_epoch: int = 500,
@@ -158,7 +168,7 @@ def train_patch_flow(config_name: str = "patch-flow-6", seed: int = 0, epochs: i
     metrics = {
         "config_name": config_name, "best_epoch": best[2], "epochs_run": epochs, "val_nll": best[0],
         "test_nll": test_nll, "test_bpd": (test_nll / dim + math.log(256)) / math.log(2),
-        "train_images": list(TRAIN_IMAGES), "test_images": list(TEST_IMAGES), "scales": list(SCALES),
+        "train_images": list(TRAIN_IMAGES), "test_images": list(TEST_IMAGES), "scales": list(SCALES), "noise": NOISE,
         "steps_per_epoch": steps_per_epoch, "batch_size": batch_size, "learning_rate": learning_rate,
         "seed": seed, "train_seconds": round(time.perf_counter() - t0, 1), "jax_version": jax.__version__,
         "command": command,
