@@ -37,8 +37,9 @@ Comparisons (256x256 grey ``camera`` from scikit-image by default, noise std 0.0
   periodization; ``||Ax - y||^2 + lam ||W x||_1``) vs deepinv ``optim_builder("FISTA", WaveletPrior(db4, 3,
   mode "zero"), L2())`` (ptwt, its backend, has no "periodization") with ``lambda = lam / 2`` (deepinv's data
   term has the 1/2) and step ``1 / ||A||^2``, the same number of iterations. deepinv's wavelet prior does not
-  penalize the approximation coefficients (ours does) and its zero-padded transform is not orthonormal, so the
-  objectives differ: both results are scored with our objective, and PSNR.
+  penalize the approximation coefficients (nor, by default, does ours: ``penalize_coarse=False``) and its
+  zero-padded transform is not orthonormal, so the objectives differ: both results are scored with our objective,
+  and PSNR.
 
 Writes benchmarks/results/peers[_quick].{md,json}.
 """
