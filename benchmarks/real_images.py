@@ -76,14 +76,14 @@ GRIDS = {
     "lasso-wavelet": {"image": (1e-3, 3e-3, 1e-2, 3e-2), "ct": (0.03, 0.3, 3.0)},
     "dip": {"image": (0.0, 0.01), "ct": (0.0, 0.1)},
     "deep-decoder": {"image": (0.0, 0.01), "ct": (0.0, 0.1)},
-    "patchnr": {"image": (1e-4, 3e-4, 1e-3, 3e-3), "ct": (1e-3, 1e-2, 0.1, 1.0)},
+    "patchnr": {"image": (1e-5, 3e-5, 1e-4), "ct": (1e-4, 1e-3, 1e-2)},
 }
 QUICK_GRIDS = {
     "tv": {"image": (3e-3, 3e-2), "ct": (0.3, 3.0)},
     "lasso-wavelet": {"image": (3e-3, 3e-2), "ct": (0.3, 3.0)},
     "dip": {"image": (0.01,), "ct": (0.1,)},
     "deep-decoder": {"image": (0.01,), "ct": (0.1,)},
-    "patchnr": {"image": (3e-4,), "ct": (1e-2,)},
+    "patchnr": {"image": (3e-5,), "ct": (1e-3,)},
 }
 
 
@@ -151,7 +151,8 @@ def solve(method: str, key: jax.Array, y: jax.Array, op: Any, lam: float, args: 
                              optimizer="adam", learning_rate=args.dd_lr, num_steps=args.dip_steps, options=opts)
     elif method == "patchnr":
         rec = gp.reconstruct(args.patch_prior_obj, key, y, op, method="patchnr", lam=lam, num_steps=args.patch_steps,
-                             learning_rate=args.patch_lr, stride=args.patch_stride, options=opts)
+                             learning_rate=args.patch_lr, stride=args.patch_stride, options=opts,
+                             tv_lam=args.tv_lam_now, tv_steps=args.patch_tv_steps)
     else:
         raise ValueError(f"unknown method {method!r}")
     x = np.asarray(jax.block_until_ready(rec.x))
@@ -205,6 +206,9 @@ def run_task(task: str, cfg: dict[str, Any], images: dict[str, np.ndarray], tune
                 out["methods"][method] = {"unavailable": why}
                 continue
         grid = grids[method]["ct" if ct else "image"]
+        # patchnr starts from the TV solution: TV's weight as tuned for this task (or the middle of TV's grid)
+        tv_grid = grids["tv"]["ct" if ct else "image"]
+        args.tv_lam_now = out["methods"].get("tv", {}).get("lam", tv_grid[len(tv_grid) // 2])
         tuning = {}
         for lam in grid:
             r = solve(method, k_solve, y_tune, op_for(tune.shape), lam, args)
@@ -256,6 +260,7 @@ def main() -> None:
     ap.add_argument("--patch-steps", type=int, default=500, help="patchnr: Adam step cap")
     ap.add_argument("--patch-lr", type=float, default=0.005, help="patchnr: Adam step on the pixels")
     ap.add_argument("--patch-stride", type=int, default=2, help="patchnr: patch grid stride")
+    ap.add_argument("--patch-tv-steps", type=int, default=600, help="patchnr: PDHG steps of its TV start")
     ap.add_argument("--tune-image", default=TUNE_IMAGE, help="the one image lam is tuned on")
     ap.add_argument("--prefix", default="real_images", help="results file prefix")
     ap.add_argument("--seed", type=int, default=0)
@@ -291,7 +296,7 @@ def main() -> None:
 
     info = machine_info()
     command = "python benchmarks/real_images.py " + " ".join(sys.argv[1:])
-    plain_args = {k: v for k, v in vars(args).items() if k != "patch_prior_obj"}
+    plain_args = {k: v for k, v in vars(args).items() if k not in ("patch_prior_obj", "tv_lam_now")}
     write_json(f"{prefix}.json", {"machine": info, "command": command, "args": plain_args,
                                   "tune_image": args.tune_image,
                                   "grids": {m: {k: list(v) for k, v in g.items()} for m, g in grids.items()},
@@ -303,7 +308,8 @@ def main() -> None:
              f"method tuned by PSNR on `{args.tune_image}` only. TV / Lasso: tol {args.tol} (10-step relative "
              f"objective change), cap {args.steps} steps; DIP / Deep Decoder: cap {args.dip_steps} steps, same "
              f"tolerance; Deep Decoder Adam {args.dd_lr}; patch flow (patchnr, {args.patch_prior}): Adam "
-             f"{args.patch_lr}, stride {args.patch_stride}, cap {args.patch_steps} steps, same tolerance. "
+             f"{args.patch_lr}, stride {args.patch_stride}, cap {args.patch_steps} steps, same tolerance, started from "
+             f"{args.patch_tv_steps} PDHG steps of TV at TV's tuned lam. "
              "Time: median wall seconds per image (one image per call). Total "
              f"{total:.0f} s. Objective: TV 1/2||Ax-y||^2 + lam TV(x); Lasso ||Ax-y||^2 + lam||c||_1; "
              "DIP / Deep Decoder the best iterate's ||Ax-y||^2; patch flow 1/2||Ax-y||^2 + lam R(x).", ""]

@@ -12,8 +12,9 @@ with ``||E(x)||^2`` replaced by the exact patch NLL ``||E(p)||^2 / 2 - log|det d
 any image size: ``p`` only ever sees ``k x k`` patches. A grey patch prior (``c = 1``) on an RGB image treats each
 channel as a grey image. The mean patch NLL (PatchNR's regularizer) is scaled by the number of non-overlapping
 patches that tile the image, ``H W C / (k^2 c)``: ``R`` is then the NLL (nats) of the image as a tiling of
-independent patches, a sum over the image like TV's, so one ``lam`` serves every image size (and sits in TV's
-range). Its gradient flows back through the overlapping patches by the adjoint ``P^T`` (overlaps summed).
+independent patches, a sum over the image like TV's, so one ``lam`` serves every image size (about 1e-5 to 1e-4 for
+images in ``[0, 1]`` with noise std 0.01, larger for operators with a large norm such as the Radon transform). Its
+gradient flows back through the overlapping patches by the adjoint ``P^T`` (overlaps summed).
 
 Optimizer: Adam on the pixels (``learning_rate`` traced), as PatchNR (which uses Adam, a few hundred steps), from
 ``x0`` = the TV solution (``init="tv"``, the default: ``tv_steps`` PDHG steps of :func:`~genprior_jax.solvers.tv`
@@ -49,7 +50,7 @@ __all__ = ["PATCH_HYPER", "PATCH_INITS", "PatchHyper", "PatchState", "patch_nll"
 
 
 class PatchHyper(NamedTuple):
-    lam: Array | float = 0.01  # weight of R, in TV's range (R sums over the image)
+    lam: Array | float = 3e-5  # weight of R (R sums the patch NLLs over the image; ~1e-5 to 1e-4 for images)
     learning_rate: Array | float = 0.005
     tv_lam: Array | float = 0.003  # the TV start's weight (init="tv")
 
