@@ -39,6 +39,9 @@ SUITE: dict[str, Benchmark] = {
     "asim_convergence": Benchmark("asim_convergence.py", ("--quick",)),
     "memory_chunks": Benchmark("memory_chunks.py", None),
     "tv_batch": Benchmark("tv_batch.py", ("--quick",)),
+    "dip_compile": Benchmark("dip_compile.py", None),
+    "real_images": Benchmark("real_images.py", ("--quick",)),
+    "peers": Benchmark("peers.py", None),  # needs the peers' own environments (see its docstring)
 }
 SIZES = ("quick", "full")
 

@@ -172,6 +172,8 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
 
     _prepare_out(args.out)
     method = get_method(args.method)
+    if args.prior is None:
+        args.prior = "patch-flow" if method.any_size else "vae-mnist"
     prior = load_prior(args.prior) if method.needs_prior else None
     files = load_image_files(args.images, _size_arg(args.size), args.gray)
     if prior is not None and not method.any_size:  # a trained prior has one image shape: never resize silently
@@ -291,7 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     rec = sub.add_parser("reconstruct", **sub_kw, help="reconstruct a set of images with any method and operator")
     rec.add_argument("--method", default="csgm", choices=_method_names(),
                      help="reconstruction method (the registry genprior_jax.solvers.METHODS)")
-    rec.add_argument("--prior", default="vae-mnist", help="prior name or checkpoint path (methods with a prior)")
+    rec.add_argument("--prior", default=None,
+                     help="prior name or checkpoint path, for methods with a prior (default: patch-flow for patchnr, "
+                          "vae-mnist for the others)")
     rec.add_argument("--operator", default="gaussian:m=100",
                      help="operator spec, e.g. gaussian:m=100, mask:missing=0.6, box:size=7, blur:uniform=7, "
                           "sr:factor=2")

@@ -29,6 +29,13 @@ LINEAR = {o for o in OPS if isinstance(make_operator(EXAMPLES[o], jax.random.key
 OP_SMOKE = ({("lasso-dct", o) for o in LINEAR} | {("csgm", o) for o in set(OPS) - LINEAR}) - {("lasso-dct", "gaussian")}
 
 
+def _prior_for(method):
+    """The CLI's default prior for ``method``: the patch flow for patchnr, the VAE for the other prior methods."""
+    if not METHODS[method].needs_prior:
+        return None
+    return load_prior("patch-flow" if METHODS[method].any_size else "vae-mnist")
+
+
 def _flags(method, steps=4):
     restarts = ["--restarts", "1"] if "num_restarts" in defaults(method) else []
     return ["--steps", str(steps), *restarts]
@@ -65,7 +72,7 @@ def test_every_method_same_through_cli_and_api(tmp_path, method):
     x = load_mnist("test", n=2).images
     k_noise, k_solve = jax.random.split(k_run)
     y = jax.vmap(measure, (0, None, 0, None))(jax.random.split(k_noise, 2), op, x, 0.05)
-    prior = load_prior("vae-mnist") if METHODS[method].needs_prior else None
+    prior = _prior_for(method)
     kw = {"num_steps": 4, **({"num_restarts": 1} if "num_restarts" in defaults(method) else {})}
     assert cli_overrides(method, steps=4, restarts=kw.get("num_restarts"), noise=0.05) == {
         **kw, **({"sigma": 0.05} if "sigma" in defaults(method) else {})}
@@ -87,7 +94,7 @@ def test_cli_operator_smoke(tmp_path, method, op_name):
 def test_every_method_operator_combination_traces(method):
     """Every (method, operator) pair builds, traces and returns the image shape (``jax.eval_shape``: nothing is
     compiled); the linear-only methods refuse the non-linear operators by name."""
-    prior = load_prior("vae-mnist") if METHODS[method].needs_prior else None
+    prior = _prior_for(method)
     x = load_mnist("test", n=2).images
     for op_name in OPS:
         op = make_operator(EXAMPLES[op_name], jax.random.key(0), (28, 28, 1))

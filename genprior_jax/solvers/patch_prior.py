@@ -145,9 +145,16 @@ def patchnr(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array =
 
     Args:
         prior: a flow on ``k x k x c`` patches (``gp.load_prior("patch-flow")``); ``c = 1`` also serves RGB images.
-        y, op: measurements ``(B, *op.out_shape)`` or one, and a linear operator on images of any size.
-        lam, learning_rate, tv_lam: traced. stride (patch grid step), num_steps, init (``"tv"`` / ``"pinv"`` /
-            ``"adjoint"``), tv_steps: static.
+        key: PRNG key (the TV start's power iteration, the patch grid's offsets).
+        y: measurements ``(B, *op.out_shape)`` or one measurement.
+        op: a linear operator on images of any size.
+        lam: weight of ``R`` (traced).
+        learning_rate: Adam's step on the pixels (traced).
+        tv_lam: weight of the TV start (traced).
+        stride: the patch grid's step (static).
+        num_steps: Adam steps, the cap when a tolerance is given (static).
+        init: ``"tv"``, ``"pinv"`` or ``"adjoint"`` (static).
+        tv_steps: PDHG steps of the TV start (static).
         options: :class:`~genprior_jax.solvers.options.RunOptions` or its fields as keywords (``tol`` stops each
             image when ``1/2 ||A x - y||^2 + lam R(x)`` on the offset-0 grid settles).
 
