@@ -89,9 +89,20 @@ def iterate(step: Any, state: Any, *, num_steps: int, unroll: int = 1, history: 
     def cond(c: Carry) -> Array:
         return c.code < 0
 
+    def quiet(s: Any, _: None) -> tuple[Any, None]:
+        return step(s)[0], None  # info unused: XLA drops what computes it (e.g. an objective evaluated per step)
+
     def block_body(c: Carry) -> Carry:
-        s, infos = jax.lax.scan(body, c.state, None, length=block, unroll=unroll)
-        f = loss_of(jax.tree_util.tree_map(lambda a: a[-1], infos))
+        if history:
+            s, infos = jax.lax.scan(body, c.state, None, length=block, unroll=unroll)
+            last = jax.tree_util.tree_map(lambda a: a[-1], infos)
+        else:  # only the block's last info is read: the steps before it need not produce theirs
+            s = c.state
+            if block > 1:
+                s, _ = jax.lax.scan(quiet, s, None, length=block - 1, unroll=unroll)
+            s, last = step(s)
+            infos = None
+        f = loss_of(last)
         settled = jnp.isfinite(c.prev) & (jnp.abs(c.prev - f)
                                           <= tol * jnp.maximum(jnp.maximum(jnp.abs(f), jnp.abs(c.prev)), 1.0))
         k = c.k + 1
