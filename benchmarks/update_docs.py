@@ -13,6 +13,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 ORDER = [
     "asim_convergence",
+    "analysis_vs_synthesis_converged",
+    "ood_mnist_noisefree",
+    "ood_mnist_noisefree_m300_500",
+    "patch_prior_128",
+    "peers",
+    "peers_lasso_dip",
+    "tv_batch",
+    "dip_compile",
     "csgm_mnist",
     "csgm_mnist_flow20",
     "baselines_check",
