@@ -162,12 +162,12 @@ def main() -> None:
                                    "nonfinite": int((np.asarray(status) == gp.Status.NONFINITE).sum()), "seconds": secs,
                                    "objective_mean": float(np.nanmean(j)), "converged": float(np.mean(converged)),
                                    "steps_mean": float(np.mean(steps)), "objective": j.tolist()}
+            rows[kind] = np.asarray(xt[:10])
         # the shared objective of both formulations on the same problems at the synthesis lam (one grid: compare J
         # where both solved the same problem)
         if results[task]["synthesis"]["lam"] == results[task]["analysis"]["lam"]:
             js, ja = (np.asarray(results[task][k]["objective"]) for k in ("synthesis", "analysis"))
             results[task]["analysis_lower_J"] = float(np.mean(ja < js))
-            rows[kind] = np.asarray(xt[:10])
         save_grid(rows, os.path.join(RESULTS, f"{prefix}_{task}.png"),
                   title=f"{task}: truth / A^+ y / synthesis (z-space) / analysis (x-space), {args.prior}")
     total = time.perf_counter() - t_start
