@@ -34,6 +34,7 @@ ORDER = [
     "analysis_vs_synthesis",
     "ood_mnist",
     "posterior_mnist",
+    "denoise_mnist_flow_retrained",
     "denoise_mnist_flow_converged",
     "denoise_mnist",
     "nonlinear",
