@@ -32,6 +32,16 @@ def dequantize(key: jax.Array, x: jax.Array) -> jax.Array:
     return (jnp.round(x * 255.0) + jax.random.uniform(key, x.shape)) / 256.0
 
 
+def finite_loss(loss: jax.Array, who: str, epoch: int, step: int, out: str | None) -> float:
+    """``float(loss)``; a non-finite loss stops training with an error naming the epoch, the step and where the last
+    good checkpoint is."""
+    value = float(loss)
+    if not math.isfinite(value):
+        raise FloatingPointError(f"{who}: loss became {value} at epoch {epoch}, step {step}; "
+                                 f"the last good checkpoint is at {out!r}")
+    return value
+
+
 def evaluate_bpd(params: Any, config: dict[str, Any], images: np.ndarray, key: jax.Array, batch: int = 250) -> float:
     """Mean bits/dim over ``images`` with one fixed dequantization draw."""
     dim = int(np.prod(config["image_shape"]))
@@ -113,11 +123,7 @@ def train_flow(config_name: str = "glow-mnist", seed: int = 0, epochs: int = 30,
             batch = jnp.asarray(train[order[i * batch_size : (i + 1) * batch_size]])
             params, opt_state, loss = step(params, opt_state, jax.random.fold_in(k_epoch, i), batch)
             if i % 10 == 0 or i == steps_per_epoch - 1:
-                loss_f = float(loss)
-                if not math.isfinite(loss_f):
-                    raise FloatingPointError(f"train_flow: loss became {loss_f} at epoch {epoch}, step {i}; "
-                                             f"the last good checkpoint is at {out!r}")
-                bar.set_postfix(bpd=f"{loss_f:.3f}")
+                bar.set_postfix(bpd=f"{finite_loss(loss, 'train_flow', epoch, i, out):.3f}")
             losses.append(loss)
         train_bpd = float(jnp.mean(jnp.stack(losses)))
         val_bpd = evaluate_bpd(params, config, val, k_eval)

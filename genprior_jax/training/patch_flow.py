@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from ..checkpoint import save_checkpoint
 from ..priors.flow import CONFIGS, batch_log_prob, check_config, init_flow
+from .flow import dequantize, finite_loss
 
 TRAIN_IMAGES = ("brick", "grass", "gravel", "moon", "coins", "rocket", "clock", "immunohistochemistry",
                 "microaneurysms", "stereo_motorcycle")
@@ -91,9 +92,9 @@ NOISE = 0.01
 
 
 def _dequantize(key: jax.Array, x: jax.Array, noise: float = NOISE) -> jax.Array:
+    """The digits' 8-bit dequantization (:func:`~genprior_jax.training.flow.dequantize`) plus Gaussian noise."""
     k_u, k_n = jax.random.split(key)
-    deq = (jnp.round(x * 255.0) + jax.random.uniform(k_u, x.shape)) / 256.0
-    return deq + noise * jax.random.normal(k_n, x.shape)
+    return dequantize(k_u, x) + noise * jax.random.normal(k_n, x.shape)
 
 
 def train_patch_flow(config_name: str = "patch-flow-6", seed: int = 0, epochs: int = 20, steps_per_epoch: int = 500,
@@ -150,11 +151,7 @@ def train_patch_flow(config_name: str = "patch-flow-6", seed: int = 0, epochs: i
             params, opt_state, loss = step(params, opt_state, k_step,
                                            jnp.asarray(pool[i * batch_size : (i + 1) * batch_size]))
             if i % 50 == 0:
-                loss_f = float(loss)
-                if not math.isfinite(loss_f):
-                    raise FloatingPointError(f"train_patch_flow: loss became {loss_f} at epoch {epoch}, step {i}; "
-                                             f"the last good checkpoint is at {out!r}")
-                bar.set_postfix(nll=f"{loss_f:.2f}")
+                bar.set_postfix(nll=f"{finite_loss(loss, 'train_patch_flow', epoch, i, out):.2f}")
             losses.append(loss)
         val_nll = float(evaluate(params, jnp.asarray(val)))
         history.append({"epoch": epoch, "train_nll": float(jnp.mean(jnp.stack(losses))), "val_nll": val_nll,
