@@ -40,6 +40,35 @@ def _check_train_out(args: argparse.Namespace) -> None:
                          "replace it")
 
 
+def _train_ambient(args: argparse.Namespace, command: str) -> int:
+    import jax
+    import numpy as np
+
+    from .data import load_mnist
+    from .priors import load_prior
+    from .sample_quality import mnist_classifier, sample_scores
+    from .training import train_ambient_dcgan
+
+    mode = args.mode or "ambient"
+    if args.measurement is None and mode != "clean":
+        raise ValueError("train ambient-dcgan: --measurement SPEC is required, e.g. block-pixels:p=0.5, "
+                         "blur:gaussian=1.0,noise=0.1, keep-patch:size=14, gaussian:m=4")
+    if args.epochs is not None or args.digits is not None or args.config is not None:
+        raise ValueError("train ambient-dcgan: --epochs, --digits and --config do not apply (use --steps)")
+    _, metrics = train_ambient_dcgan(args.measurement, mode, seed=args.seed,
+                                     steps=int(_default(args.steps, 4000, "--steps")),
+                                     batch_size=int(_default(args.batch_size, 64, "--batch-size")),
+                                     learning_rate=float(_default(args.lr, 2e-4, "--lr")), out=args.out,
+                                     resume=args.resume, command=command)
+    prior = load_prior(args.out)
+    scores = sample_scores(mnist_classifier(0), np.asarray(prior.sample(jax.random.key(12345), 500)),
+                           load_mnist("test").images)
+    print(f"{metrics['steps']} steps ({mode}, {args.measurement}): inception score {scores['inception_score']:.2f}, "
+          f"Frechet distance {scores['frechet_distance']:.1f} (500 samples vs the test digits), "
+          f"{metrics['train_seconds']:.0f} s; checkpoint: {args.out}")
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from .training import train_dcgan, train_flow, train_patch_flow, train_vae
 
@@ -60,6 +89,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
               f"{metrics['test_nll']:.2f} nats ({metrics['test_bpd']:.3f} bits/dim), {metrics['train_seconds']:.0f} s;"
               f" checkpoint: {args.out}")
         return 0
+    if args.model != "ambient-dcgan" and (args.measurement is not None or args.mode is not None):
+        raise ValueError(f"train {args.model}: --measurement and --mode apply to ambient-dcgan only")
+    if args.model == "ambient-dcgan":
+        return _train_ambient(args, command)
     if args.model == "dcgan":
         if args.epochs is not None or args.digits is not None:
             raise ValueError("train dcgan: --epochs and --digits do not apply (use --steps)")
@@ -247,7 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", **sub_kw, help="train a prior on the embedded MNIST digits (patch-flow: on "
                            "scikit-image's photos) and write a checkpoint")
-    train.add_argument("model", choices=["vae", "flow", "dcgan", "patch-flow"], help="which prior to train")
+    train.add_argument("model", choices=["vae", "flow", "dcgan", "patch-flow", "ambient-dcgan"],
+                       help="which prior to train (ambient-dcgan: a DCGAN learned from measured digits only)")
     train.add_argument("--out", required=True, help="checkpoint directory to write")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--epochs", type=int, default=None,
@@ -270,6 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="replace a checkpoint already in --out (without it, an existing checkpoint is refused)")
     train.add_argument("--lr-decay", choices=["cosine", "constant"], default=None,
                        help="flow: learning-rate schedule after the warm-up (default cosine to 1 %% of --lr)")
+    train.add_argument("--measurement", default=None,
+                       help="ambient-dcgan: the measurement model, e.g. block-pixels:p=0.5, "
+                            "blur:gaussian=1.0,noise=0.1, keep-patch:size=14, gaussian:m=4")
+    train.add_argument("--mode", choices=["ambient", "ignore", "unmeasure", "clean"], default=None,
+                       help="ambient-dcgan: ambient (default; D sees measurements), ignore (baseline: a DCGAN on the "
+                            "measurements as if clean), unmeasure (baseline: on TV-inverted measurements), clean")
     train.add_argument("--lr", type=float, default=None, help="default 1e-3 (vae, flow), 2e-4 (dcgan)")
     train.set_defaults(func=_cmd_train)
 

@@ -64,6 +64,8 @@ def build(name: str, key: jax.Array, shape=SHAPE) -> Operator:
         spec = "gaussian:m=50"
     if shape != SHAPE and spec.startswith("box"):
         spec = "box:size=5"
+    if shape != SHAPE and spec.startswith("keep-patch"):
+        spec = "keep-patch:size=5"
     return make_operator(spec, key, shape)
 
 

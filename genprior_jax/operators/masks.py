@@ -82,3 +82,51 @@ class BoxMask(_Mask):
         self.in_shape = shape
         self.out_shape = shape
         self.mask = jnp.asarray(mask)
+
+
+class BlockPixels(_Mask):
+    """AmbientGAN's block-pixels measurement (Bora, Price & Dimakis 2018): each pixel is zeroed independently
+    with probability ``p`` (in every channel), so the number of missing pixels is Binomial(``H W``, ``p``) - unlike
+    :class:`RandomMask`, which drops an exact count.
+
+    Args:
+        key: PRNG key drawing the mask (may be traced: ``jax.vmap`` over keys draws a fresh mask per image).
+        shape: image shape ``(H, W, C)``.
+        p: probability in ``[0, 1]`` that a pixel is blocked.
+    """
+
+    def __init__(self, key: Array, shape: Shape, p: float):
+        shape = check_image_shape(shape, "BlockPixels")
+        check_key(key, "BlockPixels")
+        p = check_fraction(p, "BlockPixels", "p")
+        h, w, _ = shape
+        self.in_shape = shape
+        self.out_shape = shape
+        self.mask = (jax.random.uniform(key, (h, w, 1)) >= p).astype(jnp.float32)
+
+
+class KeepPatch(_Mask):
+    """AmbientGAN's keep-patch measurement: a ``size x size`` patch at a uniformly random position is kept and
+    every pixel outside it is zeroed.
+
+    Args:
+        key: PRNG key drawing the patch's top-left corner (may be traced).
+        shape: image shape ``(H, W, C)``.
+        size: side of the kept patch, between 1 and ``min(H, W)``.
+    """
+
+    def __init__(self, key: Array, shape: Shape, size: int):
+        shape = check_image_shape(shape, "KeepPatch")
+        check_key(key, "KeepPatch")
+        h, w, _ = shape
+        if int(size) != size or not 1 <= size <= min(h, w):
+            raise ValueError(f"KeepPatch: expected an integer patch size between 1 and {min(h, w)}, got {size!r}")
+        size = int(size)
+        kr, kc = jax.random.split(key)
+        r = jax.random.randint(kr, (), 0, h - size + 1)
+        c = jax.random.randint(kc, (), 0, w - size + 1)
+        rows, cols = jnp.arange(h)[:, None], jnp.arange(w)[None, :]
+        inside = (rows >= r) & (rows < r + size) & (cols >= c) & (cols < c + size)
+        self.in_shape = shape
+        self.out_shape = shape
+        self.mask = inside.astype(jnp.float32)[:, :, None]

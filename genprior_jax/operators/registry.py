@@ -11,6 +11,8 @@ Specs of the measurement families beyond the linear image-space ones:
 - ``radon:angles=30`` (parallel-beam tomography over ``[0, pi)``), optional ``detectors=``.
 - ``structured:m=100`` (sub-sampled randomised DCT).
 - ``phase:m=200`` (``|A x|``, Gaussian ``A``) or ``phase:rate=0.5`` (Fourier magnitudes).
+- ``block-pixels:p=0.5`` (each pixel zeroed with probability ``p``) and ``keep-patch:size=14`` (a random patch
+  kept): AmbientGAN's random masks, a fresh one per key.
 - ``onebit:m=300`` (``sign(A x)``, Gaussian ``A``), optional ``temperature=`` of the logistic loss.
 """
 
@@ -22,7 +24,7 @@ from typing import Any
 from .base import Array, LinearOperator, Operator, Shape
 from .blur import Blur, Downsample
 from .fourier import SubsampledFourier
-from .masks import BoxMask, RandomMask
+from .masks import BlockPixels, BoxMask, KeepPatch, RandomMask
 from .nonlinear import OneBit, PhaseRetrieval
 from .radon import Radon
 from .simple import GaussianCS, Identity
@@ -60,6 +62,8 @@ OPERATORS: dict[str, Factory] = {
     "gaussian": lambda key, shape, m=100: GaussianCS(key, shape, int(m)),
     "mask": lambda key, shape, missing=0.6: RandomMask(key, shape, float(missing)),
     "box": lambda key, shape, size=7: BoxMask(shape, int(size)),
+    "block-pixels": lambda key, shape, p=0.5: BlockPixels(key, shape, float(p)),
+    "keep-patch": lambda key, shape, size=14: KeepPatch(key, shape, int(size)),
     "blur": _blur,
     "sr": lambda key, shape, factor=2: Downsample(shape, int(factor)),
     "fourier": _fourier,
@@ -77,6 +81,8 @@ EXAMPLES: dict[str, str] = {
     "gaussian": "gaussian:m=100",
     "mask": "mask:missing=0.6",
     "box": "box:size=7",
+    "block-pixels": "block-pixels:p=0.5",
+    "keep-patch": "keep-patch:size=14",
     "blur-uniform": "blur:uniform=7",
     "blur-gaussian": "blur:gaussian=1.0",
     "blur-circular": "blur:uniform=5,boundary=circular",
@@ -95,6 +101,8 @@ PARAMS: dict[str, dict[str, type]] = {
     "gaussian": {"m": int},
     "mask": {"missing": float},
     "box": {"size": int},
+    "block-pixels": {"p": float},
+    "keep-patch": {"size": int},
     "blur": {"uniform": int, "gaussian": float, "size": int, "boundary": str},
     "sr": {"factor": int},
     "fourier": {"rate": float, "lines": int, "power": float, "center": float},

@@ -156,13 +156,14 @@ def dcgan_modules(config: dict[str, Any]) -> tuple[Generator, Discriminator]:
     return _modules(_config_key(config))
 
 
-def init_dcgan(key: Array, config: dict[str, Any]) -> Params:
-    """Fresh parameters ``{"generator": ..., "discriminator": ...}``."""
+def init_dcgan(key: Array, config: dict[str, Any], disc_shape: tuple[int, ...] | None = None) -> Params:
+    """Fresh parameters ``{"generator": ..., "discriminator": ...}``; the discriminator takes inputs of
+    ``disc_shape`` (default: the image shape; an AmbientGAN's discriminator sees measurements instead)."""
     c = check_config(config)
     gen, disc = dcgan_modules(c)
     kg, kd = jax.random.split(key)
     z = jnp.zeros((1, c["latent"]), jnp.float32)
-    x = jnp.zeros((1, *c["image_shape"]), jnp.float32)
+    x = jnp.zeros((1, *(c["image_shape"] if disc_shape is None else disc_shape)), jnp.float32)
     return {"generator": gen.init(kg, z)["params"], "discriminator": disc.init(kd, x)["params"]}
 
 

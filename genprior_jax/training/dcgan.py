@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from ..checkpoint import flax_restore, load_checkpoint, save_checkpoint
 from ..data import SPLIT_SEED, load_mnist
+from ..operators.measurement_model import MeasurementModel
 from ..priors.dcgan import CONFIGS, check_config, dcgan_modules, dcgan_prior, init_dcgan
 
 
@@ -59,45 +60,58 @@ def csgm_quality(prior: Any, n: int = 16, m: int = 100, steps: int = 500, restar
     return float(jnp.mean(mse(x, res.x)))
 
 
-def dcgan_train_step(config: dict[str, Any], learning_rate: float = 2e-4, beta1: float = 0.5, ema: float = 0.999
-               ) -> Callable[..., tuple[Any, jax.Array, jax.Array]]:
+def dcgan_train_step(config: dict[str, Any], learning_rate: float = 2e-4, beta1: float = 0.5, ema: float = 0.999,
+                     measurement: MeasurementModel | None = None) -> Callable[..., tuple[Any, jax.Array, jax.Array]]:
     """The jitted training step ``step(state, t, key, x) -> (state, d_loss, g_loss)`` (see the module
-    docstring), cached per configuration and hyper-parameters so repeated runs in a process compile once.
+    docstring), cached per configuration, hyper-parameters and measurement model so repeated runs in a process
+    compile once.
 
     ``state = {"params": {"generator", "discriminator"}, "ema": generator params, "opt_state": {"generator",
     "discriminator"}}`` (Adam states of ``optax.adam(learning_rate, b1=beta1)``), ``t`` the step number (a
-    float32 scalar, for the EMA warm-up), ``x`` a batch of real images ``(B, H, W, C)`` in ``[0, 1]``.
+    float32 scalar, for the EMA warm-up), ``x`` a batch of real samples: images ``(B, H, W, C)`` in ``[0, 1]``,
+    or, with a ``measurement`` model (AmbientGAN), measurements ``(B, *measurement.out_shape)``; then every
+    generated image passes through its own fresh draw ``measurement.measure(k_i, G(z_i))`` (keys from the step's
+    key) before the discriminator sees it, in both the D and the G update.
     """
     c = check_config(config)
-    return _train_step(tuple(sorted(c.items())), float(learning_rate), float(beta1), float(ema))
+    return _train_step(tuple(sorted((k, v) for k, v in c.items() if k in _STEP_KEYS)), float(learning_rate),
+                       float(beta1), float(ema), measurement)
+
+
+_STEP_KEYS = ("image_shape", "latent", "start", "channels", "upsample", "groups")
 
 
 @functools.cache
-def _train_step(config_items: tuple[tuple[str, Any], ...], learning_rate: float, beta1: float, ema: float
-                ) -> Callable[..., tuple[Any, jax.Array, jax.Array]]:
+def _train_step(config_items: tuple[tuple[str, Any], ...], learning_rate: float, beta1: float, ema: float,
+                measurement: MeasurementModel | None) -> Callable[..., tuple[Any, jax.Array, jax.Array]]:
     config = dict(config_items)
     gen, disc = dcgan_modules(config)
     opt = optax.adam(learning_rate, b1=beta1)
+
+    def generate(pg: Any, z: jax.Array, k: jax.Array) -> jax.Array:
+        fake = cast(jax.Array, gen.apply({"params": pg}, z))
+        return fake if measurement is None else measurement.measure_batch(k, fake)
 
     def d_loss(pd: Any, x: jax.Array, fake: jax.Array) -> jax.Array:
         real_logit = cast(jax.Array, disc.apply({"params": pd}, x))
         fake_logit = cast(jax.Array, disc.apply({"params": pd}, fake))
         return jnp.mean(jax.nn.softplus(-real_logit)) + jnp.mean(jax.nn.softplus(fake_logit))
 
-    def g_loss(pg: Any, pd: Any, z: jax.Array) -> jax.Array:
-        return jnp.mean(jax.nn.softplus(-cast(jax.Array, disc.apply({"params": pd}, gen.apply({"params": pg}, z)))))
+    def g_loss(pg: Any, pd: Any, z: jax.Array, k: jax.Array) -> jax.Array:
+        return jnp.mean(jax.nn.softplus(-cast(jax.Array, disc.apply({"params": pd}, generate(pg, z, k)))))
 
     @jax.jit
     def step(s: Any, t: jax.Array, k: jax.Array, x: jax.Array) -> tuple[Any, jax.Array, jax.Array]:
-        kd, kg = jax.random.split(k)
+        kd, kg = jax.random.split(k)  # as before measurement models existed: plain runs reproduce bit for bit
+        kmd, kmg = jax.random.split(jax.random.fold_in(k, 7))  # the measurement draws (unused without a model)
         p, o = s["params"], s["opt_state"]
         z = jax.random.normal(kd, (x.shape[0], config["latent"]), jnp.float32)
-        fake = gen.apply({"params": p["generator"]}, z)
+        fake = generate(p["generator"], z, kmd)
         ld, grad_d = jax.value_and_grad(d_loss)(p["discriminator"], x, fake)
         upd, o_d = opt.update(grad_d, o["discriminator"], p["discriminator"])
         pd = optax.apply_updates(p["discriminator"], upd)
         z = jax.random.normal(kg, (x.shape[0], config["latent"]), jnp.float32)
-        lg, grad_g = jax.value_and_grad(g_loss)(p["generator"], pd, z)
+        lg, grad_g = jax.value_and_grad(g_loss)(p["generator"], pd, z, kmg)
         upd, o_g = opt.update(grad_g, o["generator"], p["generator"])
         pg = optax.apply_updates(p["generator"], upd)
         decay = jnp.minimum(ema, (1.0 + t) / (10.0 + t))  # warm-up: early weights do not linger
@@ -113,10 +127,16 @@ def train_dcgan(config_name: str = "dcgan-mnist", seed: int = 0, steps: int = 40
                 learning_rate: float = 2e-4, beta1: float = 0.5, ema: float = 0.999, checkpoint_every: int = 1000,
                 out: str | None = None, resume: bool = False, progress: bool = True, command: str = "",
                 config_overrides: dict[str, Any] | None = None, eval_steps: int = 500, eval_digits: int = 16,
-                eval_m: int = 100) -> tuple[Any, dict[str, Any]]:
+                eval_m: int = 100, data: Any = None, measurement: MeasurementModel | None = None,
+                metadata: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
     """Train a DCGAN from :data:`~genprior_jax.priors.dcgan.CONFIGS`; returns ``(params, metrics)`` with
     ``params = {"generator": EMA generator, "discriminator": ...}`` and writes the checkpoint (kind
-    ``"dcgan"``) and ``samples.png`` to ``out``."""
+    ``"dcgan"``) and ``samples.png`` to ``out``.
+
+    ``data`` replaces the embedded training digits by other real samples ``(N, ...)`` (measured or
+    "unmeasured" digits for the AmbientGAN baselines); with a ``measurement`` model the discriminator compares
+    ``data`` (measurements, ``(N, *measurement.out_shape)``) with measured generated images - AmbientGAN (see
+    :mod:`~genprior_jax.training.ambient`). ``metadata`` is stored in the checkpoint and the metrics."""
     if config_name not in CONFIGS:
         raise ValueError(f"train_dcgan: unknown config {config_name!r}; expected one of {sorted(CONFIGS)}")
     if steps < 1 or batch_size < 1 or not learning_rate > 0 or not 0 <= ema < 1 or checkpoint_every < 1:
@@ -127,15 +147,29 @@ def train_dcgan(config_name: str = "dcgan-mnist", seed: int = 0, steps: int = 40
     if tuple(config["image_shape"]) != (28, 28, 1):
         raise ValueError(f"train_dcgan: the embedded data are 28x28x1 MNIST digits; config {config_name!r} wants "
                          f"{config['image_shape']} (train it on your own data with a GPU/TPU)")
-    train = load_mnist("train").images
+    disc_shape = tuple(config["image_shape"]) if measurement is None else measurement.out_shape
+    if measurement is not None and measurement.image_shape != tuple(config["image_shape"]):
+        raise ValueError(f"train_dcgan: the measurement model is for images of shape {measurement.image_shape}; "
+                         f"the generator makes {config['image_shape']}")
+    if data is None:
+        if measurement is not None:
+            raise ValueError("train_dcgan: a measurement model needs data = the measured training set")
+        train = load_mnist("train").images
+    else:
+        train = np.asarray(data)
+        if train.dtype != np.float32 or train.ndim != 1 + len(disc_shape) or tuple(train.shape[1:]) != disc_shape:
+            raise ValueError(f"train_dcgan: expected data of dtype float32 and shape (N, *{disc_shape}), got "
+                             f"{train.dtype} {train.shape}")
+        if not np.all(np.isfinite(train)):
+            raise ValueError("train_dcgan: data contain NaN or infinite values")
     if batch_size > len(train):
-        raise ValueError(f"train_dcgan: batch_size {batch_size} exceeds the {len(train)} training digits")
+        raise ValueError(f"train_dcgan: batch_size {batch_size} exceeds the {len(train)} training samples")
     steps_per_epoch = len(train) // batch_size
     opt = optax.adam(learning_rate, b1=beta1)
 
     key = jax.random.key(seed)
     k_init, k_data, k_steps = jax.random.split(key, 3)
-    params = init_dcgan(k_init, config)
+    params = init_dcgan(k_init, config, disc_shape)
     state = {"params": params, "ema": params["generator"],
              "opt_state": {name: opt.init(p) for name, p in params.items()}}
     start, history = 0, []
@@ -147,7 +181,10 @@ def train_dcgan(config_name: str = "dcgan-mnist", seed: int = 0, steps: int = 40
         state = jax.tree_util.tree_map(jnp.asarray, flax_restore(state, saved))
         start, history = record["metadata"]["step"], record["metadata"]["history"]
 
-    step = dcgan_train_step(config, learning_rate, beta1, ema)
+    step = dcgan_train_step(config, learning_rate, beta1, ema, measurement)
+    extra_meta = dict(metadata or {})
+    if measurement is not None:
+        extra_meta["measurement"] = {"spec": measurement.spec, "noise": measurement.noise}
 
     def shipped(s: Any) -> Any:
         return {"generator": s["ema"], "discriminator": s["params"]["discriminator"]}
@@ -157,7 +194,7 @@ def train_dcgan(config_name: str = "dcgan-mnist", seed: int = 0, steps: int = 40
             return
         assert state_path is not None  # set whenever out is
         save_checkpoint(out, shipped(s), "dcgan", config, {"step": t, "history": history, "command": command,
-                                                            **extra})
+                                                            **extra_meta, **extra})
         save_checkpoint(state_path, s, "train-state", config, {"step": t, "history": history})
 
     t0 = time.perf_counter()
@@ -200,7 +237,7 @@ def train_dcgan(config_name: str = "dcgan-mnist", seed: int = 0, steps: int = 40
         "final_g_loss": history[-1]["g_loss"] if history else None, "train_seconds": round(seconds, 1),
         "seconds_per_1000_steps": round(1000 * float(np.median(timed)), 1) if timed else None,
         "seed": seed, "split_seed": SPLIT_SEED, "batch_size": batch_size, "learning_rate": learning_rate,
-        "beta1": beta1, "ema": ema, "jax_version": jax.__version__, "command": command,
+        "beta1": beta1, "ema": ema, "jax_version": jax.__version__, "command": command, **extra_meta,
     }
     if eval_steps > 0:
         metrics["csgm_val_mse"] = csgm_quality(prior, n=eval_digits, m=eval_m, steps=eval_steps)
