@@ -13,7 +13,7 @@ score and the Frechet distance in the classifier's hidden features between ``--n
 A, noise norm 0.1, Adam to a tolerance, restarts): MSE, final objective and converged fraction.
 
     python benchmarks/ambient_mnist.py                       # the committed results (about 45 min on 2 cores)
-    python benchmarks/ambient_mnist.py --steps 200 --ps 0.5 --extra --csgm-n 4 --prefix ambient_mnist_quick
+    python benchmarks/ambient_mnist.py --quick            # smoke run (100 steps per generator, ~2 min)
 
 Checkpoints go to ``--ckpt-dir`` (not committed); a checkpoint already there with the same step count is reused,
 so an interrupted run resumes where it stopped.
@@ -107,7 +107,12 @@ def main() -> None:
     ap.add_argument("--csgm-restarts", type=int, default=4)
     ap.add_argument("--ckpt-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".ambient_ckpts"))
     ap.add_argument("--prefix", default="ambient_mnist")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 100 steps, p = 0.5 and convolve + noise only")
     args = ap.parse_args()
+    if args.quick:
+        args.steps, args.ps, args.extra, args.n_samples = 100, [0.5], ["blur:gaussian=1.0,noise=0.1"], 200
+        args.csgm_n, args.csgm_ms, args.csgm_cap = 4, [100], 500
+        args.prefix, args.ckpt_dir = f"{args.prefix}_quick", args.ckpt_dir.rstrip(os.sep) + "_quick"
     info = machine_info()
     t_start = time.perf_counter()
 

@@ -12,6 +12,7 @@ import re
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 ORDER = [
+    "ambient_mnist",
     "asim_convergence",
     "analysis_vs_synthesis_converged",
     "ood_mnist_noisefree",

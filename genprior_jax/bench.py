@@ -41,6 +41,7 @@ SUITE: dict[str, Benchmark] = {
     "tv_batch": Benchmark("tv_batch.py", ("--quick",)),
     "dip_compile": Benchmark("dip_compile.py", None),
     "real_images": Benchmark("real_images.py", ("--quick",)),
+    "ambient_mnist": Benchmark("ambient_mnist.py", ("--quick",)),
     "peers": Benchmark("peers.py", None),  # needs the peers' own environments (see its docstring)
 }
 SIZES = ("quick", "full")
