@@ -58,6 +58,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import RESULTS, machine_info, machine_line, write_json, write_text  # noqa: E402
 
 import genprior_jax as gp  # noqa: E402
+from genprior_jax.data import skimage_image  # noqa: E402
 from genprior_jax.operators import Radon, fbp, make_operator, measure  # noqa: E402
 from genprior_jax.plotting import save_grid  # noqa: E402
 from genprior_jax.priors.untrained import untrained_generator  # noqa: E402
@@ -104,19 +105,8 @@ def task_specs(size: int) -> dict[str, dict[str, Any]]:
 
 def load_image(name: str, size: int) -> np.ndarray:
     """``skimage.data.<name>()`` as float32 ``(size, size, C)`` in [0, 1]: centre square crop, bilinear resize with
-    anti-aliasing (module docstring)."""
-    from skimage import data, img_as_float, transform
-
-    img = img_as_float(getattr(data, name)())
-    if img.ndim == 3 and img.shape[-1] == 4:
-        img = img[..., :3]
-    h, w = img.shape[:2]
-    s = min(h, w)
-    img = img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
-    img = transform.resize(img, (size, size), order=1, anti_aliasing=True)
-    if img.ndim == 2:
-        img = img[..., None]
-    return np.clip(img, 0.0, 1.0).astype(np.float32)
+    anti-aliasing (module docstring; :func:`genprior_jax.data.skimage_image`)."""
+    return skimage_image(name, size)
 
 
 def dip_available(shape: tuple[int, int, int]) -> str | None:

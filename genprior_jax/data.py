@@ -218,3 +218,28 @@ def load_image_files(spec: str, size: tuple[int, int] | None = None,
             resized.append((name, np.clip(np.stack(chans, -1), 0.0, 1.0).astype(np.float32)))
         out = resized
     return out
+
+
+def skimage_image(name: str, size: int | None = None, gray: bool = False) -> np.ndarray:
+    """A photo that ships with scikit-image (``skimage.data.<name>()``, no download) as float32 ``(H, W, C)`` in
+    ``[0, 1]``: 8/16-bit integers scaled by their range (``img_as_float``), RGBA cut to RGB, ``C = 1`` for grey
+    images or with ``gray=True`` (``rgb2gray``). With ``size``: the centre square (the shorter side) resized to
+    ``size x size`` (bilinear, anti-aliased). ``ValueError`` for a name scikit-image does not have."""
+    from skimage import color, data, img_as_float, transform
+
+    if not hasattr(data, name) or name.startswith("_"):
+        raise ValueError(f"skimage_image: scikit-image has no image {name!r}")
+    img = getattr(data, name)()
+    img = img_as_float(np.asarray(img[0] if isinstance(img, tuple) else img))  # stereo_motorcycle: a tuple
+    if img.ndim == 3 and img.shape[-1] == 4:
+        img = img[..., :3]
+    if gray and img.ndim == 3:
+        img = color.rgb2gray(img)
+    if size is not None:
+        h, w = img.shape[:2]
+        s = min(h, w)
+        img = img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+        img = transform.resize(img, (size, size), order=1, anti_aliasing=True)
+    if img.ndim == 2:
+        img = img[..., None]
+    return np.clip(img, 0.0, 1.0).astype(np.float32)

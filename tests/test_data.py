@@ -45,3 +45,18 @@ def test_tfds_loader_with_mock_data(name):
 def test_tfds_unavailable_gives_clear_error(tmp_path):
     with pytest.raises(DatasetUnavailableError, match="(?s)could not load TFDS dataset 'mnist'.*load_mnist"):
         load_tfds("mnist", split="test", data_dir=str(tmp_path), download=False)
+
+
+def test_skimage_image_shapes_and_scaling():
+    from genprior_jax.data import skimage_image
+
+    rgb = skimage_image("astronaut", 64)
+    assert rgb.shape == (64, 64, 3) and rgb.dtype == np.float32 and 0.0 <= rgb.min() and rgb.max() <= 1.0
+    coins = skimage_image("coins")  # 303x384 uint8, native size
+    assert coins.shape == (303, 384, 1)
+    from skimage import data
+
+    np.testing.assert_allclose(coins[..., 0], data.coins() / 255.0, atol=1e-6)
+    assert skimage_image("astronaut", 32, gray=True).shape == (32, 32, 1)
+    with pytest.raises(ValueError, match="no image 'nope'"):
+        skimage_image("nope")

@@ -34,6 +34,7 @@ import optax
 from tqdm.auto import tqdm
 
 from ..checkpoint import save_checkpoint
+from ..data import skimage_image
 from ..priors.flow import CONFIGS, batch_log_prob, check_config, init_flow
 from .flow import dequantize, finite_loss
 
@@ -45,18 +46,7 @@ SCALES = (1.0, 0.75, 0.5)
 
 def natural_image(name: str) -> np.ndarray:
     """The scikit-image photo ``name`` as a grey ``(H, W)`` float32 array in ``[0, 1]``."""
-    from skimage import color, data
-
-    if not hasattr(data, name):
-        raise ValueError(f"natural_image: scikit-image has no image {name!r}")
-    img = getattr(data, name)()
-    img = np.asarray(img[0] if isinstance(img, tuple) else img)  # stereo_motorcycle: (left, right, disparity)
-    if img.ndim == 3:
-        img = color.rgb2gray(img[..., :3])
-    img = img.astype(np.float64)
-    if img.max() > 1.0:
-        img = img / (65535.0 if img.max() > 255 else 255.0)
-    return np.clip(img, 0.0, 1.0).astype(np.float32)
+    return skimage_image(name, gray=True)[..., 0]
 
 
 def _pyramid(names: tuple[str, ...]) -> list[np.ndarray]:
