@@ -230,16 +230,17 @@ def skimage_image(name: str, size: int | None = None, gray: bool = False) -> np.
     if not hasattr(data, name) or name.startswith("_"):
         raise ValueError(f"skimage_image: scikit-image has no image {name!r}")
     img = getattr(data, name)()
-    img = img_as_float(np.asarray(img[0] if isinstance(img, tuple) else img))  # stereo_motorcycle: a tuple
+    raw = np.asarray(img[0] if isinstance(img, tuple) else img)  # stereo_motorcycle: a tuple
+    img = np.asarray(img_as_float(raw), np.float64)
     if img.ndim == 3 and img.shape[-1] == 4:
         img = img[..., :3]
     if gray and img.ndim == 3:
-        img = color.rgb2gray(img)
+        img = np.asarray(color.rgb2gray(img), np.float64)
     if size is not None:
-        h, w = img.shape[:2]
+        h, w = int(img.shape[0]), int(img.shape[1])
         s = min(h, w)
         img = img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
-        img = transform.resize(img, (size, size), order=1, anti_aliasing=True)
+        img = np.asarray(transform.resize(img, (size, size), order=1, anti_aliasing=True), np.float64)
     if img.ndim == 2:
         img = img[..., None]
     return np.clip(img, 0.0, 1.0).astype(np.float32)
