@@ -186,7 +186,7 @@ def test_tv_denoising_matches_skimage_chambolle():
     y = (x + 0.1 * np.random.default_rng(0).standard_normal(x.shape)).astype(np.float32)
     lam = 0.1
     ref = denoise_tv_chambolle(y.astype(np.float64), weight=lam, eps=1e-12, max_num_iter=20000, channel_axis=-1)
-    res = tv(jax.random.key(0), y, Identity(y.shape), lam=lam, num_steps=2000, box=False)
+    res = tv(jax.random.key(0), y, Identity(y.shape), lam=lam, num_steps=2000, box=False, tol=None)
     ours = np.asarray(res.x)
     f_ours, f_ref = _tv_objective(ours, y, lam), _tv_objective(ref, y, lam)
     assert f_ours <= f_ref + 1e-5 * f_ref, (f_ours, f_ref)
@@ -207,7 +207,7 @@ def test_tv_compressed_sensing_converges_with_a_certified_gap():
     ops = jax.vmap(lambda k: GaussianCS(k, (28, 28, 1), 100))(jax.random.split(jax.random.key(0), 4))
     y = jax.vmap(gp.measure, (0, 0, 0, None))(jax.random.split(jax.random.key(1), 4), ops, jnp.asarray(x), 0.01)
     lam = 0.01
-    res = tv(jax.random.key(2), y, ops, lam=lam, num_steps=600, op_batched=True, history=True)
+    res = tv(jax.random.key(2), y, ops, lam=lam, num_steps=600, op_batched=True, history=True, tol=None)
     assert np.all(np.asarray(res.status) == Status.OK)
     gap = np.asarray(jax.vmap(_tv_duality_gap)(res.state, ops, y, res.objective))
     obj = np.asarray(res.objective)
@@ -218,7 +218,7 @@ def test_tv_compressed_sensing_converges_with_a_certified_gap():
     assert float(res.x.min()) >= 0.0 and float(res.x.max()) <= 1.0
     # a lam sweep reuses the compiled solver
     before = trace_count()
-    tv(jax.random.key(2), y, ops, lam=0.03, num_steps=600, op_batched=True, history=True)
+    tv(jax.random.key(2), y, ops, lam=0.03, num_steps=600, op_batched=True, history=True, tol=None)
     assert trace_count() == before
 
 
@@ -241,12 +241,12 @@ def test_tv_nonfinite_measurement_is_isolated():
     op = RandomMask(jax.random.key(0), (28, 28, 1), 0.5)
     y = jax.vmap(op.mv)(jnp.asarray(x))
     y = y.at[1, 3, 3, 0].set(jnp.nan)
-    res = tv(jax.random.key(1), y, op, lam=0.02, num_steps=200)
+    res = tv(jax.random.key(1), y, op, lam=0.02, num_steps=200, tol=None)
     assert list(np.asarray(res.status)) == [Status.OK, Status.NONFINITE, Status.OK]
     assert np.all(np.isnan(np.asarray(res.x[1])))
     keys = jax.random.split(jax.random.key(1), 3)
     for i in (0, 2):
-        alone = tv(keys[i], y[i], op, lam=0.02, num_steps=200)
+        alone = tv(keys[i], y[i], op, lam=0.02, num_steps=200, tol=None)
         np.testing.assert_allclose(res.x[i], alone.x, atol=1e-6)
 
 

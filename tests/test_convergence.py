@@ -154,3 +154,24 @@ def test_step_progress_bar_counts_steps_once_per_check(monkeypatch):
     calls.clear()
     run(solver, jax.random.key(0), ys, OP, Hyper(), num_steps=300, tol=1e-4, progress=True)  # one tick per block
     assert 0 < len(calls) <= 30 and all(c % 10 == 0 for c in calls)
+
+
+def test_tv_and_lasso_stop_when_settled_by_default():
+    """TV and Lasso solve to their default tolerance: with a generous cap they stop early, converged, and the
+    default matches the explicit tolerance; tol=None runs the fixed count."""
+    import genprior_jax as gp
+    from genprior_jax.operators import RandomMask
+    from genprior_jax.solvers import lasso, tv
+    from genprior_jax.solvers.lasso import LASSO_TOL
+    from genprior_jax.solvers.tv import TV_TOL
+
+    x = gp.load_mnist("test", n=2).images
+    op = RandomMask(jax.random.key(0), (28, 28, 1), 0.5)
+    y = jax.vmap(op.mv)(jnp.asarray(x))
+    for solve, tol in ((lambda **kw: tv(jax.random.key(1), y, op, lam=0.02, num_steps=5000, **kw), TV_TOL),
+                       (lambda **kw: lasso(jax.random.key(1), y, op, lam=0.05, num_steps=5000, **kw), LASSO_TOL)):
+        res = solve()
+        assert np.all(np.asarray(res.converged)) and np.all(np.asarray(res.steps) < 5000)
+        np.testing.assert_array_equal(np.asarray(solve(tol=tol).x), np.asarray(res.x))
+        fixed = solve(tol=None)
+        assert np.all(np.asarray(fixed.steps) == 5000) and not np.any(np.asarray(fixed.converged))

@@ -31,7 +31,7 @@ from ..priors.base import Prior
 from .checks import check_hyper
 from .inits import BACKPROJECTIONS, backproject
 from .optim import check_optimizer, check_schedule, make_optimizer, minimizing_solver
-from .options import RunOptions
+from .options import RunOptions, default_tol
 from .runner import Problem, Result, Solver, run
 
 PENALTIES = ("sq", "norm", "nll")
@@ -153,8 +153,7 @@ def asim(prior: Prior, key: Array, y: Array, op: Any, *, gamma: float | Array = 
     changes by less than ``ASIM_TOL`` (relative, absolute below 1) over 10 iterations (``tol=None`` runs the
     fixed count). GlowIP's "30 steps" are 30 calls of torch's ``LBFGS.step()``, each up to 20 iterations: about
     600 iterations, not 30, and 30 iterations stop far from the minimum (``result.status`` says so)."""
-    if "tol" not in run_options and (options is None or options.tol is None):
-        run_options = {**run_options, "tol": ASIM_TOL}
+    run_options = default_tol(options, run_options, ASIM_TOL)
     return csgm(prior, key, y, op, lam=gamma, learning_rate=learning_rate, init_std=init_std, num_steps=num_steps,
                 num_restarts=num_restarts, optimizer=optimizer, penalty=penalty, init=init, options=options,
                 **run_options)

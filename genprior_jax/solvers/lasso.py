@@ -36,7 +36,7 @@ from ..operators.validation import require_linear
 from ..transforms import BASES, make_basis
 from ..transforms.wavelet import check_wavelet, detail_weights
 from .checks import check_hyper
-from .options import RunOptions
+from .options import RunOptions, default_tol
 from .runner import Problem, Result, Solver, run
 
 Array = jax.Array
@@ -113,6 +113,9 @@ def lasso_solver(basis: str = "dct", wavelet: str = "db4", levels: int = 3, pena
     return Solver(init, step, objective, estimate)
 
 
+LASSO_TOL = 1e-6  # relative change of the objective over 10 FISTA steps: the default stopping rule
+
+
 def lasso(key: Array, y: Array, op: LinearOperator, *, lam: float | Array = LASSO_HYPER.lam, basis: str = "dct",
           wavelet: str = "db4", levels: int = 3, penalize_coarse: bool = PENALIZE_COARSE, num_steps: int = 500,
           options: RunOptions | None = None, **run_options: Any) -> Result:
@@ -122,10 +125,14 @@ def lasso(key: Array, y: Array, op: LinearOperator, *, lam: float | Array = LASS
     :data:`~genprior_jax.transforms.WAVELETS`), ``levels`` and ``penalize_coarse`` (whether the coarsest
     approximation block pays ``lam |c_i|`` too; module docstring) select the wavelet Lasso (static). ``res.x`` is
     ``clip(S c, 0, 1)``; ``res.state.c`` holds the coefficients and ``res.state.x`` the unclipped image.
+
+    Stops when settled by default: at most ``num_steps`` FISTA steps, each problem stopping once the objective
+    changes by less than ``LASSO_TOL`` (relative) over 10 steps (``tol=None`` runs the fixed count).
     """
     require_linear(op, "lasso")
     check_hyper(LassoHyper(lam), "lasso")
     if basis != "wavelet":  # the wavelet options do not apply: one cached solver per basis
         wavelet, levels, penalize_coarse = "db4", 3, True
     return run(lasso_solver(basis, wavelet, levels, penalize_coarse), key, y, op, LassoHyper(lam), None,
-               num_steps=num_steps, num_restarts=1, options=options, **run_options)
+               num_steps=num_steps, num_restarts=1, options=options,
+               **default_tol(options, run_options, LASSO_TOL))

@@ -58,3 +58,11 @@ def resolve_options(options: RunOptions | None, overrides: dict[str, Any], who: 
     if unknown:
         raise ValueError(f"{who}: unexpected keyword argument(s) {unknown}; run options are {list(RunOptions._fields)}")
     return options._replace(**overrides) if overrides else options
+
+
+def default_tol(options: RunOptions | None, overrides: dict[str, Any], tol: float) -> dict[str, Any]:
+    """``overrides`` with ``tol`` added unless the caller chose one (a ``tol=`` keyword, ``None`` included, or
+    ``options.tol``): how solvers that converge to a minimum (L-BFGS, FISTA, PDHG) stop by default once settled."""
+    if "tol" in overrides or (options is not None and options.tol is not None):
+        return overrides
+    return {**overrides, "tol": tol}
