@@ -57,18 +57,18 @@ def slug(spec: str, mode: str) -> str:
     return f"{mode}_{spec.replace(':', '_').replace(',', '_').replace('=', '')}" if mode != "clean" else "clean"
 
 
-def train_or_load(spec: str, mode: str, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
-    path = os.path.join(args.ckpt_dir, slug(spec, mode))
+def train_or_load(spec: str, mode: str, seed: int, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    path = os.path.join(args.ckpt_dir, slug(spec, mode) + ("" if seed == 0 else f"_s{seed}"))
     if os.path.isfile(os.path.join(path, "config.json")):
         with open(os.path.join(path, "config.json")) as fh:
             meta = json.load(fh)["metadata"]
         if meta.get("step") == args.steps and "metrics" in meta:
             print(f"reusing {path}", flush=True)
             return gp.load_prior(path), meta["metrics"]
-    cmd = f"genprior-jax train ambient-dcgan --measurement {spec} --mode {mode} --steps {args.steps} --seed {args.seed}"
+    cmd = f"genprior-jax train ambient-dcgan --measurement {spec} --mode {mode} --steps {args.steps} --seed {seed}"
     if mode == "clean":
-        cmd = f"genprior-jax train dcgan --steps {args.steps} --seed {args.seed}"
-    _, metrics = train_ambient_dcgan(None if mode == "clean" else spec, mode, seed=args.seed, steps=args.steps,
+        cmd = f"genprior-jax train dcgan --steps {args.steps} --seed {seed}"
+    _, metrics = train_ambient_dcgan(None if mode == "clean" else spec, mode, seed=seed, steps=args.steps,
                                      out=path, progress=False, command=cmd)
     print(f"trained {path}: {metrics['train_seconds']} s", flush=True)
     return gp.load_prior(path), metrics
@@ -96,7 +96,8 @@ def main() -> None:
     ap.add_argument("--extra", nargs="*", default=["blur:gaussian=1.0,noise=0.1", "keep-patch:size=14",
                                                    "gaussian:m=4"], help="other measurement specs")
     ap.add_argument("--steps", type=int, default=4000)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0],
+                    help="training seeds per generator (scores: mean +- sd over them; grids and CSGM: the first)")
     ap.add_argument("--n-samples", type=int, default=500)
     ap.add_argument("--csgm-p", type=float, default=0.5, help="block-pixels p whose generators go into CSGM")
     ap.add_argument("--csgm-ms", type=int, nargs="*", default=[50, 100, 200])
@@ -125,19 +126,27 @@ def main() -> None:
     priors: dict[tuple[str, str], Any] = {}
     sample_key = jax.random.key(12345)
 
-    def score(spec: str, mode: str) -> None:
-        prior, metrics = train_or_load(spec, mode, args)
-        priors[(spec, mode)] = prior
-        samples = np.asarray(prior.sample(sample_key, args.n_samples))
-        s = sample_scores(clf, samples, test)
-        rows.setdefault(spec, {})[mode] = {**s, "train_seconds": metrics.get("train_seconds"),
-                                           "unmeasure_lam": metrics.get("unmeasure_lam")}
-        print(f"{spec:34s} {mode:10s} IS {s['inception_score']:.2f}  FD {s['frechet_distance']:.1f}", flush=True)
+    def score(spec: str, mode: str) -> dict[str, Any]:
+        per_seed = []
+        for seed in args.seeds:
+            prior, metrics = train_or_load(spec, mode, seed, args)
+            if seed == args.seeds[0]:
+                priors[(spec, mode)] = prior
+            s = sample_scores(clf, np.asarray(prior.sample(sample_key, args.n_samples)), test)
+            per_seed.append({**s, "seed": seed, "train_seconds": metrics.get("train_seconds"),
+                             "unmeasure_lam": metrics.get("unmeasure_lam")})
+            print(f"{spec:34s} {mode:10s} seed {seed} IS {s['inception_score']:.2f}  FD "
+                  f"{s['frechet_distance']:.1f}", flush=True)
+        row: dict[str, Any] = {"per_seed": per_seed, "unmeasure_lam": per_seed[0]["unmeasure_lam"]}
+        for k in ("inception_score", "frechet_distance"):
+            v = np.array([r[k] for r in per_seed])
+            row[k], row[k + "_sd"] = float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+        if spec != "none":
+            rows.setdefault(spec, {})[mode] = row
+        return row
 
-    prior_clean, m_clean = train_or_load("none", "clean", args)
-    priors[("none", "clean")] = prior_clean
-    clean_scores = sample_scores(clf, np.asarray(prior_clean.sample(sample_key, args.n_samples)), test)
-    print(f"clean IS {clean_scores['inception_score']:.2f} FD {clean_scores['frechet_distance']:.1f}", flush=True)
+    clean_scores = score("none", "clean")
+    prior_clean = priors[("none", "clean")]
     for spec in specs:
         for mode in modes_for(spec):
             score(spec, mode)
@@ -167,22 +176,29 @@ def main() -> None:
                "seconds": round(time.perf_counter() - t_start, 1)}
     write_json(f"{args.prefix}.json", payload)
 
+    def fmt(r: dict[str, Any]) -> str:
+        if len(args.seeds) == 1:
+            return f"{r['inception_score']:.2f} / {r['frechet_distance']:.1f}"
+        return (f"{r['inception_score']:.2f} ± {r['inception_score_sd']:.2f} / {r['frechet_distance']:.1f} ± "
+                f"{r['frechet_distance_sd']:.1f}")
+
     md = ["# AmbientGAN on MNIST: generators learned from measurements only", "",
           machine_line(info), "",
           f"Command: `python benchmarks/{os.path.basename(__file__)} " + " ".join(sys.argv[1:]) + f"` "
-          f"({payload['seconds']:.0f} s). Each generator: DCGAN `dcgan-mnist`, {args.steps} steps, batch 64, seed "
-          f"{args.seed}; the 4,000 training digits each measured once (data seed 0). Scores: the project's MLP "
+          f"({payload['seconds']:.0f} s). Each generator: DCGAN `dcgan-mnist`, {args.steps} steps, batch 64, seeds "
+          f"{args.seeds}; the 4,000 training digits each measured once (data seed 0). Scores: the project's MLP "
           f"classifier (seed 0); IS = inception-style score (10 at most; higher is better), FD = Frechet distance "
           f"in its hidden features to the 500 test digits (lower is better), from {args.n_samples} samples.", "",
           f"Reference: real validation digits IS {ref['validation digits (real)']['inception_score']:.2f}, FD "
-          f"{ref['validation digits (real)']['frechet_distance']:.1f}; clean-data DCGAN (upper bound) IS "
-          f"{clean_scores['inception_score']:.2f}, FD {clean_scores['frechet_distance']:.1f}.", "",
+          f"{ref['validation digits (real)']['frechet_distance']:.1f}; clean-data DCGAN (upper bound) IS / FD "
+          f"{fmt(clean_scores)}." + (" With several seeds: mean ± sd over the seeds." if len(args.seeds) > 1
+                                    else ""), "",
           "| measurement | AmbientGAN IS / FD | ignore (i) IS / FD | unmeasure (ii) IS / FD | TV weight of (ii) |",
           "|---|---|---|---|---|"]
 
     def cell(spec: str, mode: str) -> str:
         r = rows.get(spec, {}).get(mode)
-        return "n/a" if r is None else f"{r['inception_score']:.2f} / {r['frechet_distance']:.1f}"
+        return "n/a" if r is None else fmt(r)
 
     for spec in specs:
         lam = rows[spec].get("unmeasure", {}).get("unmeasure_lam")
