@@ -73,7 +73,7 @@ LABEL = {"baseline": "baseline", "tv": "TV", "lasso-wavelet": "Lasso-wavelet", "
 
 # lam grids per method, for the image-domain tasks and for CT (the sinogram's scale is ~100x an image's)
 GRIDS = {
-    "tv": {"image": (1e-3, 3e-3, 1e-2, 3e-2), "ct": (0.03, 0.3, 3.0)},
+    "tv": {"image": (3e-4, 1e-3, 3e-3, 1e-2, 3e-2), "ct": (0.03, 0.3, 3.0)},
     "lasso-wavelet": {"image": (1e-3, 3e-3, 1e-2, 3e-2), "ct": (0.03, 0.3, 3.0)},
     "dip": {"image": (0.0, 0.01), "ct": (0.0, 0.1)},
     "deep-decoder": {"image": (0.0, 0.01), "ct": (0.0, 0.1)},
