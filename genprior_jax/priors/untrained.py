@@ -4,8 +4,8 @@ An untrained generator ``G_w(z)`` is a network whose weights ``w`` are *fitted t
 :mod:`genprior_jax.solvers.dip`) from a random start, with a fixed random input ``z``. Its architecture is the
 prior. Two architectures, in Flax, both mapping one input to one image ``(H, W, C)`` with values in ``[0, 1]``:
 
-- ``"dcgan"``: the compsensing_dip repo's ``DCGAN_MNIST`` (28 x 28 only). With ``g = ngf`` and
-  ``z`` of shape ``(z_dim,)`` read as a ``1 x 1 x z_dim`` map::
+- ``"dcgan"``: at 28 x 28 the compsensing_dip repo's ``DCGAN_MNIST``; at any other size the DCGAN-style decoder
+  below. ``DCGAN_MNIST``, with ``g = ngf`` and ``z`` of shape ``(z_dim,)`` read as a ``1 x 1 x z_dim`` map::
 
       conv 2x2 (pad 1) -> 8g @ 2x2,  norm, relu, up x2 -> 4x4
       conv 4x4 (pad 3) -> 4g @ 7x7,  norm, relu
@@ -21,6 +21,13 @@ prior. Two architectures, in Flax, both mapping one input to one image ``(H, W, 
   the default here is ``ngf = 16`` (0.22 M weights): with the reference DIP settings it recovered 16 MNIST test
   digits *better* (per-pixel MSE 0.009 vs 0.045 at m = 100, 0.040 vs 0.125 at m = 50; the wider network fits
   the noise sooner) in 1/12 of the time on a CPU (``benchmarks/results/dip_check_ngf.md``).
+  At other sizes (64 x 64 x 3 to 512 x 512 x 3 and odd sizes alike) the same kind of network, as the repo's
+  larger ``DCGAN_XRAY`` grows to 256 x 256: spatial sizes ``H_0 .. H_u = H`` as the Deep Decoder's below with
+  ``u`` the largest of ``0..6`` with ``4 * 2^u <= min(H, W)`` (:func:`default_dcgan_upsample`), a random input
+  map ``z`` of shape ``(H_0, W_0, g)``, ``u + 1`` blocks ``conv 3x3 (pad 1) -> g 2^min(3, u - j) channels, norm,
+  relu, nearest resize to the next size (all but the last block)``, then ``conv 3x3 -> C`` and ``(tanh + 1) / 2``
+  (8g channels at the coarse end, g at full size; over-parameterised like every DIP network: the fit is
+  stopped early, not regularised by size).
 - ``"deep-decoder"``: Heckel & Hand (2019), at any ``H x W``. With the spatial sizes
   ``H_u = H, H_{j-1} = ceil(H_j / 2)`` (and ``W_j`` alike), input ``z`` of shape ``(H_0, W_0, k)`` and ``u + 1``
   blocks ``1x1 conv (k -> k) -> bilinear resize H_j x W_j -> H_{j+1} x W_{j+1} (all but the last block) -> relu
@@ -160,6 +167,38 @@ class DCGANGenerator(nn.Module):
         return 0.5 * (jnp.tanh(Conv(self.channels, 3, 1, impl=impl)(h)) + 1.0)
 
 
+class DCGANDecoder(nn.Module):
+    """The DCGAN-style DIP generator at any size: ``(H_0, W_0, ngf) -> (H, W, channels)`` (module docstring)."""
+
+    ngf: int = 16
+    channels: int = 1
+    num_upsample: int = 6
+    image_hw: tuple[int, int] = (256, 256)
+    conv: str = "im2col"
+
+    @nn.compact
+    def __call__(self, z: Array) -> Array:
+        u, g, impl = self.num_upsample, self.ngf, self.conv
+        sizes = list(zip(deep_decoder_sizes(self.image_hw[0], u), deep_decoder_sizes(self.image_hw[1], u)))
+        if tuple(z.shape[:2]) != sizes[0]:
+            raise ValueError(f"DCGANDecoder: expected an input of spatial size {sizes[0]}, got {tuple(z.shape[:2])}")
+        h = z
+        for j in range(u + 1):
+            h = nn.relu(ChannelNorm()(Conv(g * 2 ** min(3, u - j), 3, 1, impl=impl)(h)))
+            if j < u:
+                h = jax.image.resize(h, (*sizes[j + 1], h.shape[2]), "nearest")
+        return 0.5 * (jnp.tanh(Conv(self.channels, 3, 1, impl=impl)(h)) + 1.0)
+
+
+def default_dcgan_upsample(image_shape: tuple[int, int, int]) -> int:
+    """``u`` of the DCGAN-style decoder (sizes other than 28 x 28): the largest of ``0..6`` with
+    ``4 * 2^u <= min(H, W)`` (an input of 4 to 7 pixels a side; 8 x 8 at 512 x 512)."""
+    u = 0
+    while u < 6 and 4 * 2 ** (u + 1) <= min(image_shape[:2]):
+        u += 1
+    return u
+
+
 class DeepDecoder(nn.Module):
     """Heckel & Hand's deep decoder: ``(H_0, W_0, k) -> (H, W, channels)`` (module docstring); ``image_hw`` is
     ``(H, W)``, None for ``2^u`` times the input's size."""
@@ -241,9 +280,13 @@ def _build(name: str, image_shape: tuple[int, int, int], sizes: tuple[tuple[str,
            ) -> UntrainedGenerator:
     cfg: dict[str, Any] = dict(sizes)
     h, w, c = image_shape
-    if name == "dcgan":
+    if name == "dcgan" and (h, w) == (28, 28):
         module: nn.Module = DCGANGenerator(ngf=cfg["ngf"], channels=c, conv=str(cfg["conv"]))
         latent_shape: tuple[int, ...] = (cfg["z_dim"],)
+    elif name == "dcgan":
+        u = int(cfg["num_upsample"])
+        module = DCGANDecoder(ngf=cfg["ngf"], channels=c, num_upsample=u, image_hw=(h, w), conv=str(cfg["conv"]))
+        latent_shape = (deep_decoder_sizes(h, u)[0], deep_decoder_sizes(w, u)[0], cfg["ngf"])
     else:
         u = int(cfg["num_upsample"])
         module = DeepDecoder(width=cfg["width"], num_upsample=u, channels=c, image_hw=(h, w))
@@ -299,8 +342,9 @@ def untrained_generator(name: str = "dcgan", image_shape: tuple[int, int, int] =
                         conv: str = "im2col") -> UntrainedGenerator:
     """The untrained generator ``name`` (one of :data:`GENERATORS`) for images of ``image_shape``.
 
-    ``"dcgan"`` uses ``ngf``, ``z_dim`` and ``conv`` (:data:`CONV_IMPLS`, see :func:`conv2d`) and needs
-    ``image_shape = (28, 28, C)``; ``"deep-decoder"`` uses ``width`` (channels ``k``) and ``num_upsample``
+    ``"dcgan"`` uses ``ngf``, ``z_dim`` and ``conv`` (:data:`CONV_IMPLS`, see :func:`conv2d`): ``DCGAN_MNIST`` at
+    28 x 28, the DCGAN-style decoder (input a ``(H_0, W_0, ngf)`` map; ``z_dim`` unused) at other sizes;
+    ``"deep-decoder"`` uses ``width`` (channels ``k``) and ``num_upsample``
     (``u``), each :func:`default_deep_decoder` ``(image_shape)`` where None (the default ``k`` for the given
     ``u`` where only ``u`` is given), at any ``H x W`` with ``2^u <= min(H, W)``.
     Cached: the same arguments give the same object.
@@ -311,13 +355,14 @@ def untrained_generator(name: str = "dcgan", image_shape: tuple[int, int, int] =
     if len(shape) != 3 or min(shape) < 1:
         raise ValueError(f"untrained_generator: expected image_shape (H, W, C), got {tuple(image_shape)}")
     if name == "dcgan":
-        if shape[:2] != (28, 28):
-            raise ValueError(f"untrained_generator('dcgan'): the DCGAN_MNIST architecture generates 28 x 28 images, "
-                             f"got image_shape {shape}")
         if conv not in CONV_IMPLS:
             raise ValueError(f"untrained_generator('dcgan'): unknown conv {conv!r}; expected one of {CONV_IMPLS}")
+        if min(shape[:2]) < 4:
+            raise ValueError(f"untrained_generator('dcgan'): expected images of at least 4 x 4 pixels, got {shape}")
         sizes = (("ngf", _check_positive("ngf", ngf, name)), ("z_dim", _check_positive("z_dim", z_dim, name)),
                  ("conv", conv))
+        if shape[:2] != (28, 28):  # the DCGAN-style decoder; z_dim does not apply (its input is a map)
+            sizes = (("ngf", sizes[0][1]), ("conv", conv), ("num_upsample", default_dcgan_upsample(shape)))
     else:
         if num_upsample is None:
             u = default_deep_decoder(shape).num_upsample  # type: ignore[arg-type]
