@@ -18,6 +18,7 @@ ORDER = [
     "ood_mnist_noisefree",
     "ood_mnist_noisefree_m300_500",
     "patch_prior_128",
+    "patch_prior_128_ct30",
     "peers",
     "peers_lasso_dip",
     "tv_batch",
