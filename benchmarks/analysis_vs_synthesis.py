@@ -150,8 +150,13 @@ def main() -> None:
                     help="a results JSON of this script: take each task's tuned lams from it (no validation sweep)")
     ap.add_argument("--warm-steps", type=int, default=0,
                     help="also solve the analysis problem from the synthesis estimate, this many L-BFGS iterations")
+    ap.add_argument("--reuse-analysis", action="store_true",
+                    help="with --lams-from: copy the x-space analysis solves' test results from that file (the same "
+                         "digits, keys, operators and lams) instead of solving them again")
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
+    if args.reuse_analysis and not args.lams_from:
+        ap.error("--reuse-analysis needs --lams-from")
     previous = None
     if args.lams_from:
         import json
@@ -181,6 +186,9 @@ def main() -> None:
         rows["A^+ y"] = np.asarray(problems(y_t[:10],
                                             jax.tree_util.tree_map(lambda a: a[:10], op_t) if batched else op_t))
         for kind in ("synthesis", "analysis"):
+            if kind == "analysis" and args.reuse_analysis:  # the same problems solved by the --lams-from run
+                results[task][kind] = {**previous[task][kind], "reused_from": args.lams_from}
+                continue
             val_psnr, val_j, val_conv = [], [], []
             if previous is not None:  # lams tuned by an earlier run (its sweep is copied, not recomputed)
                 prev = previous[task][kind]
@@ -209,6 +217,7 @@ def main() -> None:
                     "objective_mean": float(np.nanmean(np.asarray(jw))), "objective_start_mean": float(
                         np.nanmean(j_start)), "converged": float(np.mean(np.asarray(cw))),
                     "steps_mean": float(np.mean(np.asarray(iw))), "seconds": time.perf_counter() - t1}
+                rows["analysis from synthesis"] = np.asarray(xw[:10])
             xt = jnp.clip(jax.block_until_ready(xt), 0.0, 1.0)
             secs = time.perf_counter() - t0
             psnr, ssim = np.asarray(gp.psnr(x_test, xt)), np.asarray(gp.ssim(x_test, xt))
@@ -243,7 +252,10 @@ def main() -> None:
              f"z0 = 0 / x0 = G(0); noise std "
              f"{args.noise}. Total {total:.0f} s. J = 1/2 ||A x - y||^2 + lam ||E(x)||^2 of each estimate at its "
              "own lam (the same function for both formulations); converged = fraction of test problems stopped by "
-             "the tolerance (not the cap); iterations = mean count.", "",
+             "the tolerance (not the cap); iterations = mean count."
+             + (f" The x-space analysis columns are copied from `{os.path.basename(args.lams_from)}` (the same "
+                "digits, keys, operators and lams; not solved again in this run)." if args.reuse_analysis else ""),
+             "",
              "| task | synthesis PSNR | analysis PSNR | synthesis SSIM | analysis SSIM | lam (syn / ana) "
              "| J syn / ana | converged syn / ana | iterations syn / ana | winner | paper PSNR (CelebA, syn / ana) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]

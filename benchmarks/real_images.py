@@ -22,11 +22,11 @@ Noise: Gaussian, std ``--noise`` (0.01) per measurement entry, for every task (f
 sinogram's values, ~100). Methods: the back-projection baseline (zero-filled ``A^T y`` for the masks, ``A^+ y``
 for super-resolution and CS, the blurred image itself for deblurring, filtered back-projection
 ``genprior_jax.operators.fbp`` for CT), TV (``gp.reconstruct(..., method="tv")``, PDHG over [0, 1]),
-Lasso-wavelet (FISTA, db4), DIP (``method="dip", generator="dcgan"``: library defaults, RMSprop 1e-3; the DCGAN-style decoder at
-sizes other than 28 x 28) and the Deep Decoder (``method="dip",
-generator="deep-decoder"``, Adam ``--dd-lr``). TV and Lasso run until the objective's relative change over 10
-steps falls below ``--tol`` (capped at ``--steps``); DIP and the Deep Decoder run ``--dip-steps`` with the same
-tolerance test, keeping the iterate with the lowest measurement loss (the library's rule).
+Lasso-wavelet (FISTA, db4), DIP (``method="dip", generator="dcgan"``: library defaults, RMSprop 1e-3; the
+DCGAN-style decoder at sizes other than 28 x 28) and the Deep Decoder (``method="dip", generator="deep-decoder"``,
+Adam ``--dd-lr``). TV and Lasso run until the objective's relative change over 10 steps falls below ``--tol``
+(capped at ``--steps``); DIP and the Deep Decoder run ``--dip-steps`` with the same tolerance test, keeping the
+iterate with the lowest measurement loss (the library's rule).
 
 Regularization weights (``lam`` for TV and Lasso, ``lam_tv`` for DIP / Deep Decoder) are chosen per task and
 method from a small grid by PSNR on the ONE tuning image ``camera`` (for CT too: camera measured with the same
