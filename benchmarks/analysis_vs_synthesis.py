@@ -187,6 +187,10 @@ def main() -> None:
                                             jax.tree_util.tree_map(lambda a: a[:10], op_t) if batched else op_t))
         for kind in ("synthesis", "analysis"):
             if kind == "analysis" and args.reuse_analysis:  # the same problems solved by the --lams-from run
+                solved = len(previous[task][kind]["objective"])
+                if solved != args.n_test:
+                    raise SystemExit(f"--reuse-analysis: {args.lams_from} solved {solved} test digits, this run has "
+                                     f"--n-test {args.n_test}")
                 results[task][kind] = {**previous[task][kind], "reused_from": args.lams_from}
                 continue
             val_psnr, val_j, val_conv = [], [], []
