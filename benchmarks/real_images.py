@@ -276,21 +276,25 @@ def main() -> None:
     key = jax.random.key(args.seed)
     results: dict[str, Any] = {}
     t_start = time.perf_counter()
-    for task in chosen:
+    for i, task in enumerate(chosen):
         cfg = tasks[task]
         results[task] = run_task(task, cfg, phantom if cfg.get("ct") else natural, tune, args, grids, key, prefix)
         for r in results[task]["methods"].values():
             if "per_image" in r:
                 r["summary"] = summary(r)
-    total = time.perf_counter() - t_start
+        # written after every task: an interrupted run keeps what it finished
+        write_results(results, time.perf_counter() - t_start, args, grids, prefix, chosen[i + 1:])
 
+
+def write_results(results: dict[str, Any], total: float, args: argparse.Namespace, grids: dict[str, Any],
+                  prefix: str, pending: list[str]) -> None:
     info = machine_info()
     command = "python benchmarks/real_images.py " + " ".join(sys.argv[1:])
     plain_args = {k: v for k, v in vars(args).items() if k not in ("patch_prior_obj", "tv_lam_now")}
     write_json(f"{prefix}.json", {"machine": info, "command": command, "args": plain_args,
                                   "tune_image": args.tune_image,
                                   "grids": {m: {k: list(v) for k, v in g.items()} for m, g in grids.items()},
-                                  "results": results, "total_seconds": total})
+                                  "results": results, "total_seconds": total, "tasks_not_run": pending})
     lines = [f"# Natural images ({args.size}x{args.size}, scikit-image): classical baselines vs untrained generators",
              "", f"Command: `{command}`  ", machine_line(info) + "  ",
              f"Evaluation images: {', '.join(args.images)} (CT: the Shepp-Logan phantom); centre square crop, "
@@ -302,7 +306,8 @@ def main() -> None:
              f"{args.patch_tv_steps} PDHG steps of TV at TV's tuned lam. "
              "Time: median wall seconds per image (one image per call). Total "
              f"{total:.0f} s. Objective: TV 1/2||Ax-y||^2 + lam TV(x); Lasso ||Ax-y||^2 + lam||c||_1; "
-             "DIP / Deep Decoder the best iterate's ||Ax-y||^2; patch flow 1/2||Ax-y||^2 + lam R(x).", ""]
+             "DIP / Deep Decoder the best iterate's ||Ax-y||^2; patch flow 1/2||Ax-y||^2 + lam R(x)."
+             + (f" **Not run (the run was stopped before them): {', '.join(pending)}.**" if pending else ""), ""]
     for task, r in results.items():
         lines += [f"## {task} (`{r['spec']}`)", "",
                   "| method | PSNR | SSIM | s / image | converged | objective | lam |", "|---|---|---|---|---|---|---|"]
@@ -324,6 +329,8 @@ def main() -> None:
     text = "\n".join(lines)
     write_text(f"{prefix}.md", text)
     print(text)
+
+
 
 
 if __name__ == "__main__":
