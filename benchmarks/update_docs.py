@@ -15,6 +15,7 @@ ORDER = [
     "ambient_mnist",
     "asim_convergence",
     "analysis_vs_synthesis_converged",
+    "analysis_vs_synthesis_warm",
     "ood_mnist_noisefree",
     "ood_mnist_noisefree_m300_500",
     "patch_prior_128",
