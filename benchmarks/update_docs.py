@@ -13,6 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 ORDER = [
     "ambient_mnist",
+    "ambient_mnist_seeds",
     "asim_convergence",
     "analysis_vs_synthesis_converged",
     "analysis_vs_synthesis_warm",
