@@ -210,20 +210,24 @@ def main() -> None:
         md.append(f"| `{spec}` | {cell(spec, 'ambient')} | {cell(spec, 'ignore')} | {cell(spec, 'unmeasure')} | "
                   f"{'n/a' if lam is None else lam} |")
     md += ["", "n/a: the baseline does not apply (Gaussian projections are not images; nothing to invert outside a "
-           "kept patch).", "",
-           f"## CSGM on clean held-out digits with these generators (block-pixels p = {args.csgm_p:g})", "",
-           f"{args.csgm_n} test digits, Gaussian A (N(0, 1/m) entries), noise norm 0.1; CSGM lam {args.csgm_lam:g}, "
-           + ("L-BFGS" if args.csgm_optimizer == "lbfgs" else "Adam lr 0.01 with a cosine decay to 0 over the cap")
-           + f", {args.csgm_restarts} restarts (z0 ~ N(0, I)), tolerance {args.csgm_tol:g} on the relative change per "
-           f"{10 if args.csgm_optimizer == 'lbfgs' else 50} steps, cap {args.csgm_cap}. "
-           "MSE per pixel (+- s.e.m.), final objective ||A G(z) - y||^2 (mean) and "
-           "the converged fraction.", "",
-           "| generator | " + " | ".join(f"m = {m}: MSE / objective / converged" for m in args.csgm_ms) + " |",
-           "|---|" + "---|" * len(args.csgm_ms)]
-    for label, d in csgm.items():
-        md.append(f"| {label} | " + " | ".join(
-            f"{d[m]['mse']:.4f} +- {d[m]['mse_sem']:.4f} / {d[m]['objective']:.3f} / {d[m]['converged']:.2f}"
-            for m in args.csgm_ms) + " |")
+           "kept patch)."]
+    if csgm:
+        md += ["",
+               f"## CSGM on clean held-out digits with these generators (block-pixels p = {args.csgm_p:g})", "",
+               f"{args.csgm_n} test digits, Gaussian A (N(0, 1/m) entries), noise norm 0.1; CSGM lam "
+               f"{args.csgm_lam:g}, "
+               + ("L-BFGS" if args.csgm_optimizer == "lbfgs" else "Adam lr 0.01 with a cosine decay to 0 over the cap")
+               + f", {args.csgm_restarts} restarts (z0 ~ N(0, I)), tolerance {args.csgm_tol:g} on the relative change "
+               "per "
+               f"{10 if args.csgm_optimizer == 'lbfgs' else 50} steps, cap {args.csgm_cap}. "
+               "MSE per pixel (+- s.e.m.), final objective ||A G(z) - y||^2 (mean) and "
+               "the converged fraction.", "",
+               "| generator | " + " | ".join(f"m = {m}: MSE / objective / converged" for m in args.csgm_ms) + " |",
+               "|---|" + "---|" * len(args.csgm_ms)]
+        for label, d in csgm.items():
+            md.append(f"| {label} | " + " | ".join(
+                f"{d[m]['mse']:.4f} +- {d[m]['mse_sem']:.4f} / {d[m]['objective']:.3f} / {d[m]['converged']:.2f}"
+                for m in args.csgm_ms) + " |")
     md += ["", "Samples: " + ", ".join(f"`{args.prefix}_{slug(s, 'samples')}.png`" for s in specs), ""]
     write_text(f"{args.prefix}.md", "\n".join(md))
     print("\n".join(md))
