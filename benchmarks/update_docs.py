@@ -19,6 +19,8 @@ ORDER = [
     "analysis_vs_synthesis_warm",
     "ood_mnist_noisefree",
     "ood_mnist_noisefree_m300_500",
+    "real_images",
+    "real_images_b",
     "patch_prior_128",
     "patch_prior_128_ct30",
     "peers",
