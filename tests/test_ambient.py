@@ -168,3 +168,32 @@ def test_inception_score_and_frechet_distance_closed_forms():
         frechet_distance(a, b[:, :5])
     with pytest.raises(ValueError, match="probabilities"):
         inception_score(np.full((2, 3), np.nan))
+
+
+def test_bad_training_data_is_refused_before_training():
+    """Measured data of the wrong shape, dtype or with NaNs, and images of the wrong shape for a measurement
+    model, raise ValueError naming what was expected and what came."""
+    from genprior_jax.training import train_dcgan
+
+    model = parse_measurement("gaussian:m=4", SHAPE)
+    good = np.zeros((64, *model.out_shape), np.float32)
+    with pytest.raises(ValueError, match=r"expected data of dtype float32 and shape \(N, \*\(28, 28, 8\)\), got "
+                                         r"float32 \(64, 28, 28, 1\)"):
+        train_dcgan(steps=1, data=np.zeros((64, *SHAPE), np.float32), measurement=model, progress=False)
+    with pytest.raises(ValueError, match="got float64"):
+        train_dcgan(steps=1, data=good.astype(np.float64), measurement=model, progress=False)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        train_dcgan(steps=1, data=np.where(np.arange(good.size).reshape(good.shape) == 3, np.nan, good)
+                    .astype(np.float32), measurement=model, progress=False)
+    with pytest.raises(ValueError, match="needs data"):
+        train_dcgan(steps=1, measurement=model, progress=False)
+    with pytest.raises(ValueError, match=r"expected images of shape \(N, \*\(28, 28, 1\)\), got \(2, 28, 28\)"):
+        measure_dataset(model, np.zeros((2, 28, 28), np.float32))
+
+
+def test_unmeasure_draws_the_operator_measure_drew():
+    """MeasurementModel.operator(key) is the operator measure(key, .) applies (noise-free masks: equal outputs)."""
+    model = parse_measurement("block-pixels:p=0.5", SHAPE)
+    x = jnp.asarray(gp.load_mnist("test", n=1).images[0])
+    key = jax.random.key(3)
+    np.testing.assert_array_equal(np.asarray(model.measure(key, x)), np.asarray(model.operator(key)(x)))

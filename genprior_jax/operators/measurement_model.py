@@ -59,12 +59,17 @@ class MeasurementModel:
         """The operator ``A_theta`` of one draw (for ``gaussian``, a :class:`GaussianCS`)."""
         return make_operator(self.spec, key, self.image_shape)
 
+    def operator(self, key: Array) -> Operator:
+        """The operator that :meth:`measure` draws from ``key`` (the first of its two sub-keys; the second draws
+        the noise): what a classical inverse of that measurement must use."""
+        return self.draw(jax.random.split(key)[0])
+
     @property
     def out_shape(self) -> tuple[int, int, int]:
         """Shape of :meth:`measure`'s output, the discriminator's input."""
         h, w, c = self.image_shape
         if self.name in PROJECTIONS:
-            m = int(self.draw(jax.random.key(0)).out_shape[0])
+            m = int(jax.eval_shape(self.draw, jax.random.key(0)).out_shape[0])  # shapes only, no matrix drawn
             return (h, w, m * c + m)
         return (h, w, c)
 
@@ -86,9 +91,8 @@ class MeasurementModel:
         if tuple(x.shape) != self.image_shape:
             raise ValueError(f"MeasurementModel.measure: expected an image of shape {self.image_shape}, got "
                              f"{tuple(x.shape)}")
-        k_op, k_noise = jax.random.split(key)
-        op = self.draw(k_op)
-        return self.observe(op, _measure(k_noise, op, x, self.noise))
+        op = self.operator(key)
+        return self.observe(op, _measure(jax.random.split(key)[1], op, x, self.noise))
 
     def measure_batch(self, key: Array, x: Array) -> Array:
         """``(B, *image_shape)`` images, one independent draw each (keys split from ``key``)."""

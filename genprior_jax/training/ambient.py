@@ -46,6 +46,11 @@ def _measure_fn(model: MeasurementModel) -> Any:
     return jax.jit(jax.vmap(model.measure))
 
 
+@functools.cache
+def _operator_fn(model: MeasurementModel) -> Any:
+    return jax.jit(jax.vmap(model.operator))
+
+
 def measure_dataset(model: MeasurementModel, images: Any, keys: jax.Array | None = None, chunk: int = 500
                     ) -> np.ndarray:
     """``(N, *model.out_shape)`` float32: image ``i`` measured once with ``keys[i]`` (default
@@ -75,12 +80,12 @@ def unmeasure(model: MeasurementModel, measured: Any, keys: jax.Array, lam: floa
 
     _linear_image_model(model, "unmeasure")
     measured = np.asarray(measured, np.float32)
-    draw = jax.jit(jax.vmap(lambda k: model.draw(jax.random.split(k)[0])))  # the operator measure() drew
+    draw = _operator_fn(model)  # the operators measure() drew
     out = []
     for i in range(0, len(measured), chunk):
         ops = draw(keys[i:i + chunk])
         res = tv(jax.random.key(0), jnp.asarray(measured[i:i + chunk]), ops, lam=lam, num_steps=num_steps,
-                 op_batched=True, batch_size=None)
+                 op_batched=True, batch_size=None, tol=None)  # exactly num_steps, as documented
         out.append(np.asarray(res.x))
     return np.concatenate(out)
 
