@@ -35,20 +35,28 @@ def mnist_classifier(seed: int = 0, epochs: int = 20) -> Classifier:
     return clf
 
 
+@functools.cache
+def _features_fn(hidden: tuple[str, ...]) -> Any:
+    """The jitted hidden-layer map of an :class:`~genprior_jax.adversarial.MLP` whose ``Dense`` layers before the
+    output are ``hidden``; cached, so repeated scoring compiles once per batch shape."""
+
+    @jax.jit
+    def feats(params: Any, xb: Array) -> Array:
+        h = xb.reshape(xb.shape[0], -1)
+        for name in hidden:
+            h = jax.nn.relu(h @ params[name]["kernel"] + params[name]["bias"])
+        return h
+
+    return feats
+
+
 def classifier_features(clf: Classifier, x: Any, batch_size: int = 500) -> np.ndarray:
     """``(B, F)`` float64 activations of the classifier's last hidden layer (after its ReLU) for images ``x``
     of shape ``(B, *clf.image_shape)`` in ``[0, 1]``."""
     x, _ = check_batch(x, np.zeros(len(x), np.int32), clf.image_shape, "classifier_features")
-    hidden = [k for k in sorted(clf.params, key=lambda k: int(k.split("_")[-1]))][:-1]
-
-    @jax.jit
-    def feats(xb: Array) -> Array:
-        h = xb.reshape(xb.shape[0], -1)
-        for name in hidden:
-            h = jax.nn.relu(h @ clf.params[name]["kernel"] + clf.params[name]["bias"])
-        return h
-
-    return np.concatenate([np.asarray(feats(x[i:i + batch_size]), np.float64) for i in range(0, len(x), batch_size)])
+    feats = _features_fn(tuple(sorted(clf.params, key=lambda k: int(k.split("_")[-1])))[:-1])
+    return np.concatenate([np.asarray(feats(clf.params, x[i:i + batch_size]), np.float64)
+                           for i in range(0, len(x), batch_size)])
 
 
 def class_probabilities(clf: Classifier, x: Any, batch_size: int = 500) -> np.ndarray:

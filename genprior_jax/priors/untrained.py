@@ -359,10 +359,11 @@ def untrained_generator(name: str = "dcgan", image_shape: tuple[int, int, int] =
             raise ValueError(f"untrained_generator('dcgan'): unknown conv {conv!r}; expected one of {CONV_IMPLS}")
         if min(shape[:2]) < 4:
             raise ValueError(f"untrained_generator('dcgan'): expected images of at least 4 x 4 pixels, got {shape}")
-        sizes = (("ngf", _check_positive("ngf", ngf, name)), ("z_dim", _check_positive("z_dim", z_dim, name)),
-                 ("conv", conv))
-        if shape[:2] != (28, 28):  # the DCGAN-style decoder; z_dim does not apply (its input is a map)
-            sizes = (("ngf", sizes[0][1]), ("conv", conv), ("num_upsample", default_dcgan_upsample(shape)))
+        g, zd = _check_positive("ngf", ngf, name), _check_positive("z_dim", z_dim, name)
+        if shape[:2] == (28, 28):
+            sizes = (("ngf", g), ("z_dim", zd), ("conv", conv))
+        else:  # the DCGAN-style decoder; z_dim does not apply (its input is a map)
+            sizes = (("ngf", g), ("conv", conv), ("num_upsample", default_dcgan_upsample(shape)))
     else:
         if num_upsample is None:
             u = default_deep_decoder(shape).num_upsample  # type: ignore[arg-type]
