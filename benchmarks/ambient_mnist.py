@@ -37,20 +37,14 @@ from _common import RESULTS, machine_info, machine_line, write_json, write_text 
 
 import genprior_jax as gp  # noqa: E402
 from genprior_jax.operators import GaussianCS, measure, noise_std_for_norm, parse_measurement  # noqa: E402
-from genprior_jax.operators.measurement_model import IMAGE_SPACE  # noqa: E402
 from genprior_jax.plotting import save_grid  # noqa: E402
 from genprior_jax.sample_quality import mnist_classifier, sample_scores  # noqa: E402
 from genprior_jax.training import train_ambient_dcgan  # noqa: E402
+from genprior_jax.training.ambient import baseline_modes  # noqa: E402
 
 
-def modes_for(spec: str) -> list[str]:
-    model = parse_measurement(spec, (28, 28, 1))
-    modes = ["ambient"]
-    if model.out_shape == model.image_shape:
-        modes.append("ignore")
-    if model.name in IMAGE_SPACE and model.name != "keep-patch":  # nothing to invert outside the kept patch
-        modes.append("unmeasure")
-    return modes
+def modes_for(spec: str) -> tuple[str, ...]:
+    return baseline_modes(parse_measurement(spec, (28, 28, 1)))
 
 
 def slug(spec: str, mode: str) -> str:

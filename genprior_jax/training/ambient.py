@@ -64,10 +64,19 @@ def measure_dataset(model: MeasurementModel, images: Any, keys: jax.Array | None
                            for i in range(0, len(images), chunk)])
 
 
+INVERTIBLE = tuple(sorted(set(IMAGE_SPACE) - {"keep-patch"}))  # keep-patch says nothing outside its patch
+
+
+def baseline_modes(model: MeasurementModel) -> tuple[str, ...]:
+    """The :data:`MODES` that apply to ``model`` besides ``"clean"``: ``"ambient"`` always, ``"ignore"`` where
+    the measurements are images, ``"unmeasure"`` where a classical inverse exists (:data:`INVERTIBLE`)."""
+    return (("ambient",) + (("ignore",) if model.out_shape == model.image_shape else ())
+            + (("unmeasure",) if model.name in INVERTIBLE else ()))
+
+
 def _linear_image_model(model: MeasurementModel, who: str) -> None:
-    invertible = sorted(set(IMAGE_SPACE) - {"keep-patch"})
-    if model.name not in invertible or not isinstance(model.draw(jax.random.key(0)), LinearOperator):
-        raise ValueError(f"{who}: the classical inverse needs an image-space linear measurement {invertible} "
+    if model.name not in INVERTIBLE or not isinstance(model.draw(jax.random.key(0)), LinearOperator):
+        raise ValueError(f"{who}: the classical inverse needs an image-space linear measurement {list(INVERTIBLE)} "
                          f"(keep-patch says nothing outside its patch); got {model.spec!r}")
 
 
