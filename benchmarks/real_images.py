@@ -142,7 +142,8 @@ def solve(method: str, key: jax.Array, y: jax.Array, op: Any, lam: float, args: 
     elif method == "patchnr":
         rec = gp.reconstruct(args.patch_prior_obj, key, y, op, method="patchnr", lam=lam, num_steps=args.patch_steps,
                              learning_rate=args.patch_lr, stride=args.patch_stride, options=opts,
-                             tv_lam=args.tv_lam_now, tv_steps=args.patch_tv_steps)
+                             tv_lam=args.tv_lam_now, tv_steps=args.patch_tv_steps,
+                             schedule=args.patch_schedule)
     else:
         raise ValueError(f"unknown method {method!r}")
     x = np.asarray(jax.block_until_ready(rec.x))
@@ -250,6 +251,8 @@ def main() -> None:
     ap.add_argument("--patch-steps", type=int, default=500, help="patchnr: Adam step cap")
     ap.add_argument("--patch-lr", type=float, default=0.005, help="patchnr: Adam step on the pixels")
     ap.add_argument("--patch-stride", type=int, default=2, help="patchnr: patch grid stride")
+    ap.add_argument("--patch-schedule", default="cosine", choices=["cosine", "constant"],
+                    help="patchnr: Adam's step schedule over --patch-steps (patch_prior_128 was run with constant)")
     ap.add_argument("--patch-tv-steps", type=int, default=600, help="patchnr: PDHG steps of its TV start")
     ap.add_argument("--tune-image", default=TUNE_IMAGE, help="the one image lam is tuned on")
     ap.add_argument("--prefix", default="real_images", help="results file prefix")

@@ -8,7 +8,8 @@ import pytest
 import genprior_jax as gp
 from genprior_jax.operators import Blur, Identity, measure
 from genprior_jax.priors import flow_prior, init_flow
-from genprior_jax.solvers.patch_prior import patch_nll
+from genprior_jax.solvers.patch_prior import PatchHyper, patch_nll, patch_prior_solver
+from genprior_jax.solvers.runner import Problem
 from genprior_jax.transforms.patches import extract_patches, num_patches, put_patches
 
 PATCH_CONFIG = {"kind": "glow", "image_shape": (4, 4, 1), "levels": 1, "steps": 2, "hidden": 8, "scale_floor": 0.1}
@@ -99,3 +100,29 @@ def test_patchnr_any_size_and_rgb(patch_prior, key):
         rgb_cfg = {**PATCH_CONFIG, "image_shape": (4, 4, 3)}
         rgb = flow_prior(init_flow(key, rgb_cfg, jax.random.uniform(key, (8, 4, 4, 3))), rgb_cfg)
         gp.patchnr(rgb, key, jnp.zeros((12, 12, 1)), Identity((12, 12, 1)))
+
+
+
+def test_patchnr_schedule(patch_prior, key):
+    """The default cosine schedule ends with a vanishing step: the last of 20 Adam steps moves the image far less
+    than the last constant step; an unknown schedule is refused by name."""
+    shape = (12, 12, 1)
+    x = jax.random.uniform(key, shape)
+    op = Identity(shape)
+    problem = Problem(measure(jax.random.fold_in(key, 1), op, x, 0.05), op)
+    hyper = PatchHyper(lam=0.01)
+    size, c_prior = int(patch_prior.image_shape[0]), int(patch_prior.image_shape[-1])
+
+    def last_move(schedule: str) -> float:
+        solver = patch_prior_solver(patch_prior.log_prob, size, c_prior, 2, "adjoint", 1, schedule, 20)
+        state = solver.init(key, problem, hyper, patch_prior.params)
+        prev = state.x
+        for _ in range(20):
+            prev = state.x
+            state, _ = solver.step(state, problem, hyper, patch_prior.params)
+        return float(jnp.max(jnp.abs(state.x - prev)))
+
+    cosine, constant = last_move("cosine"), last_move("constant")
+    assert 0 < cosine < 0.05 * constant, (cosine, constant)
+    with pytest.raises(ValueError, match=r"unknown schedule 'linear'"):
+        gp.patchnr(patch_prior, key, problem.y, op, schedule="linear")

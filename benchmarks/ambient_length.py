@@ -1,0 +1,145 @@
+"""AmbientGAN vs its baselines as training goes on: IS / FD of each generator at several step counts, over seeds.
+
+The committed 4000-step table (``ambient_mnist_seeds.md``) has the TV-inpainting baseline ahead of the AmbientGAN
+at block-pixels p = 0.5. The AmbientGAN's generator gets gradients only through the unmasked half of each
+simulated measurement, so it learns more slowly; the question is where each one stands once both have trained. Each
+generator (same settings as ``ambient_mnist.py``: DCGAN ``dcgan-mnist``, batch 64, the fixed measured training set)
+is trained in stages - 4000, 8000, ... steps, resumed from its saved training state, so a generator scored at 8000
+steps is exactly the one that continued from its 4000-step state - and scored after each stage with the project's
+classifier: inception-style score and Frechet distance of 500 samples to the 500 test digits.
+
+    python benchmarks/ambient_length.py                                  # p = 0.5, 3 seeds, up to 16000 steps
+    python benchmarks/ambient_length.py --stages 100 200 --seeds 0 --prefix ambient_length_quick   # smoke run
+
+Results are written after every (stage, seed, mode), so an interrupted run keeps what it measured; checkpoints and
+training states go to ``--ckpt-dir`` (not committed) and a rerun resumes from them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import jax
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import RESULTS, machine_info, machine_line, write_json, write_text  # noqa: E402
+
+import genprior_jax as gp  # noqa: E402
+from genprior_jax.operators import parse_measurement  # noqa: E402
+from genprior_jax.plotting import save_grid  # noqa: E402
+from genprior_jax.sample_quality import mnist_classifier, sample_scores  # noqa: E402
+from genprior_jax.training import train_ambient_dcgan  # noqa: E402
+from genprior_jax.training.ambient import tune_unmeasure  # noqa: E402
+
+LABELS = {"ambient": "AmbientGAN", "unmeasure": "unmeasure (ii)", "ignore": "ignore (i)", "clean": "clean (bound)"}
+
+
+def saved_step(path: str) -> int:
+    """Step of the checkpoint at ``path`` (0 if none)."""
+    cfg = os.path.join(path, "config.json")
+    if not os.path.isfile(cfg):
+        return 0
+    with open(cfg) as fh:
+        return int(json.load(fh)["metadata"].get("step", 0))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    ap.add_argument("--measurement", default="block-pixels:p=0.5")
+    ap.add_argument("--stages", type=int, nargs="+", default=[4000, 8000, 12000, 16000])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--modes", nargs="+", default=["ambient", "unmeasure", "ignore"],
+                    choices=sorted(LABELS), help="trained at every stage, in this order, seed by seed")
+    ap.add_argument("--n-samples", type=int, default=500)
+    ap.add_argument("--ckpt-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".ambient_length"))
+    ap.add_argument("--prefix", default="ambient_length")
+    args = ap.parse_args()
+    if sorted(args.stages) != args.stages or len(set(args.stages)) != len(args.stages) or args.stages[0] < 1:
+        raise SystemExit(f"--stages must increase strictly from >= 1; got {args.stages}")
+    model = parse_measurement(args.measurement, (28, 28, 1))
+    info = machine_info()
+    t_start = time.perf_counter()
+    clf = mnist_classifier(0)
+    test = gp.load_mnist("test").images
+    sample_key = jax.random.key(12345)
+    lam = None
+    if "unmeasure" in args.modes:
+        lam, tuning = tune_unmeasure(model)
+        print(f"unmeasure TV weight {lam} (validation PSNR {tuning})", flush=True)
+    scores: dict[str, dict[str, dict[str, Any]]] = {}  # mode -> str(stage) -> str(seed) -> scores
+    samples: dict[str, np.ndarray] = {}
+
+    def write() -> None:
+        payload = {"machine": info, "args": vars(args), "unmeasure_lam": lam, "scores": scores,
+                   "seconds": round(time.perf_counter() - t_start, 1)}
+        write_json(f"{args.prefix}.json", payload)
+        md = [f"# AmbientGAN vs baselines by training length: `{args.measurement}`", "", machine_line(info), "",
+              f"Command: `python benchmarks/{os.path.basename(__file__)} " + " ".join(sys.argv[1:]) + "` "
+              f"({payload['seconds']:.0f} s so far). DCGAN `dcgan-mnist`, batch 64, seeds {args.seeds}, the 4,000 "
+              "training digits each measured once (data seed 0); each generator trained in stages, resumed from its "
+              "own training state. IS = inception-style score of the project's MLP classifier (higher is better), "
+              f"FD = Frechet distance in its features to the 500 test digits (lower is better), {args.n_samples} "
+              f"samples. Mean ± sd over the seeds measured so far (n = how many). TV weight of (ii): {lam}.", "",
+              "| steps | " + " | ".join(f"{LABELS[m]} IS / FD" for m in args.modes) + " |",
+              "|---|" + "---|" * len(args.modes)]
+        for stage in args.stages:
+            cells = []
+            for mode in args.modes:
+                per = list(scores.get(mode, {}).get(str(stage), {}).values())
+                if not per:
+                    cells.append("-")
+                    continue
+                v_is = np.array([p["inception_score"] for p in per])
+                v_fd = np.array([p["frechet_distance"] for p in per])
+                sd = (lambda v: f" ± {v.std(ddof=1):.2f}" if len(v) > 1 else "")
+                cells.append(f"{v_is.mean():.2f}{sd(v_is)} / {v_fd.mean():.1f}{sd(v_fd)} (n = {len(per)})")
+            md.append(f"| {stage} | " + " | ".join(cells) + " |")
+        md += ["", "Per seed (IS / FD):", ""]
+        for mode in args.modes:
+            for stage in args.stages:
+                per = scores.get(mode, {}).get(str(stage), {})
+                if per:
+                    md.append(f"- {LABELS[mode]}, {stage} steps: " + ", ".join(
+                        f"seed {s} {p['inception_score']:.2f} / {p['frechet_distance']:.1f}" for s, p in per.items()))
+        if samples:
+            md += ["", f"Samples (first seed, last stage reached): `{args.prefix}_samples.png`"]
+        write_text(f"{args.prefix}.md", "\n".join(md) + "\n")
+
+    for stage in args.stages:
+        for seed in args.seeds:
+            for mode in args.modes:
+                path = os.path.join(args.ckpt_dir, f"{mode}_s{seed}")
+                have = saved_step(path)
+                if have > stage:
+                    raise SystemExit(f"{path} holds a generator at step {have} > {stage}; use another --ckpt-dir")
+                if have < stage:
+                    t0 = time.perf_counter()
+                    train_ambient_dcgan(None if mode == "clean" else model, mode, seed=seed, steps=stage, out=path,
+                                        progress=False, resume=have > 0, unmeasure_lam=lam,
+                                        command=f"python benchmarks/ambient_length.py (stage {stage})")
+                    print(f"{mode} seed {seed}: {have} -> {stage} steps in {time.perf_counter() - t0:.0f} s",
+                          flush=True)
+                prior = gp.load_prior(path)
+                x = np.asarray(prior.sample(sample_key, args.n_samples))
+                s = sample_scores(clf, x, test)
+                scores.setdefault(mode, {}).setdefault(str(stage), {})[str(seed)] = s
+                if seed == args.seeds[0]:
+                    samples[mode] = x[:12]
+                print(f"stage {stage} seed {seed} {mode:10s} IS {s['inception_score']:.2f} FD "
+                      f"{s['frechet_distance']:.1f}", flush=True)
+                write()
+        if samples:
+            save_grid({LABELS[m]: samples[m] for m in args.modes if m in samples},
+                      os.path.join(RESULTS, f"{args.prefix}_samples.png"),
+                      title=f"{args.measurement}: samples at {stage} steps (seed {args.seeds[0]})")
+    write()
+
+
+if __name__ == "__main__":
+    main()
