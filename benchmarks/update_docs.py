@@ -14,6 +14,7 @@ RESULTS = os.path.join(ROOT, "benchmarks", "results")
 ORDER = [
     "ambient_mnist",
     "ambient_mnist_seeds",
+    "ambient_length",
     "asim_convergence",
     "analysis_vs_synthesis_converged",
     "analysis_vs_synthesis_warm",
@@ -23,6 +24,8 @@ ORDER = [
     "real_images_b",
     "patch_prior_128",
     "patch_prior_128_ct30",
+    "patch_prior_128_more",
+    "patch_prior_128_baselines",
     "peers",
     "peers_lasso_dip",
     "tv_batch",

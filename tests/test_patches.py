@@ -126,3 +126,18 @@ def test_patchnr_schedule(patch_prior, key):
     assert 0 < cosine < 0.05 * constant, (cosine, constant)
     with pytest.raises(ValueError, match=r"unknown schedule 'linear'"):
         gp.patchnr(patch_prior, key, problem.y, op, schedule="linear")
+
+
+def test_patchnr_lbfgs_converges(patch_prior, key):
+    """optimizer='lbfgs' minimizes the fixed-grid objective to a tolerance (converged, below Adam's end point on
+    the same objective); an unknown optimizer is refused by name."""
+    shape = (12, 12, 1)
+    x = jax.random.uniform(key, shape)
+    op = Blur.gaussian(shape, 3, 1.0)
+    y = measure(jax.random.fold_in(key, 1), op, x, 0.05)
+    res = gp.patchnr(patch_prior, key, y, op, lam=0.01, stride=2, num_steps=300, optimizer="lbfgs", tol=1e-6)
+    adam = gp.patchnr(patch_prior, key, y, op, lam=0.01, stride=2, num_steps=100)
+    assert bool(res.converged) and int(res.status) == 0 and int(res.steps) < 300
+    assert float(res.objective) <= float(adam.objective) + 1e-6
+    with pytest.raises(ValueError, match=r"unknown optimizer 'sgd'"):
+        gp.patchnr(patch_prior, key, y, op, optimizer="sgd")

@@ -45,10 +45,11 @@ from .tv import TVHyper, tv_solver
 
 PATCH_INITS = ("tv", *BACKPROJECTIONS)
 PATCH_SCHEDULES = ("cosine", "constant")
+PATCH_OPTIMIZERS = ("adam", "lbfgs")
 
 Array = jax.Array
 
-__all__ = ["PATCH_HYPER", "PATCH_INITS", "PATCH_SCHEDULES", "PatchHyper", "PatchState", "patch_nll",
+__all__ = ["PATCH_HYPER", "PATCH_INITS", "PATCH_OPTIMIZERS", "PATCH_SCHEDULES", "PatchHyper", "PatchState", "patch_nll",
            "patch_prior_solver", "patchnr"]
 
 
@@ -100,13 +101,20 @@ def _check_prior(prior: Prior, image_shape: tuple[int, ...], stride: int, who: s
 
 @functools.cache
 def patch_prior_solver(log_prob: Any, size: int, c_prior: int, stride: int = 1, init: str = "tv",
-                       tv_steps: int = 300, schedule: str = "cosine", num_steps: int = 500) -> Solver:
-    """The :class:`Solver` for ``1/2 ||A x - y||^2 + lam R(x)`` (module docstring); Adam on ``x`` with the step
-    ``schedule`` over ``num_steps``; cached."""
+                       tv_steps: int = 300, schedule: str = "cosine", num_steps: int = 500,
+                       optimizer: str = "adam") -> Solver:
+    """The :class:`Solver` for ``1/2 ||A x - y||^2 + lam R(x)`` (module docstring): Adam on ``x`` with the step
+    ``schedule`` over ``num_steps`` and a random grid offset per step, or L-BFGS on the fixed offset-0 grid
+    (``optimizer="lbfgs"``: a deterministic objective, so the solve can converge to a tolerance); cached."""
     if init not in PATCH_INITS:
         raise ValueError(f"patchnr: unknown init {init!r}; expected one of {PATCH_INITS}")
     if schedule not in PATCH_SCHEDULES:
         raise ValueError(f"patchnr: unknown schedule {schedule!r}; expected one of {PATCH_SCHEDULES}")
+    if optimizer not in PATCH_OPTIMIZERS:
+        raise ValueError(f"patchnr: unknown optimizer {optimizer!r}; expected one of {PATCH_OPTIMIZERS}")
+
+    def make_opt(hyper: PatchHyper) -> Any:
+        return make_optimizer(optimizer, hyper.learning_rate, schedule, num_steps)
     tv = tv_solver(True)
 
     def start(key: Array, problem: Problem, hyper: PatchHyper) -> Array:
@@ -124,12 +132,13 @@ def patch_prior_solver(log_prob: Any, size: int, c_prior: int, stride: int = 1, 
     def init_fn(key: Array, problem: Problem, hyper: PatchHyper, params: Any) -> PatchState:
         k_start, key = jax.random.split(key)
         x = start(k_start, problem, hyper)
-        return PatchState(x, make_optimizer("adam", hyper.learning_rate, schedule, num_steps).init(x), key)
+        return PatchState(x, make_opt(hyper).init(x), key)
 
     def step(state: PatchState, problem: Problem, hyper: PatchHyper, params: Any) -> tuple[PatchState, Array]:
         key, k_off = jax.random.split(state.key)
-        offset = jax.random.randint(k_off, (2,), 0, stride) if stride > 1 else jnp.zeros(2, jnp.int32)
-        x, opt_state, value = optimizer_step("adam", make_optimizer("adam", hyper.learning_rate, schedule, num_steps),
+        random_grid = stride > 1 and optimizer != "lbfgs"
+        offset = jax.random.randint(k_off, (2,), 0, stride) if random_grid else jnp.zeros(2, jnp.int32)
+        x, opt_state, value = optimizer_step(optimizer, make_opt(hyper),
                                              lambda v: loss(v, problem, hyper, params, offset), state.x,
                                              state.opt_state)
         return PatchState(x, opt_state, key), value
@@ -146,7 +155,8 @@ def patch_prior_solver(log_prob: Any, size: int, c_prior: int, stride: int = 1, 
 def patchnr(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array = PATCH_HYPER.lam,
             learning_rate: float | Array = PATCH_HYPER.learning_rate, tv_lam: float | Array = PATCH_HYPER.tv_lam,
             stride: int = 2, num_steps: int = 500, init: str = "tv", tv_steps: int = 300,
-            schedule: str = "cosine", options: RunOptions | None = None, **run_options: Any) -> Result:
+            schedule: str = "cosine", optimizer: str = "adam", options: RunOptions | None = None,
+            **run_options: Any) -> Result:
     """Reconstruct images of any size with a patch-flow prior (module docstring).
 
     Args:
@@ -177,6 +187,6 @@ def patchnr(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array =
     if int(tv_steps) < 1:
         raise ValueError(f"patchnr: expected tv_steps >= 1, got {tv_steps}")
     solver = patch_prior_solver(prior.log_prob, size, c_prior, int(stride), init, int(tv_steps), schedule,
-                                int(num_steps))
+                                int(num_steps), optimizer)
     return run(solver, key, y, op, hyper, prior.params, num_steps=num_steps, num_restarts=1, options=options,
                **run_options)
