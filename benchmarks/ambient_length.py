@@ -11,8 +11,9 @@ classifier: inception-style score and Frechet distance of 500 samples to the 500
     python benchmarks/ambient_length.py                                  # p = 0.5, 3 seeds, up to 16000 steps
     python benchmarks/ambient_length.py --stages 100 200 --seeds 0 --prefix ambient_length_quick   # smoke run
 
-Results are written after every (stage, seed, mode), so an interrupted run keeps what it measured; checkpoints and
-training states go to ``--ckpt-dir`` (not committed) and a rerun resumes from them.
+Results are written after every (stage, seed, mode), so an interrupted run keeps what it measured: a rerun with the
+same ``--prefix`` keeps those scores, and resumes training from the checkpoints and training states in
+``--ckpt-dir`` (not committed).
 """
 
 from __future__ import annotations
@@ -73,6 +74,13 @@ def main() -> None:
         lam, tuning = tune_unmeasure(model)
         print(f"unmeasure TV weight {lam} (validation PSNR {tuning})", flush=True)
     scores: dict[str, dict[str, dict[str, Any]]] = {}  # mode -> str(stage) -> str(seed) -> scores
+    previous = os.path.join(RESULTS, f"{args.prefix}.json")
+    if os.path.isfile(previous):  # a rerun keeps what an earlier (interrupted) run of this prefix scored
+        with open(previous) as fh:
+            old = json.load(fh)
+        if old["args"]["measurement"] == args.measurement and old["args"]["n_samples"] == args.n_samples:
+            scores = old["scores"]
+            print(f"kept the scores of {previous}", flush=True)
     samples: dict[str, np.ndarray] = {}
 
     def write() -> None:
@@ -115,6 +123,8 @@ def main() -> None:
         for seed in args.seeds:
             for mode in args.modes:
                 path = os.path.join(args.ckpt_dir, f"{mode}_s{seed}")
+                if str(seed) in scores.get(mode, {}).get(str(stage), {}):
+                    continue  # scored by an earlier run
                 have = saved_step(path)
                 if have > stage:
                     raise SystemExit(f"{path} holds a generator at step {have} > {stage}; use another --ckpt-dir")
