@@ -298,14 +298,18 @@ def write_results(results: dict[str, Any], total: float, args: argparse.Namespac
                                   "tune_image": args.tune_image,
                                   "grids": {m: {k: list(v) for k, v in g.items()} for m, g in grids.items()},
                                   "results": results, "total_seconds": total, "tasks_not_run": pending})
-    lines = [f"# Natural images ({args.size}x{args.size}, scikit-image): classical baselines vs untrained generators",
+    lines = [f"# Natural images ({args.size}x{args.size}, scikit-image): "
+             + ("patch-flow prior vs " if "patchnr" in args.methods else "")
+             + "classical baselines" + (" and untrained generators" if {"dip", "deep-decoder"} & set(args.methods)
+                                       else ""),
              "", f"Command: `{command}`  ", machine_line(info) + "  ",
              f"Evaluation images: {', '.join(args.images)} (CT: the Shepp-Logan phantom); centre square crop, "
              f"bilinear anti-aliased resize to {args.size}x{args.size}. Noise std {args.noise}. lam per task and "
              f"method tuned by PSNR on `{args.tune_image}` only. TV / Lasso: tol {args.tol} (10-step relative "
              f"objective change), cap {args.steps} steps; DIP / Deep Decoder: cap {args.dip_steps} steps, same "
              f"tolerance; Deep Decoder Adam {args.dd_lr}; patch flow (patchnr, {args.patch_prior}): Adam "
-             f"{args.patch_lr}, stride {args.patch_stride}, cap {args.patch_steps} steps, same tolerance, started from "
+             f"{args.patch_lr} ({args.patch_schedule} schedule), stride {args.patch_stride}, cap {args.patch_steps} "
+             "steps, same tolerance, started from "
              f"{args.patch_tv_steps} PDHG steps of TV at TV's tuned lam. "
              "Time: median wall seconds per image (one image per call). Total "
              f"{total:.0f} s. Objective: TV 1/2||Ax-y||^2 + lam TV(x); Lasso ||Ax-y||^2 + lam||c||_1; "
