@@ -26,6 +26,8 @@ ORDER = [
     "patch_prior_128_ct30",
     "patch_prior_128_more",
     "patch_prior_128_baselines",
+    "patch_prior_128_ct30_baselines",
+    "patch_convergence",
     "peers",
     "peers_lasso_dip",
     "tv_batch",
