@@ -57,6 +57,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--modes", nargs="+", default=["ambient", "unmeasure", "ignore"],
                     choices=sorted(LABELS), help="trained at every stage, in this order, seed by seed")
+    ap.add_argument("--draws", default="once", choices=["once", "fresh"],
+                    help="once: the fixed measured training set; fresh: clean digits measured afresh at every step "
+                         "(the reference code's protocol)")
     ap.add_argument("--n-samples", type=int, default=500)
     ap.add_argument("--ckpt-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".ambient_length"))
     ap.add_argument("--prefix", default="ambient_length")
@@ -90,7 +93,10 @@ def main() -> None:
         md = [f"# AmbientGAN vs baselines by training length: `{args.measurement}`", "", machine_line(info), "",
               f"Command: `python benchmarks/{os.path.basename(__file__)} " + " ".join(sys.argv[1:]) + "` "
               f"({payload['seconds']:.0f} s so far). DCGAN `dcgan-mnist`, batch 64, seeds {args.seeds}, the 4,000 "
-              "training digits each measured once (data seed 0); each generator trained in stages, resumed from its "
+              + ("training digits each measured once (data seed 0)" if args.draws == "once" else
+                 "clean training digits measured afresh every time a batch is used (`draws='fresh'`, the reference "
+                 "code's protocol; baseline (ii) inverts each fresh measurement with 300 PDHG steps of TV)")
+              + "; each generator trained in stages, resumed from its "
               "own training state. IS = inception-style score of the project's MLP classifier (higher is better), "
               f"FD = Frechet distance in its features to the 500 test digits (lower is better), {args.n_samples} "
               f"samples. Mean ± sd over the seeds measured so far (n = how many). TV weight of (ii): {lam}.", "",
@@ -131,7 +137,7 @@ def main() -> None:
                 if have < stage:
                     t0 = time.perf_counter()
                     train_ambient_dcgan(None if mode == "clean" else model, mode, seed=seed, steps=stage, out=path,
-                                        progress=False, resume=have > 0, unmeasure_lam=lam,
+                                        progress=False, resume=have > 0, unmeasure_lam=lam, draws=args.draws,
                                         command=f"python benchmarks/ambient_length.py (stage {stage})")
                     print(f"{mode} seed {seed}: {have} -> {stage} steps in {time.perf_counter() - t0:.0f} s",
                           flush=True)

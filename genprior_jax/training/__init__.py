@@ -1,13 +1,15 @@
 """Training of priors on the embedded MNIST digits (and of a patch flow on scikit-image's photos), with progress
 bars and atomic checkpoints."""
 
+from .ambient import DRAWS as AMBIENT_DRAWS
 from .ambient import MODES as AMBIENT_MODES
-from .ambient import measure_dataset, train_ambient_dcgan, tune_unmeasure, unmeasure
+from .ambient import FreshDraws, measure_dataset, train_ambient_dcgan, tune_unmeasure, unmeasure
 from .dcgan import csgm_quality, dcgan_train_step, train_dcgan
 from .flow import dequantize, evaluate_bpd, train_flow
 from .patch_flow import TEST_IMAGES, TRAIN_IMAGES, natural_image, train_patch_flow
 from .vae import train_vae
 
-__all__ = ["AMBIENT_MODES", "TEST_IMAGES", "TRAIN_IMAGES", "csgm_quality", "dcgan_train_step", "dequantize",
-           "evaluate_bpd", "measure_dataset", "natural_image", "train_ambient_dcgan", "train_dcgan", "train_flow",
-           "train_patch_flow", "train_vae", "tune_unmeasure", "unmeasure"]
+__all__ = ["AMBIENT_DRAWS", "AMBIENT_MODES", "FreshDraws", "TEST_IMAGES", "TRAIN_IMAGES", "csgm_quality",
+           "dcgan_train_step", "dequantize", "evaluate_bpd", "measure_dataset", "natural_image",
+           "train_ambient_dcgan", "train_dcgan", "train_flow", "train_patch_flow", "train_vae", "tune_unmeasure",
+           "unmeasure"]

@@ -13,12 +13,17 @@ The clean digits are never used. Modes of :func:`train_ambient_dcgan`:
   plain DCGAN is trained on the estimates. Only for image-space linear measurements.
 - ``"clean"``: the plain DCGAN on the clean digits (the upper bound; no measurement involved).
 
-One fixed measurement per digit is the strict reading of "only measurements were collected" (re-measuring the
-clean digits every batch would leak more information about them than such a data set holds).
+One fixed measurement per digit (``draws="once"``, the default) is the strict reading of "only measurements were
+collected". The reference code (github.com/AshishBora/ambient-gan, ``src/commons/utils.py``: ``theta_val =
+mdevice.sample_theta(hparams)`` at every iteration, applied to the real batch) measures the clean training images
+afresh at every step instead, for the AmbientGAN and both baselines alike: ``draws="fresh"``
+(:class:`FreshDraws`), an unlimited stream of measurements - over many epochs it reveals more about each digit
+than one measurement does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
@@ -34,6 +39,7 @@ from .dcgan import train_dcgan
 MODES = ("ambient", "ignore", "unmeasure", "clean")
 DATA_SEED = 0  # the measurement draws of the training set: one fixed set shared by every mode and seed
 UNMEASURE_LAMS = (0.001, 0.003, 0.01, 0.03, 0.1)  # TV weights tried by unmeasure's tuning
+DRAWS = ("once", "fresh")  # the training set measured once, or afresh at every use (the reference code)
 
 
 def measurement_keys(n: int) -> jax.Array:
@@ -99,6 +105,37 @@ def unmeasure(model: MeasurementModel, measured: Any, keys: jax.Array, lam: floa
     return np.concatenate(out)
 
 
+@dataclasses.dataclass(frozen=True)
+class FreshDraws:
+    """The reference code's data protocol (``draws="fresh"``): every real batch of clean digits is measured afresh
+    at every step - ``y_i = f_theta(x_i)`` with a new ``theta`` and new noise each time a digit is used - and, for
+    baseline (ii) (``lam`` set), inverted by ``num_steps`` PDHG steps of TV with the operators just drawn.
+    ``__call__(key, x)``: ``(B, *image_shape)`` clean images -> what the discriminator sees as real. Hashable, so
+    the jitted training step is cached per protocol."""
+
+    model: MeasurementModel
+    lam: float | None = None
+    num_steps: int = 300
+
+    def __call__(self, key: jax.Array, x: jax.Array) -> jax.Array:
+        y = self.model.measure_batch(key, x)
+        if self.lam is None:
+            return y
+        from ..solvers.runner import Problem
+        from ..solvers.tv import TVHyper, tv_solver
+
+        ops = jax.vmap(self.model.operator)(jax.random.split(key, x.shape[0]))  # the draws measure_batch used
+        tv, hyper = tv_solver(True), TVHyper(jnp.float32(self.lam), jnp.float32(0.0))
+
+        def invert(k: jax.Array, yi: jax.Array, op: Any) -> jax.Array:
+            problem = Problem(yi, op)
+            state = jax.lax.fori_loop(0, self.num_steps, lambda _, st: tv.step(st, problem, hyper, None)[0],
+                                      tv.init(k, problem, hyper, None))
+            return tv.estimate(state, problem, hyper, None)
+
+        return jax.vmap(invert)(jax.random.split(jax.random.fold_in(key, 1), x.shape[0]), y, ops)
+
+
 def tune_unmeasure(model: MeasurementModel, n: int = 32, lams: tuple[float, ...] = UNMEASURE_LAMS,
                    num_steps: int = 300) -> tuple[float, dict[float, float]]:
     """The TV weight of :func:`unmeasure` with the best mean PSNR on ``n`` **clean validation** digits (measured
@@ -115,15 +152,20 @@ def tune_unmeasure(model: MeasurementModel, n: int = 32, lams: tuple[float, ...]
 
 def train_ambient_dcgan(measurement: str | MeasurementModel | None, mode: str = "ambient", *, seed: int = 0,
                         steps: int = 4000, out: str | None = None, progress: bool = True, command: str = "",
-                        unmeasure_lam: float | None = None, eval_steps: int = 0, **train_kw: Any
-                        ) -> tuple[Any, dict[str, Any]]:
+                        unmeasure_lam: float | None = None, eval_steps: int = 0, draws: str = "once",
+                        **train_kw: Any) -> tuple[Any, dict[str, Any]]:
     """Train a DCGAN (config ``dcgan-mnist``) on the measured training digits in one of :data:`MODES` (see the
     module docstring; ``measurement`` may be ``None`` for ``"clean"`` only); returns ``(params, metrics)`` as
     :func:`~genprior_jax.training.train_dcgan` and writes its checkpoint (kind ``"dcgan"``, loadable with
     :func:`~genprior_jax.priors.load_prior`) with the measurement spec and mode in its metadata.
-    ``unmeasure_lam`` (mode ``"unmeasure"``): the TV weight, default tuned by :func:`tune_unmeasure`."""
+    ``unmeasure_lam`` (mode ``"unmeasure"``): the TV weight, default tuned by :func:`tune_unmeasure`.
+    ``draws`` (:data:`DRAWS`): ``"once"`` (default) measures each training digit once (the fixed measured set of the
+    module docstring); ``"fresh"`` measures the clean training digits afresh every time a batch is used
+    (:class:`FreshDraws`), as the AmbientGAN reference code does."""
     if mode not in MODES:
         raise ValueError(f"train_ambient_dcgan: unknown mode {mode!r}; expected one of {MODES}")
+    if draws not in DRAWS:
+        raise ValueError(f"train_ambient_dcgan: unknown draws {draws!r}; expected one of {DRAWS}")
     train_kw = {"seed": seed, "steps": steps, "out": out, "progress": progress, "command": command,
                 "eval_steps": eval_steps, **train_kw}
     if mode == "clean":  # the measurement (if any) plays no part
@@ -133,7 +175,7 @@ def train_ambient_dcgan(measurement: str | MeasurementModel | None, mode: str = 
     model = measurement if isinstance(measurement, MeasurementModel) else parse_measurement(measurement,
                                                                                             (28, 28, 1))
     meta: dict[str, Any] = {"ambient_mode": mode, "measurement_spec": model.spec, "measurement_noise": model.noise,
-                            "data_seed": DATA_SEED}
+                            "data_seed": DATA_SEED, "draws": draws}
     if mode != "ambient" and model.out_shape != model.image_shape:
         raise ValueError(f"train_ambient_dcgan(mode={mode!r}): the measurements of {model.spec!r} are not images "
                          f"(shape {model.out_shape}); only mode='ambient' can train on them")
@@ -145,6 +187,10 @@ def train_ambient_dcgan(measurement: str | MeasurementModel | None, mode: str = 
             unmeasure_lam, scores = tune_unmeasure(model)
             meta["unmeasure_tuning_psnr"] = scores
         meta["unmeasure_lam"] = unmeasure_lam
+    if draws == "fresh":
+        process = FreshDraws(model, float(unmeasure_lam) if mode == "unmeasure" else None)  # type: ignore[arg-type]
+        return train_dcgan(data=clean, measurement=model if mode == "ambient" else None, real_process=process,
+                           metadata=meta, **train_kw)
     measured = measure_dataset(model, clean, keys)
     if mode == "ambient":
         return train_dcgan(data=measured, measurement=model, metadata=meta, **train_kw)

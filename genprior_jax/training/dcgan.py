@@ -61,7 +61,8 @@ def csgm_quality(prior: Any, n: int = 16, m: int = 100, steps: int = 500, restar
 
 
 def dcgan_train_step(config: dict[str, Any], learning_rate: float = 2e-4, beta1: float = 0.5, ema: float = 0.999,
-                     measurement: MeasurementModel | None = None) -> Callable[..., tuple[Any, jax.Array, jax.Array]]:
+                     measurement: MeasurementModel | None = None, real_process: Callable[..., Any] | None = None
+                     ) -> Callable[..., tuple[Any, jax.Array, jax.Array]]:
     """The jitted training step ``step(state, t, key, x) -> (state, d_loss, g_loss)`` (see the module
     docstring), cached per configuration, hyper-parameters and measurement model so repeated runs in a process
     compile once.
@@ -72,10 +73,14 @@ def dcgan_train_step(config: dict[str, Any], learning_rate: float = 2e-4, beta1:
     or, with a ``measurement`` model (AmbientGAN), measurements ``(B, *measurement.out_shape)``; then every
     generated image passes through its own fresh draw ``measurement.measure(k_i, G(z_i))`` (keys from the step's
     key) before the discriminator sees it, in both the D and the G update.
+
+    ``real_process(key, x) -> x'`` (hashable, jit-able; e.g. :class:`~genprior_jax.training.ambient.FreshDraws`)
+    transforms each real batch inside the step with a key of its own, before the discriminator sees it: a fresh
+    measurement of clean images at every step (the AmbientGAN reference code's protocol).
     """
     c = check_config(config)
     return _train_step(tuple(sorted((k, v) for k, v in c.items() if k in _STEP_KEYS)), float(learning_rate),
-                       float(beta1), float(ema), measurement)
+                       float(beta1), float(ema), measurement, real_process)
 
 
 _STEP_KEYS = ("image_shape", "latent", "start", "channels", "upsample", "groups")
@@ -83,7 +88,8 @@ _STEP_KEYS = ("image_shape", "latent", "start", "channels", "upsample", "groups"
 
 @functools.cache
 def _train_step(config_items: tuple[tuple[str, Any], ...], learning_rate: float, beta1: float, ema: float,
-                measurement: MeasurementModel | None) -> Callable[..., tuple[Any, jax.Array, jax.Array]]:
+                measurement: MeasurementModel | None, real_process: Callable[..., Any] | None = None
+                ) -> Callable[..., tuple[Any, jax.Array, jax.Array]]:
     config = dict(config_items)
     gen, disc = dcgan_modules(config)
     opt = optax.adam(learning_rate, b1=beta1)
@@ -105,6 +111,8 @@ def _train_step(config_items: tuple[tuple[str, Any], ...], learning_rate: float,
         kd, kg = jax.random.split(k)  # as before measurement models existed: plain runs reproduce bit for bit
         kmd, kmg = jax.random.split(jax.random.fold_in(k, 7))  # the measurement draws (unused without a model)
         p, o = s["params"], s["opt_state"]
+        if real_process is not None:
+            x = real_process(jax.random.fold_in(k, 11), x)
         z = jax.random.normal(kd, (x.shape[0], config["latent"]), jnp.float32)
         fake = generate(p["generator"], z, kmd)
         ld, grad_d = jax.value_and_grad(d_loss)(p["discriminator"], x, fake)
@@ -128,7 +136,8 @@ def train_dcgan(config_name: str = "dcgan-mnist", seed: int = 0, steps: int = 40
                 out: str | None = None, resume: bool = False, progress: bool = True, command: str = "",
                 config_overrides: dict[str, Any] | None = None, eval_steps: int = 500, eval_digits: int = 16,
                 eval_m: int = 100, data: Any = None, measurement: MeasurementModel | None = None,
-                metadata: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+                metadata: dict[str, Any] | None = None, real_process: Callable[..., Any] | None = None
+                ) -> tuple[Any, dict[str, Any]]:
     """Train a DCGAN from :data:`~genprior_jax.priors.dcgan.CONFIGS`; returns ``(params, metrics)`` with
     ``params = {"generator": EMA generator, "discriminator": ...}`` and writes the checkpoint (kind
     ``"dcgan"``) and ``samples.png`` to ``out``.
@@ -136,7 +145,9 @@ def train_dcgan(config_name: str = "dcgan-mnist", seed: int = 0, steps: int = 40
     ``data`` replaces the embedded training digits by other real samples ``(N, ...)`` (measured or
     "unmeasured" digits for the AmbientGAN baselines); with a ``measurement`` model the discriminator compares
     ``data`` (measurements, ``(N, *measurement.out_shape)``) with measured generated images - AmbientGAN (see
-    :mod:`~genprior_jax.training.ambient`). ``metadata`` is stored in the checkpoint and the metrics."""
+    :mod:`~genprior_jax.training.ambient`). With ``real_process`` (see :func:`dcgan_train_step`) ``data`` are the
+    images that it transforms in every step (clean digits measured afresh at each use). ``metadata`` is stored in the
+    checkpoint and the metrics."""
     if config_name not in CONFIGS:
         raise ValueError(f"train_dcgan: unknown config {config_name!r}; expected one of {sorted(CONFIGS)}")
     if steps < 1 or batch_size < 1 or not learning_rate > 0 or not 0 <= ema < 1 or checkpoint_every < 1:
@@ -157,8 +168,9 @@ def train_dcgan(config_name: str = "dcgan-mnist", seed: int = 0, steps: int = 40
         train = load_mnist("train").images
     else:
         train = np.asarray(data)
-        if train.dtype != np.float32 or train.ndim != 1 + len(disc_shape) or tuple(train.shape[1:]) != disc_shape:
-            raise ValueError(f"train_dcgan: expected data of dtype float32 and shape (N, *{disc_shape}), got "
+        data_shape = disc_shape if real_process is None else tuple(config["image_shape"])
+        if train.dtype != np.float32 or train.ndim != 1 + len(data_shape) or tuple(train.shape[1:]) != data_shape:
+            raise ValueError(f"train_dcgan: expected data of dtype float32 and shape (N, *{data_shape}), got "
                              f"{train.dtype} {train.shape}")
         if not np.all(np.isfinite(train)):
             raise ValueError("train_dcgan: data contain NaN or infinite values")
@@ -181,7 +193,7 @@ def train_dcgan(config_name: str = "dcgan-mnist", seed: int = 0, steps: int = 40
         state = jax.tree_util.tree_map(jnp.asarray, flax_restore(state, saved))
         start, history = record["metadata"]["step"], record["metadata"]["history"]
 
-    step = dcgan_train_step(config, learning_rate, beta1, ema, measurement)
+    step = dcgan_train_step(config, learning_rate, beta1, ema, measurement, real_process)
     extra_meta = dict(metadata or {})
     if measurement is not None:
         extra_meta["measurement"] = {"spec": measurement.spec, "noise": measurement.noise}
