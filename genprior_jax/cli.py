@@ -59,7 +59,7 @@ def _train_ambient(args: argparse.Namespace, command: str) -> int:
                                      steps=int(_default(args.steps, 4000, "--steps")),
                                      batch_size=int(_default(args.batch_size, 64, "--batch-size")),
                                      learning_rate=float(_default(args.lr, 2e-4, "--lr")), out=args.out,
-                                     resume=args.resume, command=command)
+                                     resume=args.resume, command=command, draws=args.draws or "once")
     prior = load_prior(args.out)
     scores = sample_scores(mnist_classifier(0), np.asarray(prior.sample(jax.random.key(12345), 500)),
                            load_mnist("test").images)
@@ -89,8 +89,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
               f"{metrics['test_nll']:.2f} nats ({metrics['test_bpd']:.3f} bits/dim), {metrics['train_seconds']:.0f} s;"
               f" checkpoint: {args.out}")
         return 0
-    if args.model != "ambient-dcgan" and (args.measurement is not None or args.mode is not None):
-        raise ValueError(f"train {args.model}: --measurement and --mode apply to ambient-dcgan only")
+    if args.model != "ambient-dcgan" and (args.measurement is not None or args.mode is not None
+                                          or args.draws is not None):
+        raise ValueError(f"train {args.model}: --measurement, --mode and --draws apply to ambient-dcgan only")
     if args.model == "ambient-dcgan":
         return _train_ambient(args, command)
     if args.model == "dcgan":
@@ -310,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--mode", choices=["ambient", "ignore", "unmeasure", "clean"], default=None,
                        help="ambient-dcgan: ambient (default; D sees measurements), ignore (baseline: a DCGAN on the "
                             "measurements as if clean), unmeasure (baseline: on TV-inverted measurements), clean")
+    train.add_argument("--draws", choices=["once", "fresh"], default=None,
+                       help="ambient-dcgan: once (default; each training digit measured once) or fresh (measured "
+                            "afresh at every step, the AmbientGAN reference code's protocol)")
     train.add_argument("--lr", type=float, default=None, help="default 1e-3 (vae, flow), 2e-4 (dcgan)")
     train.set_defaults(func=_cmd_train)
 

@@ -136,6 +136,12 @@ def test_cli_trains_an_ambient_dcgan(tmp_path, capsys):
     assert main(["train", "ambient-dcgan", "--out", str(tmp_path / "x")]) == 2
     assert "--measurement SPEC is required" in capsys.readouterr().err
     assert main(["train", "dcgan", "--measurement", "block-pixels:p=0.5", "--out", str(tmp_path / "y")]) == 2
+    assert main(["train", "dcgan", "--draws", "fresh", "--out", str(tmp_path / "z")]) == 2
+    assert "--draws apply to ambient-dcgan only" in capsys.readouterr().err
+    assert main(["train", "ambient-dcgan", "--measurement", "block-pixels:p=0.5", "--draws", "fresh", "--steps", "2",
+                 "--batch-size", "16", "--out", str(tmp_path / "f")]) == 0
+    with open(tmp_path / "f" / "config.json") as fh:
+        assert json.load(fh)["metadata"]["draws"] == "fresh"
 
 
 def test_classifier_scores_on_real_digits_and_noise():
