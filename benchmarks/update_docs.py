@@ -15,6 +15,8 @@ ORDER = [
     "ambient_mnist",
     "ambient_mnist_seeds",
     "ambient_length",
+    "ambient_length_fresh",
+    "ambient_length_budget",
     "asim_convergence",
     "analysis_vs_synthesis_converged",
     "analysis_vs_synthesis_warm",
