@@ -1,9 +1,9 @@
 """AmbientGAN (Bora, Price & Dimakis, ICLR 2018): a generator learned from measurements only, and its baselines.
 
-The data are ``y_i = f_{theta_i}(x_i)``: each training digit measured **once** by a random measurement process
-(a :class:`~genprior_jax.operators.MeasurementModel`: block-pixels, convolve + noise, keep-patch, Gaussian
-projections), with the draws ``theta_i`` fixed by :data:`DATA_SEED` so every method sees the same measured set.
-The clean digits are never used. Modes of :func:`train_ambient_dcgan`:
+The data are ``y_i = f_{theta_i}(x_i)``: each training digit measured **once** (``draws="once"``, the default) by
+a random measurement process (a :class:`~genprior_jax.operators.MeasurementModel`: block-pixels, convolve + noise,
+keep-patch, Gaussian projections), with the draws ``theta_i`` fixed by :data:`DATA_SEED` so every method sees the
+same measured set. The clean digits are never used otherwise. Modes of :func:`train_ambient_dcgan`:
 
 - ``"ambient"``: the discriminator compares the measured data with ``f_theta(G(z))``, a fresh ``theta`` and
   fresh noise per generated sample per step (AmbientGAN); ``G`` itself still makes clean images.
