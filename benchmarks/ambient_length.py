@@ -9,7 +9,7 @@ steps is exactly the one that continued from its 4000-step state - and scored af
 classifier: inception-style score and Frechet distance of 500 samples to the 500 test digits.
 
     python benchmarks/ambient_length.py                                  # p = 0.5, 3 seeds, up to 16000 steps
-    python benchmarks/ambient_length.py --stages 100 200 --seeds 0 --prefix ambient_length_quick   # smoke run
+    python benchmarks/ambient_length.py --quick                          # smoke run (~1 min)
 
 Results are written after every (stage, seed, mode), so an interrupted run keeps what it measured: a rerun with the
 same ``--prefix`` keeps those scores, and resumes training from the checkpoints and training states in
@@ -63,7 +63,11 @@ def main() -> None:
     ap.add_argument("--n-samples", type=int, default=500)
     ap.add_argument("--ckpt-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".ambient_length"))
     ap.add_argument("--prefix", default="ambient_length")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 50 and 100 steps, seed 0")
     args = ap.parse_args()
+    if args.quick:
+        args.stages, args.seeds, args.n_samples = [50, 100], [0], 200
+        args.prefix, args.ckpt_dir = f"{args.prefix}_quick", args.ckpt_dir.rstrip(os.sep) + "_quick"
     if sorted(args.stages) != args.stages or len(set(args.stages)) != len(args.stages) or args.stages[0] < 1:
         raise SystemExit(f"--stages must increase strictly from >= 1; got {args.stages}")
     model = parse_measurement(args.measurement, (28, 28, 1))

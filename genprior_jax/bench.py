@@ -42,6 +42,8 @@ SUITE: dict[str, Benchmark] = {
     "dip_compile": Benchmark("dip_compile.py", None),
     "real_images": Benchmark("real_images.py", ("--quick",)),
     "ambient_mnist": Benchmark("ambient_mnist.py", ("--quick",)),
+    "ambient_length": Benchmark("ambient_length.py", ("--quick",)),
+    "patch_convergence": Benchmark("patch_convergence.py", None),
     "peers": Benchmark("peers.py", None),  # needs the peers' own environments (see its docstring)
 }
 SIZES = ("quick", "full")
