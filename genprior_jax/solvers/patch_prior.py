@@ -41,7 +41,7 @@ from .inits import BACKPROJECTIONS, backproject
 from .optim import make_optimizer, optimizer_step
 from .options import RunOptions
 from .runner import Problem, Result, Solver, run
-from .tv import TVHyper, tv_solver
+from .tv import tv_fixed_steps
 
 PATCH_INITS = ("tv", *BACKPROJECTIONS)
 PATCH_SCHEDULES = ("cosine", "constant")
@@ -116,15 +116,10 @@ def patch_prior_solver(log_prob: Any, size: int, c_prior: int, stride: int = 1, 
     def make_opt(hyper: PatchHyper) -> Any:
         return make_optimizer(optimizer, hyper.learning_rate, schedule, num_steps)
 
-    tv = tv_solver(True)
-
     def start(key: Array, problem: Problem, hyper: PatchHyper) -> Array:
         if init != "tv":
             return backproject(problem, init)
-        tv_hyper = TVHyper(hyper.tv_lam, jnp.float32(0.0))
-        state = tv.init(key, problem, tv_hyper, None)
-        state = jax.lax.fori_loop(0, tv_steps, lambda i, s: tv.step(s, problem, tv_hyper, None)[0], state)
-        return tv.estimate(state, problem, tv_hyper, None)
+        return tv_fixed_steps(key, problem, hyper.tv_lam, tv_steps)
 
     def loss(x: Array, problem: Problem, hyper: PatchHyper, params: Any, offset: Array) -> Array:
         data = misfit(problem.op, problem.op.mv(x), problem.y)

@@ -96,6 +96,16 @@ def tv_solver(box: bool = True) -> Solver:
     return Solver(init, step, objective, estimate)
 
 
+def tv_fixed_steps(key: Array, problem: Problem, lam: float | Array, num_steps: int) -> Array:
+    """``x`` after exactly ``num_steps`` PDHG steps of TV over ``[0, 1]`` with weight ``lam`` (the default step
+    ratio) for one ``problem``: no runner, no tolerance, so it traces inside ``jit`` / ``vmap`` (a TV start or a
+    classical inverse within a larger compiled step). ``key`` feeds the operator-norm estimate."""
+    solver, hyper = tv_solver(True), TVHyper(lam, jnp.float32(0.0))
+    state = jax.lax.fori_loop(0, num_steps, lambda _, st: solver.step(st, problem, hyper, None)[0],
+                              solver.init(key, problem, hyper, None))
+    return solver.estimate(state, problem, hyper, None)
+
+
 def _check_nonnegative(value: float | Array, name: str) -> None:
     if isinstance(value, jax.core.Tracer):
         return

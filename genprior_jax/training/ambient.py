@@ -122,18 +122,11 @@ class FreshDraws:
         if self.lam is None:
             return y
         from ..solvers.runner import Problem
-        from ..solvers.tv import TVHyper, tv_solver
+        from ..solvers.tv import tv_fixed_steps
 
         ops = jax.vmap(self.model.operator)(jax.random.split(key, x.shape[0]))  # the draws measure_batch used
-        tv, hyper = tv_solver(True), TVHyper(jnp.float32(self.lam), jnp.float32(0.0))
-
-        def invert(k: jax.Array, yi: jax.Array, op: Any) -> jax.Array:
-            problem = Problem(yi, op)
-            state = jax.lax.fori_loop(0, self.num_steps, lambda _, st: tv.step(st, problem, hyper, None)[0],
-                                      tv.init(k, problem, hyper, None))
-            return tv.estimate(state, problem, hyper, None)
-
-        return jax.vmap(invert)(jax.random.split(jax.random.fold_in(key, 1), x.shape[0]), y, ops)
+        return jax.vmap(lambda k, yi, op: tv_fixed_steps(k, Problem(yi, op), jnp.float32(self.lam), self.num_steps))(
+            jax.random.split(jax.random.fold_in(key, 1), x.shape[0]), y, ops)
 
 
 def tune_unmeasure(model: MeasurementModel, n: int = 32, lams: tuple[float, ...] = UNMEASURE_LAMS,
