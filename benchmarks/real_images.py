@@ -73,10 +73,10 @@ LABEL = {"baseline": "baseline", "tv": "TV", "lasso-wavelet": "Lasso-wavelet", "
 
 # lam grids per method, for the image-domain tasks and for CT (the sinogram's scale is ~100x an image's)
 GRIDS = {
-    "tv": {"image": (3e-4, 1e-3, 3e-3, 1e-2, 3e-2), "ct": (0.03, 0.3, 3.0)},
-    "lasso-wavelet": {"image": (1e-3, 3e-3, 1e-2, 3e-2), "ct": (0.03, 0.3, 3.0)},
-    "dip": {"image": (0.0, 0.01), "ct": (0.0, 0.1)},
-    "deep-decoder": {"image": (0.0, 0.01), "ct": (0.0, 0.1)},
+    "tv": {"image": (3e-4, 1e-3, 3e-3, 1e-2, 3e-2), "ct": (0.01, 0.03, 0.1, 0.3)},
+    "lasso-wavelet": {"image": (1e-3, 3e-3, 1e-2, 3e-2), "ct": (0.01, 0.1, 1.0)},
+    "dip": {"image": (0.0, 0.01), "ct": (0.1, 1.0)},
+    "deep-decoder": {"image": (0.0, 0.01), "ct": (0.1, 1.0)},
     "patchnr": {"image": (1e-5, 3e-5, 1e-4), "ct": (1e-4, 1e-3, 1e-2)},
 }
 QUICK_GRIDS = {

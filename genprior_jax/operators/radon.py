@@ -16,6 +16,13 @@ half a pixel away from ours for even sizes; for odd ``H = W`` and odd ``D`` the 
 The map is linear in the image; the adjoint (unfiltered back-projection) is its exact transpose from
 ``jax.linear_transpose`` (a scatter-add of the bilinear weights). Memory is ``O(angles * D * L)`` per channel,
 with no matrix stored (the sample positions are stored, see :class:`Radon`).
+
+Only the samples whose bilinear weights can be non-zero are stored (those inside ``(-1, W) x (-1, H)``): about
+half of the ``angles * D * (2 L + 1)`` samples on the circumscribed square fall outside the image and only add
+zeros. Each ray's inside samples are a contiguous run of ``s`` (the support is convex); the rays are sorted by
+run length and cut into :data:`N_BUCKETS` buckets, each padded to its longest run with points far outside the
+image (zero weight), so the sums and their adjoint are the same as over all samples (summation order aside) at
+about half the gathers (256x256, 30 angles: 2.2 M samples instead of 4.0 M).
 """
 
 from __future__ import annotations
@@ -30,6 +37,12 @@ import numpy as np
 
 from .base import Array, LinearOperator, Shape
 from .validation import check_image_shape
+
+N_BUCKETS = 8
+"""Run-length buckets of the trimmed ray samples (see the module docstring)."""
+
+_OUTSIDE = -8.0
+"""The padding position of a trimmed bucket (both coordinates): far from every pixel, so its weights are 0."""
 
 
 def default_detectors(shape: Shape) -> int:
@@ -79,16 +92,19 @@ class Radon(LinearOperator):
         detectors: number of unit-spaced detectors; default :func:`default_detectors`. Fewer detectors
             truncate the field of view symmetrically.
 
-    Leaves: ``angles`` (``(n_angles,)``) and ``coords``, the ray-sample positions ``(2, n_angles, n_detectors,
-    2 L + 1)`` (columns, rows; 2 MB for 64x64 images and 30 angles), computed once here in float64 when the
-    angles are concrete. Computing them inside every apply instead is not safe under ``jit``: XLA duplicates
-    the computation into the fusion of each interpolation corner, the copies can round an integer coordinate
-    differently, and a corner pixel is then dropped or counted twice. (With traced angles, i.e. an operator built
-    inside ``jit``, they are computed in float32 in that trace.) Operators with different angle sets of the same
-    count vmap. The adjoint is the (unfiltered) back-projection; :func:`fbp` inverts approximately.
+    Leaves: ``angles`` (``(n_angles,)``), ``coords``, a tuple of ray-sample position arrays ``(2, rays_b,
+    samples_b)`` (columns, rows), one per bucket, and ``order`` (``(n_angles * n_detectors,)``), the position of
+    each ray of the sinogram in the buckets' concatenation. With concrete angles the positions are computed once
+    here in float64 and trimmed to the image (module docstring; 8 MB for 256x256 and 30 angles); with traced
+    angles there is one untrimmed bucket of all ``2 L + 1`` samples per ray, computed in float32 in that trace.
+    Computing the positions inside every apply instead is not safe under ``jit``: XLA duplicates the computation
+    into the fusion of each interpolation corner, the copies can round an integer coordinate differently, and a
+    corner pixel is then dropped or counted twice. Operators built under ``vmap`` from a batch of angle sets
+    vmap (concrete angle sets trim to different bucket shapes, so stacking those does not).
+    The adjoint is the (unfiltered) back-projection; :func:`fbp` inverts approximately.
     """
 
-    _leaves = ("angles", "coords")
+    _leaves = ("angles", "coords", "order")
     _static = ("in_shape", "out_shape")
 
     def __init__(self, shape: Shape, angles: int | Array | np.ndarray = 30, detectors: int | None = None):
@@ -110,7 +126,14 @@ class Radon(LinearOperator):
         coords = _sample_points(xp, xp.asarray(angles, jnp.float32 if traced else np.float64), shape, int(n_det),
                                 half_length)
         self.angles = jnp.asarray(angles, jnp.float32)
-        self.coords = jnp.asarray(coords, jnp.float32)
+        if traced:
+            n_rays = int(np.shape(angles)[0]) * int(n_det)
+            self.coords = (jnp.asarray(coords, jnp.float32).reshape(2, n_rays, -1),)
+            self.order = jnp.arange(n_rays, dtype=jnp.int32)
+        else:
+            buckets, order = _trim(np.asarray(coords), shape)
+            self.coords = tuple(jnp.asarray(b, jnp.float32) for b in buckets)
+            self.order = jnp.asarray(order, jnp.int32)
         self.in_shape = shape
         self.out_shape = (int(np.shape(angles)[0]), int(n_det), shape[2])
 
@@ -119,10 +142,10 @@ class Radon(LinearOperator):
         return self.out_shape[1]
 
     def _apply(self, x: Array) -> Array:
-        return _project(x, self.coords)
+        return _project(x, self.coords, self.order).reshape(self.out_shape)
 
     def _adjoint(self, y: Array) -> Array:
-        return _backproject(y, self.coords, self.in_shape)
+        return _backproject(y.reshape(-1, y.shape[-1]), self.coords, self.order, self.in_shape)
 
 
 def _sample_points(xp: object, angles: Array | np.ndarray, shape: Shape, n_detectors: int, half_length: int) -> Array:
@@ -138,18 +161,52 @@ def _sample_points(xp: object, angles: Array | np.ndarray, shape: Shape, n_detec
     return xp.stack([cols, rows])  # type: ignore[attr-defined]
 
 
+def _trim(coords: np.ndarray, shape: Shape, n_buckets: int = N_BUCKETS) -> tuple[list[np.ndarray], np.ndarray]:
+    """Keep each ray's samples inside the bilinear support ``(-1, W) x (-1, H)`` (a contiguous run, with a
+    1e-3 margin: an extra zero-weight sample is harmless), sort the rays by run length, cut them into
+    ``n_buckets`` buckets of equal ray count padded with :data:`_OUTSIDE` to the bucket's longest run.
+
+    ``coords``: ``(2, A, D, S)`` float64. Returns the buckets ``(2, rays_b, samples_b)`` and ``order``, the
+    index of ray ``a * D + d`` in the buckets' concatenation."""
+    h, w = shape[0], shape[1]
+    cols = coords[0].reshape(-1, coords.shape[-1])
+    rows = coords[1].reshape(-1, coords.shape[-1])
+    margin = 1e-3
+    inside = (cols > -1 - margin) & (cols < w + margin) & (rows > -1 - margin) & (rows < h + margin)
+    count = inside.sum(axis=1)
+    start = np.where(count > 0, np.argmax(inside, axis=1), 0)
+    by_length = np.argsort(count, kind="stable")
+    buckets = []
+    for rays in np.array_split(by_length, min(n_buckets, len(by_length))):
+        length = max(1, int(count[rays].max()))
+        k = np.arange(length)[None, :]
+        idx = np.minimum(start[rays][:, None] + k, coords.shape[-1] - 1)
+        valid = k < count[rays][:, None]
+        bucket = np.stack([np.where(valid, cols[rays[:, None], idx], _OUTSIDE),
+                           np.where(valid, rows[rays[:, None], idx], _OUTSIDE)])
+        buckets.append(bucket)
+    order = np.empty(len(by_length), np.int64)
+    order[by_length] = np.arange(len(by_length))
+    return buckets, order
+
+
 @jax.jit
-def _project(x: Array, coords: Array) -> Array:
-    """The Radon transform of ``x`` (``(H, W, C)``) at the ray samples ``coords``; jitted so that an eager call is
-    one dispatch."""
-    return jax.vmap(lambda img: _bilinear_line_sums(img, coords[0], coords[1]), in_axes=2, out_axes=2)(x)
+def _project(x: Array, coords: tuple[Array, ...], order: Array) -> Array:
+    """The line sums of ``x`` (``(H, W, C)``) over each bucket's ray samples, in sinogram ray order: ``(rays,
+    C)``. Jitted so that an eager call is one dispatch."""
+
+    def one_channel(img: Array) -> Array:
+        sums = jnp.concatenate([_bilinear_line_sums(img, b[0], b[1]) for b in coords])
+        return sums[order]
+
+    return jax.vmap(one_channel, in_axes=2, out_axes=1)(x)
 
 
-@functools.partial(jax.jit, static_argnums=2)
-def _backproject(y: Array, coords: Array, in_shape: Shape) -> Array:
-    """The exact adjoint of :func:`_project` (``jax.linear_transpose``), jitted."""
+@functools.partial(jax.jit, static_argnums=3)
+def _backproject(y: Array, coords: tuple[Array, ...], order: Array, in_shape: Shape) -> Array:
+    """The exact adjoint of :func:`_project` (``jax.linear_transpose``), jitted; ``y`` is ``(rays, C)``."""
     primal = jax.ShapeDtypeStruct(in_shape, y.dtype)
-    (out,) = jax.linear_transpose(lambda x: _project(x, coords), primal)(y)
+    (out,) = jax.linear_transpose(lambda x: _project(x, coords, order), primal)(y)
     return out
 
 
