@@ -10,6 +10,11 @@ classifier: inception-style score and Frechet distance of 500 samples to the 500
 
     python benchmarks/ambient_length.py                                  # p = 0.5, 3 seeds, up to 16000 steps
     python benchmarks/ambient_length.py --quick                          # smoke run (~1 min)
+    python benchmarks/ambient_length.py --loss wgan-gp --ckpt-dir benchmarks/.ambient_length_wgan --prefix X
+
+``--loss wgan-gp``: the same DCGAN networks trained as a WGAN-GP (the AmbientGAN reference code's MNIST loss:
+5 critic updates per step, each on its own batch, gradient penalty 10, Adam betas 0.5 / 0.9999; a "step" is one
+generator update).
 
 Results are written after every (stage, seed, mode), so an interrupted run keeps what it measured: a rerun with the
 same ``--prefix`` keeps those scores, and resumes training from the checkpoints and training states in
@@ -60,6 +65,8 @@ def main() -> None:
     ap.add_argument("--draws", default="once", choices=["once", "fresh"],
                     help="once: the fixed measured training set; fresh: clean digits measured afresh at every step "
                          "(the reference code's protocol)")
+    ap.add_argument("--loss", default="ns", choices=["ns", "wgan-gp"], help="GAN loss (module docstring)")
+    ap.add_argument("--d-iters", type=int, default=5, help="wgan-gp: critic updates per generator update")
     ap.add_argument("--n-samples", type=int, default=500)
     ap.add_argument("--ckpt-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".ambient_length"))
     ap.add_argument("--prefix", default="ambient_length")
@@ -71,6 +78,8 @@ def main() -> None:
     if sorted(args.stages) != args.stages or len(set(args.stages)) != len(args.stages) or args.stages[0] < 1:
         raise SystemExit(f"--stages must increase strictly from >= 1; got {args.stages}")
     model = parse_measurement(args.measurement, (28, 28, 1))
+    loss_kw: dict[str, Any] = {} if args.loss == "ns" else {"loss": "wgan-gp", "d_iters": args.d_iters,
+                                                             "gp_weight": 10.0, "beta2": 0.9999}
     info = machine_info()
     t_start = time.perf_counter()
     clf = mnist_classifier(0)
@@ -85,7 +94,8 @@ def main() -> None:
     if os.path.isfile(previous):  # a rerun keeps what an earlier (interrupted) run of this prefix scored
         with open(previous) as fh:
             old = json.load(fh)
-        if old["args"]["measurement"] == args.measurement and old["args"]["n_samples"] == args.n_samples:
+        if (old["args"]["measurement"] == args.measurement and old["args"]["n_samples"] == args.n_samples
+                and old["args"].get("loss", "ns") == args.loss):
             scores = old["scores"]
             print(f"kept the scores of {previous}", flush=True)
     samples: dict[str, np.ndarray] = {}
@@ -96,7 +106,10 @@ def main() -> None:
         write_json(f"{args.prefix}.json", payload)
         md = [f"# AmbientGAN vs baselines by training length: `{args.measurement}`", "", machine_line(info), "",
               f"Command: `python benchmarks/{os.path.basename(__file__)} " + " ".join(sys.argv[1:]) + "` "
-              f"({payload['seconds']:.0f} s so far). DCGAN `dcgan-mnist`, batch 64, seeds {args.seeds}, the 4,000 "
+              f"({payload['seconds']:.0f} s so far). DCGAN `dcgan-mnist` "
+              + ("(non-saturating loss)" if args.loss == "ns" else
+                 f"trained as a WGAN-GP ({args.d_iters} critic updates per generator step, penalty 10, Adam betas "
+                 "0.5 / 0.9999)") + f", batch 64, seeds {args.seeds}, the 4,000 "
               + ("training digits each measured once (data seed 0)" if args.draws == "once" else
                  "clean training digits measured afresh every time a batch is used (`draws='fresh'`, the reference "
                  "code's protocol; baseline (ii) inverts each fresh measurement with 300 PDHG steps of TV)")
@@ -142,6 +155,7 @@ def main() -> None:
                     t0 = time.perf_counter()
                     train_ambient_dcgan(None if mode == "clean" else model, mode, seed=seed, steps=stage, out=path,
                                         progress=False, resume=have > 0, unmeasure_lam=lam, draws=args.draws,
+                                        **loss_kw,
                                         command=f"python benchmarks/ambient_length.py (stage {stage})")
                     print(f"{mode} seed {seed}: {have} -> {stage} steps in {time.perf_counter() - t0:.0f} s",
                           flush=True)

@@ -6,6 +6,7 @@ import argparse
 import os
 import shlex
 import sys
+from typing import Any
 
 
 def _default(value: float | int | None, default: float | int, name: str) -> float | int:
@@ -59,7 +60,8 @@ def _train_ambient(args: argparse.Namespace, command: str) -> int:
                                      steps=int(_default(args.steps, 4000, "--steps")),
                                      batch_size=int(_default(args.batch_size, 64, "--batch-size")),
                                      learning_rate=float(_default(args.lr, 2e-4, "--lr")), out=args.out,
-                                     resume=args.resume, command=command, draws=args.draws or "once")
+                                     resume=args.resume, command=command, draws=args.draws or "once",
+                                     **_gan_loss(args))
     prior = load_prior(args.out)
     scores = sample_scores(mnist_classifier(0), np.asarray(prior.sample(jax.random.key(12345), 500)),
                            load_mnist("test").images)
@@ -67,6 +69,17 @@ def _train_ambient(args: argparse.Namespace, command: str) -> int:
           f"Frechet distance {scores['frechet_distance']:.1f} (500 samples vs the test digits), "
           f"{metrics['train_seconds']:.0f} s; checkpoint: {args.out}")
     return 0
+
+
+def _gan_loss(args: argparse.Namespace) -> dict[str, Any]:
+    """``train_dcgan`` keywords for ``--loss`` / ``--d-iters``; WGAN-GP takes the AmbientGAN reference code's
+    settings (5 critic updates per step, penalty 10, Adam betas (0.5, 0.9999))."""
+    loss = args.loss or "ns"
+    if loss == "ns":
+        if args.d_iters not in (None, 1):
+            raise ValueError(f"train: --d-iters {args.d_iters} needs --loss wgan-gp (the 'ns' loss makes one D update)")
+        return {}
+    return {"loss": loss, "d_iters": int(_default(args.d_iters, 5, "--d-iters")), "gp_weight": 10.0, "beta2": 0.9999}
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -89,6 +102,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
               f"{metrics['test_nll']:.2f} nats ({metrics['test_bpd']:.3f} bits/dim), {metrics['train_seconds']:.0f} s;"
               f" checkpoint: {args.out}")
         return 0
+    if args.model not in ("dcgan", "ambient-dcgan") and (args.loss is not None or args.d_iters is not None):
+        raise ValueError(f"train {args.model}: --loss and --d-iters apply to dcgan and ambient-dcgan only")
     if args.model != "ambient-dcgan" and (args.measurement is not None or args.mode is not None
                                           or args.draws is not None):
         raise ValueError(f"train {args.model}: --measurement, --mode and --draws apply to ambient-dcgan only")
@@ -101,7 +116,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                                  steps=int(_default(args.steps, 4000, "--steps")),
                                  batch_size=int(_default(args.batch_size, 64, "--batch-size")),
                                  learning_rate=float(_default(lr, 2e-4, "--lr")), out=args.out,
-                                 resume=args.resume, eval_steps=args.eval_steps, command=command)
+                                 resume=args.resume, eval_steps=args.eval_steps, command=command,
+                                 **_gan_loss(args))
         quality = (f", CSGM validation MSE {metrics['csgm_val_mse']:.4f} at m=100" if "csgm_val_mse" in metrics
                    else "")
         print(f"{metrics['steps']} steps: d loss {metrics['final_d_loss']:.3f}, g loss {metrics['final_g_loss']:.3f}"
@@ -314,6 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--draws", choices=["once", "fresh"], default=None,
                        help="ambient-dcgan: once (default; each training digit measured once) or fresh (measured "
                             "afresh at every step, the AmbientGAN reference code's protocol)")
+    train.add_argument("--loss", choices=["ns", "wgan-gp"], default=None,
+                       help="dcgan, ambient-dcgan: ns (default, non-saturating) or wgan-gp (Wasserstein with gradient "
+                            "penalty 10, Adam betas 0.5 / 0.9999: the AmbientGAN reference code's MNIST model)")
+    train.add_argument("--d-iters", type=int, default=None,
+                       help="wgan-gp: critic updates per step, each on its own batch (default 5)")
     train.add_argument("--lr", type=float, default=None, help="default 1e-3 (vae, flow), 2e-4 (dcgan)")
     train.set_defaults(func=_cmd_train)
 

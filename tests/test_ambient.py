@@ -233,3 +233,53 @@ def test_train_with_fresh_draws(tmp_path):
     assert prior.sample(jax.random.key(0), 2).shape == (2, *SHAPE)
     with pytest.raises(ValueError, match=r"unknown draws 'twice'; expected one of \('once', 'fresh'\)"):
         train_ambient_dcgan("block-pixels:p=0.5", "ambient", steps=1, draws="twice", progress=False)
+
+
+def test_wgan_gp_critic_loss_for_a_linear_critic():
+    """f(v) = <w, v> + b has gradient w everywhere: the loss is <w, mean(fake) - mean(x)> + gp (||w|| - 1)^2 exactly,
+    whatever the interpolation weights; for a critic with a non-constant gradient the weights matter."""
+    from genprior_jax.training import wgan_gp_critic_loss
+
+    k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
+    x, fake = jax.random.normal(k1, (6, 4, 3)), jax.random.normal(k2, (6, 4, 3)) + 1.0
+    w = jax.random.normal(k3, (4, 3))
+
+    def linear(v):
+        return jnp.sum(v * w, axis=(1, 2)) + 0.3
+
+    expect = jnp.sum(w * (fake.mean(0) - x.mean(0))) + 7.0 * (jnp.linalg.norm(w) - 1.0) ** 2
+    for seed in range(3):
+        got = wgan_gp_critic_loss(linear, x, fake, jax.random.key(seed), 7.0)
+        np.testing.assert_allclose(got, expect, rtol=1e-5)
+    unit = w / jnp.linalg.norm(w)
+    np.testing.assert_allclose(wgan_gp_critic_loss(lambda v: jnp.sum(v * unit, axis=(1, 2)), x, fake,
+                                                   jax.random.key(0), 7.0),
+                               jnp.sum(unit * (fake.mean(0) - x.mean(0))), rtol=1e-5)  # 1-Lipschitz: no penalty
+
+    def quadratic(v):
+        return jnp.sum(v**2, axis=(1, 2))
+
+    a, b = (wgan_gp_critic_loss(quadratic, x, fake, jax.random.key(s), 7.0) for s in (0, 1))
+    assert not np.isclose(a, b)
+
+
+def test_wgan_gp_ambient_training_runs_d_iters_per_step(tmp_path, capsys):
+    """WGAN-GP through block-pixels: each step takes d_iters real batches, compiles once, records its loss settings
+    in the checkpoint; the non-saturating loss refuses d_iters > 1 and unknown losses are refused by name."""
+    out = tmp_path / "wgan"
+    _, metrics = train_ambient_dcgan("block-pixels:p=0.5", "ambient", steps=3, out=str(out), progress=False,
+                                     batch_size=8, loss="wgan-gp", d_iters=2)
+    assert metrics["loss"] == "wgan-gp" and metrics["d_iters"] == 2 and np.isfinite(metrics["final_d_loss"])
+    model = parse_measurement("block-pixels:p=0.5", SHAPE)
+    step = dcgan_train_step(CONFIGS["dcgan-mnist"], measurement=model, loss="wgan-gp", d_iters=2)
+    assert step._cache_size() == 1
+    assert gp.load_prior(str(out)).sample(jax.random.key(0), 2).shape == (2, *SHAPE)
+    with pytest.raises(ValueError, match="d_iters"):
+        dcgan_train_step(CONFIGS["dcgan-mnist"], d_iters=5)
+    with pytest.raises(ValueError, match="unknown loss"):
+        dcgan_train_step(CONFIGS["dcgan-mnist"], loss="hinge")
+    assert main(["train", "ambient-dcgan", "--measurement", "block-pixels:p=0.5", "--d-iters", "3", "--out",
+                 str(tmp_path / "x")]) == 2
+    assert "--d-iters 3 needs --loss wgan-gp" in capsys.readouterr().err
+    assert main(["train", "vae", "--loss", "wgan-gp", "--out", str(tmp_path / "y")]) == 2
+    assert "apply to dcgan and ambient-dcgan only" in capsys.readouterr().err

@@ -6,9 +6,17 @@ latents ``z ~ N(0, I)``::
     L_D = E softplus(-l(x)) + E softplus(l(G(z)))      (= -log D(x) - log(1 - D(G(z))), l = logit D)
     L_G = E softplus(-l(G(z')))                        (= -log D(G(z')), with the just-updated D)
 
-Adam (lr 2e-4, beta1 0.5, as in Radford et al.) for each network; an exponential moving average of the
-generator weights (decay ``min(ema, (1 + t) / (10 + t))`` at step ``t``, Yazici et al. 2019) is what the
-checkpoint ships as ``"generator"``. A Python loop over one jitted step (conv weight-gradients inside
+With ``loss="wgan-gp"`` (Gulrajani et al. 2017, the AmbientGAN reference code's MNIST model) the discriminator is a
+critic ``f`` and each step makes ``d_iters`` critic updates, each on its own real batch, then one generator update::
+
+    L_f = E f(G(z)) - E f(x) + gp_weight E (||grad f(x_hat)|| - 1)^2,   x_hat = x + a (G(z) - x), a ~ U(0, 1)
+    L_G = -E f(G(z'))
+
+(the penalty in the discriminator's input space: measurements for AmbientGAN, as in the reference code).
+
+Adam (lr 2e-4, beta1 0.5, as in Radford et al.; ``beta2`` 0.999 unless given) for each network; an exponential
+moving average of the generator weights (decay ``min(ema, (1 + t) / (10 + t))`` at step ``t``, Yazici et al. 2019)
+is what the checkpoint ships as ``"generator"``. A Python loop over one jitted step (conv weight-gradients inside
 ``lax.scan`` are several times slower on XLA:CPU). The randomness of step ``t`` is ``fold_in(key, t)`` and the
 data order of epoch ``e`` is ``fold_in(key, e)``, so a run resumed from ``<out>.state`` (written every
 ``checkpoint_every`` steps, with the checkpoint itself) follows the same trajectory as an uninterrupted one.
@@ -60,8 +68,14 @@ def csgm_quality(prior: Any, n: int = 16, m: int = 100, steps: int = 500, restar
     return float(jnp.mean(mse(x, res.x)))
 
 
+LOSSES = ("ns", "wgan-gp")
+"""GAN losses: ``"ns"`` non-saturating (one D and one G update per step), ``"wgan-gp"`` Wasserstein with gradient
+penalty (``d_iters`` critic updates per step); see the module docstring."""
+
+
 def dcgan_train_step(config: dict[str, Any], learning_rate: float = 2e-4, beta1: float = 0.5, ema: float = 0.999,
-                     measurement: MeasurementModel | None = None, real_process: Callable[..., Any] | None = None
+                     measurement: MeasurementModel | None = None, real_process: Callable[..., Any] | None = None,
+                     *, loss: str = "ns", d_iters: int = 1, gp_weight: float = 10.0, beta2: float = 0.999
                      ) -> Callable[..., tuple[Any, jax.Array, jax.Array]]:
     """The jitted training step ``step(state, t, key, x) -> (state, d_loss, g_loss)`` (see the module
     docstring), cached per configuration, hyper-parameters and measurement model so repeated runs in a process
@@ -77,10 +91,21 @@ def dcgan_train_step(config: dict[str, Any], learning_rate: float = 2e-4, beta1:
     ``real_process(key, x) -> x'`` (hashable, jit-able; e.g. :class:`~genprior_jax.training.ambient.FreshDraws`)
     transforms each real batch inside the step with a key of its own, before the discriminator sees it: a fresh
     measurement of clean images at every step (the AmbientGAN reference code's protocol).
+
+    ``loss`` (:data:`LOSSES`): with ``"wgan-gp"`` the step takes ``x`` of shape ``(d_iters, B, ...)``, one real
+    batch per critic update, and returns the last critic loss; ``gp_weight`` is the penalty's weight.
     """
     c = check_config(config)
-    return _train_step(tuple(sorted((k, v) for k, v in c.items() if k in _STEP_KEYS)), float(learning_rate),
-                       float(beta1), float(ema), measurement, real_process)
+    if loss not in LOSSES:
+        raise ValueError(f"dcgan_train_step: unknown loss {loss!r}; expected one of {LOSSES}")
+    if d_iters < 1 or (loss == "ns" and d_iters != 1):
+        raise ValueError(f"dcgan_train_step: expected d_iters >= 1 (and 1 with loss 'ns'), got {d_iters}")
+    items = tuple(sorted((k, v) for k, v in c.items() if k in _STEP_KEYS))
+    if loss == "wgan-gp":
+        return _wgan_step(items, float(learning_rate), float(beta1), float(beta2), float(ema), measurement,
+                          real_process, int(d_iters), float(gp_weight))
+    return _train_step(items, float(learning_rate), float(beta1), float(ema), measurement, real_process,
+                       float(beta2))
 
 
 _STEP_KEYS = ("image_shape", "latent", "start", "channels", "upsample", "groups")
@@ -88,11 +113,11 @@ _STEP_KEYS = ("image_shape", "latent", "start", "channels", "upsample", "groups"
 
 @functools.cache
 def _train_step(config_items: tuple[tuple[str, Any], ...], learning_rate: float, beta1: float, ema: float,
-                measurement: MeasurementModel | None, real_process: Callable[..., Any] | None = None
-                ) -> Callable[..., tuple[Any, jax.Array, jax.Array]]:
+                measurement: MeasurementModel | None, real_process: Callable[..., Any] | None = None,
+                beta2: float = 0.999) -> Callable[..., tuple[Any, jax.Array, jax.Array]]:
     config = dict(config_items)
     gen, disc = dcgan_modules(config)
-    opt = optax.adam(learning_rate, b1=beta1)
+    opt = optax.adam(learning_rate, b1=beta1, b2=beta2)
 
     def generate(pg: Any, z: jax.Array, k: jax.Array) -> jax.Array:
         fake = cast(jax.Array, gen.apply({"params": pg}, z))
@@ -122,11 +147,72 @@ def _train_step(config_items: tuple[tuple[str, Any], ...], learning_rate: float,
         lg, grad_g = jax.value_and_grad(g_loss)(p["generator"], pd, z, kmg)
         upd, o_g = opt.update(grad_g, o["generator"], p["generator"])
         pg = optax.apply_updates(p["generator"], upd)
-        decay = jnp.minimum(ema, (1.0 + t) / (10.0 + t))  # warm-up: early weights do not linger
-        ema_g = jax.tree_util.tree_map(lambda e, q: decay * e + (1 - decay) * q, s["ema"], pg)
-        new = {"params": {"generator": pg, "discriminator": pd}, "ema": ema_g,
-               "opt_state": {"generator": o_g, "discriminator": o_d}}
-        return new, ld, lg
+        return _new_state(s, t, ema, pg, pd, o_g, o_d), ld, lg
+
+    return step
+
+
+def _new_state(s: Any, t: jax.Array, ema: float, pg: Any, pd: Any, o_g: Any, o_d: Any) -> Any:
+    """The training state after a step: new parameters and Adam states, the generator's EMA advanced."""
+    decay = jnp.minimum(ema, (1.0 + t) / (10.0 + t))  # warm-up: early weights do not linger
+    ema_g = jax.tree_util.tree_map(lambda e, q: decay * e + (1 - decay) * q, s["ema"], pg)
+    return {"params": {"generator": pg, "discriminator": pd}, "ema": ema_g,
+            "opt_state": {"generator": o_g, "discriminator": o_d}}
+
+
+def wgan_gp_critic_loss(critic: Callable[[jax.Array], jax.Array], x: jax.Array, fake: jax.Array, key: jax.Array,
+                        gp_weight: float | jax.Array = 10.0) -> jax.Array:
+    """The WGAN-GP critic loss ``mean f(fake) - mean f(x) + gp_weight mean_i (||grad f(x_hat_i)|| - 1)^2`` with
+    ``x_hat_i = x_i + a_i (fake_i - x_i)``, ``a_i ~ U(0, 1)`` from ``key`` (Gulrajani et al. 2017, Alg. 1).
+
+    ``critic``: a batch ``(B, ...) -> (B,)`` of scores; ``x``, ``fake``: ``(B, ...)``, real and generated samples
+    (the generator's output treated as a constant here). The norm is over all of a sample's entries."""
+    a = jax.random.uniform(key, (x.shape[0],) + (1,) * (x.ndim - 1), x.dtype)
+    grads = jax.grad(lambda v: jnp.sum(critic(v)))(x + a * (fake - x))
+    slopes = jnp.sqrt(jnp.sum(jnp.square(grads), axis=tuple(range(1, x.ndim))) + 1e-12)
+    return jnp.mean(critic(fake)) - jnp.mean(critic(x)) + gp_weight * jnp.mean(jnp.square(slopes - 1.0))
+
+
+@functools.cache
+def _wgan_step(config_items: tuple[tuple[str, Any], ...], learning_rate: float, beta1: float, beta2: float,
+               ema: float, measurement: MeasurementModel | None, real_process: Callable[..., Any] | None,
+               d_iters: int, gp_weight: float) -> Callable[..., tuple[Any, jax.Array, jax.Array]]:
+    """The WGAN-GP step (module docstring): ``d_iters`` critic updates, one per real batch ``x[i]``, each with fresh
+    latents, fresh measurement draws and fresh interpolation weights, then one generator update."""
+    config = dict(config_items)
+    gen, disc = dcgan_modules(config)
+    opt = optax.adam(learning_rate, b1=beta1, b2=beta2)
+
+    def generate(pg: Any, z: jax.Array, k: jax.Array) -> jax.Array:
+        fake = cast(jax.Array, gen.apply({"params": pg}, z))
+        return fake if measurement is None else measurement.measure_batch(k, fake)
+
+    def critic(pd: Any, v: jax.Array) -> jax.Array:
+        return cast(jax.Array, disc.apply({"params": pd}, v))
+
+    def critic_loss(pd: Any, x: jax.Array, fake: jax.Array, k: jax.Array) -> jax.Array:
+        return wgan_gp_critic_loss(functools.partial(critic, pd), x, fake, k, gp_weight)
+
+    def g_loss(pg: Any, pd: Any, z: jax.Array, k: jax.Array) -> jax.Array:
+        return -jnp.mean(critic(pd, generate(pg, z, k)))
+
+    @jax.jit
+    def step(s: Any, t: jax.Array, k: jax.Array, x: jax.Array) -> tuple[Any, jax.Array, jax.Array]:
+        p, o = s["params"], s["opt_state"]
+        pd, o_d, ld = p["discriminator"], o["discriminator"], jnp.zeros(())
+        for i in range(d_iters):  # unrolled: conv weight-gradients inside lax.scan are slow on XLA:CPU
+            kz, km, ka, kr = jax.random.split(jax.random.fold_in(k, i), 4)
+            xi = x[i] if real_process is None else real_process(kr, x[i])
+            z = jax.random.normal(kz, (xi.shape[0], config["latent"]), jnp.float32)
+            ld, grad_d = jax.value_and_grad(critic_loss)(pd, xi, generate(p["generator"], z, km), ka)
+            upd, o_d = opt.update(grad_d, o_d, pd)
+            pd = optax.apply_updates(pd, upd)
+        kz, km = jax.random.split(jax.random.fold_in(k, d_iters))
+        z = jax.random.normal(kz, (x.shape[1], config["latent"]), jnp.float32)
+        lg, grad_g = jax.value_and_grad(g_loss)(p["generator"], pd, z, km)
+        upd, o_g = opt.update(grad_g, o["generator"], p["generator"])
+        pg = optax.apply_updates(p["generator"], upd)
+        return _new_state(s, t, ema, pg, pd, o_g, o_d), ld, lg
 
     return step
 
@@ -136,7 +222,8 @@ def train_dcgan(config_name: str = "dcgan-mnist", seed: int = 0, steps: int = 40
                 out: str | None = None, resume: bool = False, progress: bool = True, command: str = "",
                 config_overrides: dict[str, Any] | None = None, eval_steps: int = 500, eval_digits: int = 16,
                 eval_m: int = 100, data: Any = None, measurement: MeasurementModel | None = None,
-                metadata: dict[str, Any] | None = None, real_process: Callable[..., Any] | None = None
+                metadata: dict[str, Any] | None = None, real_process: Callable[..., Any] | None = None,
+                loss: str = "ns", d_iters: int = 1, gp_weight: float = 10.0, beta2: float = 0.999
                 ) -> tuple[Any, dict[str, Any]]:
     """Train a DCGAN from :data:`~genprior_jax.priors.dcgan.CONFIGS`; returns ``(params, metrics)`` with
     ``params = {"generator": EMA generator, "discriminator": ...}`` and writes the checkpoint (kind
@@ -147,7 +234,8 @@ def train_dcgan(config_name: str = "dcgan-mnist", seed: int = 0, steps: int = 40
     ``data`` (measurements, ``(N, *measurement.out_shape)``) with measured generated images - AmbientGAN (see
     :mod:`~genprior_jax.training.ambient`). With ``real_process`` (see :func:`dcgan_train_step`) ``data`` are the
     images that it transforms in every step (clean digits measured afresh at each use). ``metadata`` is stored in the
-    checkpoint and the metrics."""
+    checkpoint and the metrics. ``loss``, ``d_iters``, ``gp_weight``, ``beta2``: see :func:`dcgan_train_step`; a
+    WGAN-GP step uses ``d_iters`` batches of real samples (an epoch is ``N // (batch_size * d_iters)`` steps)."""
     if config_name not in CONFIGS:
         raise ValueError(f"train_dcgan: unknown config {config_name!r}; expected one of {sorted(CONFIGS)}")
     if steps < 1 or batch_size < 1 or not learning_rate > 0 or not 0 <= ema < 1 or checkpoint_every < 1:
@@ -174,10 +262,14 @@ def train_dcgan(config_name: str = "dcgan-mnist", seed: int = 0, steps: int = 40
                              f"{train.dtype} {train.shape}")
         if not np.all(np.isfinite(train)):
             raise ValueError("train_dcgan: data contain NaN or infinite values")
-    if batch_size > len(train):
-        raise ValueError(f"train_dcgan: batch_size {batch_size} exceeds the {len(train)} training samples")
-    steps_per_epoch = len(train) // batch_size
-    opt = optax.adam(learning_rate, b1=beta1)
+    step = dcgan_train_step(config, learning_rate, beta1, ema, measurement, real_process, loss=loss, d_iters=d_iters,
+                            gp_weight=gp_weight, beta2=beta2)
+    per_step = batch_size * d_iters
+    if per_step > len(train):
+        raise ValueError(f"train_dcgan: batch_size {batch_size} x d_iters {d_iters} exceeds the {len(train)} training "
+                         f"samples")
+    steps_per_epoch = len(train) // per_step
+    opt = optax.adam(learning_rate, b1=beta1, b2=beta2)
 
     key = jax.random.key(seed)
     k_init, k_data, k_steps = jax.random.split(key, 3)
@@ -193,8 +285,9 @@ def train_dcgan(config_name: str = "dcgan-mnist", seed: int = 0, steps: int = 40
         state = jax.tree_util.tree_map(jnp.asarray, flax_restore(state, saved))
         start, history = record["metadata"]["step"], record["metadata"]["history"]
 
-    step = dcgan_train_step(config, learning_rate, beta1, ema, measurement, real_process)
     extra_meta = dict(metadata or {})
+    if loss != "ns":
+        extra_meta.update({"loss": loss, "d_iters": d_iters, "gp_weight": gp_weight})
     if measurement is not None:
         extra_meta["measurement"] = {"spec": measurement.spec, "noise": measurement.noise}
 
@@ -220,7 +313,9 @@ def train_dcgan(config_name: str = "dcgan-mnist", seed: int = 0, steps: int = 40
         if e != epoch:
             epoch, order = e, np.asarray(jax.random.permutation(jax.random.fold_in(k_data, e), len(train)))
         assert order is not None  # set at the first step (epoch starts at -1)
-        batch = jnp.asarray(train[order[i * batch_size : (i + 1) * batch_size]])
+        batch = jnp.asarray(train[order[i * per_step : (i + 1) * per_step]])
+        if loss == "wgan-gp":
+            batch = batch.reshape(d_iters, batch_size, *batch.shape[1:])
         ts = time.perf_counter()
         state, ld, lg = step(state, jnp.float32(t), jax.random.fold_in(k_steps, t), batch)
         window.append((ld, lg))
@@ -249,7 +344,7 @@ def train_dcgan(config_name: str = "dcgan-mnist", seed: int = 0, steps: int = 40
         "final_g_loss": history[-1]["g_loss"] if history else None, "train_seconds": round(seconds, 1),
         "seconds_per_1000_steps": round(1000 * float(np.median(timed)), 1) if timed else None,
         "seed": seed, "split_seed": SPLIT_SEED, "batch_size": batch_size, "learning_rate": learning_rate,
-        "beta1": beta1, "ema": ema, "jax_version": jax.__version__, "command": command, **extra_meta,
+        "beta1": beta1, "beta2": beta2, "ema": ema, "jax_version": jax.__version__, "command": command, **extra_meta,
     }
     if eval_steps > 0:
         metrics["csgm_val_mse"] = csgm_quality(prior, n=eval_digits, m=eval_m, steps=eval_steps)
