@@ -111,17 +111,27 @@ def dcgan_train_step(config: dict[str, Any], learning_rate: float = 2e-4, beta1:
 _STEP_KEYS = ("image_shape", "latent", "start", "channels", "upsample", "groups")
 
 
-@functools.cache
-def _train_step(config_items: tuple[tuple[str, Any], ...], learning_rate: float, beta1: float, ema: float,
-                measurement: MeasurementModel | None, real_process: Callable[..., Any] | None = None,
-                beta2: float = 0.999) -> Callable[..., tuple[Any, jax.Array, jax.Array]]:
+def _networks(config_items: tuple[tuple[str, Any], ...], learning_rate: float, beta1: float, beta2: float,
+              measurement: MeasurementModel | None) -> tuple[dict[str, Any], Any, optax.GradientTransformation,
+                                                             Callable[[Any, jax.Array, jax.Array], jax.Array]]:
+    """``(config, discriminator module, Adam, generate)`` of a training step; ``generate(pg, z, k)`` is the
+    generator's batch ``G(z)``, passed through a fresh measurement draw per sample (keys from ``k``) when a
+    ``measurement`` model is given."""
     config = dict(config_items)
     gen, disc = dcgan_modules(config)
-    opt = optax.adam(learning_rate, b1=beta1, b2=beta2)
 
     def generate(pg: Any, z: jax.Array, k: jax.Array) -> jax.Array:
         fake = cast(jax.Array, gen.apply({"params": pg}, z))
         return fake if measurement is None else measurement.measure_batch(k, fake)
+
+    return config, disc, optax.adam(learning_rate, b1=beta1, b2=beta2), generate
+
+
+@functools.cache
+def _train_step(config_items: tuple[tuple[str, Any], ...], learning_rate: float, beta1: float, ema: float,
+                measurement: MeasurementModel | None, real_process: Callable[..., Any] | None = None,
+                beta2: float = 0.999) -> Callable[..., tuple[Any, jax.Array, jax.Array]]:
+    config, disc, opt, generate = _networks(config_items, learning_rate, beta1, beta2, measurement)
 
     def d_loss(pd: Any, x: jax.Array, fake: jax.Array) -> jax.Array:
         real_logit = cast(jax.Array, disc.apply({"params": pd}, x))
@@ -179,13 +189,7 @@ def _wgan_step(config_items: tuple[tuple[str, Any], ...], learning_rate: float, 
                d_iters: int, gp_weight: float) -> Callable[..., tuple[Any, jax.Array, jax.Array]]:
     """The WGAN-GP step (module docstring): ``d_iters`` critic updates, one per real batch ``x[i]``, each with fresh
     latents, fresh measurement draws and fresh interpolation weights, then one generator update."""
-    config = dict(config_items)
-    gen, disc = dcgan_modules(config)
-    opt = optax.adam(learning_rate, b1=beta1, b2=beta2)
-
-    def generate(pg: Any, z: jax.Array, k: jax.Array) -> jax.Array:
-        fake = cast(jax.Array, gen.apply({"params": pg}, z))
-        return fake if measurement is None else measurement.measure_batch(k, fake)
+    config, disc, opt, generate = _networks(config_items, learning_rate, beta1, beta2, measurement)
 
     def critic(pd: Any, v: jax.Array) -> jax.Array:
         return cast(jax.Array, disc.apply({"params": pd}, v))
