@@ -230,8 +230,11 @@ def main() -> None:
         "| m | " + " | ".join(methods) + " |",
         "|---|" + "---|" * len(methods),
     ]
+    def num(v: float) -> str:  # 4 decimals, or 2 significant digits below 1e-3 (a converged flow: ~2e-5)
+        return f"{v:.4f}" if v >= 1e-3 or v == 0 else f"{v:.1e}"
+
     def cell(k: str, m: int) -> str:
-        return f"{table[k][m]['mse']:.4f} ± {table[k][m]['sem']:.4f}" if m in table[k] else "-"
+        return f"{num(table[k][m]['mse'])} ± {num(table[k][m]['sem'])}" if m in table[k] else "-"
 
     for m in ms:
         lines.append(f"| {m} | " + " | ".join(cell(k, m) for k in methods) + " |")

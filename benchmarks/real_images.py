@@ -44,6 +44,7 @@ baseline, methods; columns: images, PSNR under each).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -73,7 +74,7 @@ LABEL = {"baseline": "baseline", "tv": "TV", "lasso-wavelet": "Lasso-wavelet", "
 
 # lam grids per method, for the image-domain tasks and for CT (the sinogram's scale is ~100x an image's)
 GRIDS = {
-    "tv": {"image": (3e-4, 1e-3, 3e-3, 1e-2, 3e-2), "ct": (0.01, 0.03, 0.1, 0.3)},
+    "tv": {"image": (3e-4, 1e-3, 3e-3, 1e-2, 3e-2), "ct": (0.001, 0.003, 0.01, 0.03, 0.1)},
     "lasso-wavelet": {"image": (1e-3, 3e-3, 1e-2, 3e-2), "ct": (0.01, 0.1, 1.0)},
     "dip": {"image": (0.0, 0.01), "ct": (0.1, 1.0)},
     "deep-decoder": {"image": (0.0, 0.01), "ct": (0.1, 1.0)},
@@ -257,6 +258,8 @@ def main() -> None:
     ap.add_argument("--tune-image", default=TUNE_IMAGE, help="the one image lam is tuned on")
     ap.add_argument("--prefix", default="real_images", help="results file prefix")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the tasks and methods of an existing <prefix>.json that this run does not redo")
     ap.add_argument("--quick", action="store_true", help="smoke run: 128x128, coins + astronaut, few steps")
     args = ap.parse_args()
     grids, prefix = GRIDS, args.prefix
@@ -278,10 +281,22 @@ def main() -> None:
     phantom = {"shepp_logan_phantom": load_image(CT_IMAGE, args.size)}
     key = jax.random.key(args.seed)
     results: dict[str, Any] = {}
+    args.earlier_commands = []
+    path = os.path.join(RESULTS, f"{prefix}.json")
+    if args.merge and os.path.isfile(path):  # same problems (operators, noise, images) for the same seed and size
+        with open(path) as fh:
+            old = json.load(fh)
+        if (old["args"]["size"], old["args"]["seed"], old["args"]["noise"]) != (args.size, args.seed, args.noise):
+            raise SystemExit(f"--merge: {path} was run with another size / seed / noise")
+        results = old["results"]
+        args.earlier_commands = old.get("commands", [old["command"]])
     t_start = time.perf_counter()
     for i, task in enumerate(chosen):
         cfg = tasks[task]
-        results[task] = run_task(task, cfg, phantom if cfg.get("ct") else natural, tune, args, grids, key, prefix)
+        new = run_task(task, cfg, phantom if cfg.get("ct") else natural, tune, args, grids, key, prefix)
+        if task in results:  # --merge: the methods run now replace their earlier entries, the others stay
+            new["methods"] = {**results[task]["methods"], **new["methods"]}
+        results[task] = new
         for r in results[task]["methods"].values():
             if "per_image" in r:
                 r["summary"] = summary(r)
@@ -293,8 +308,10 @@ def write_results(results: dict[str, Any], total: float, args: argparse.Namespac
                   prefix: str, pending: list[str]) -> None:
     info = machine_info()
     command = "python benchmarks/real_images.py " + " ".join(sys.argv[1:])
-    plain_args = {k: v for k, v in vars(args).items() if k not in ("patch_prior_obj", "tv_lam_now")}
-    write_json(f"{prefix}.json", {"machine": info, "command": command, "args": plain_args,
+    commands = [*args.earlier_commands, command]
+    plain_args = {k: v for k, v in vars(args).items()
+                  if k not in ("patch_prior_obj", "tv_lam_now", "earlier_commands")}
+    write_json(f"{prefix}.json", {"machine": info, "command": command, "commands": commands, "args": plain_args,
                                   "tune_image": args.tune_image,
                                   "grids": {m: {k: list(v) for k, v in g.items()} for m, g in grids.items()},
                                   "results": results, "total_seconds": total, "tasks_not_run": pending})
@@ -302,7 +319,8 @@ def write_results(results: dict[str, Any], total: float, args: argparse.Namespac
              + ("patch-flow prior vs " if "patchnr" in args.methods else "")
              + "classical baselines" + (" and untrained generators" if {"dip", "deep-decoder"} & set(args.methods)
                                        else ""),
-             "", f"Command: `{command}`  ", machine_line(info) + "  ",
+             "", ("Command" if len(commands) == 1 else "Commands (merged, `--merge`)") + ": "
+             + "; ".join(f"`{c}`" for c in commands) + "  ", machine_line(info) + "  ",
              f"Evaluation images: {', '.join(args.images)} (CT: the Shepp-Logan phantom); centre square crop, "
              f"bilinear anti-aliased resize to {args.size}x{args.size}. Noise std {args.noise}. lam per task and "
              f"method tuned by PSNR on `{args.tune_image}` only. TV / Lasso: tol {args.tol} (10-step relative "
