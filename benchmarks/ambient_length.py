@@ -104,7 +104,9 @@ def main() -> None:
         payload = {"machine": info, "args": vars(args), "unmeasure_lam": lam, "scores": scores,
                    "seconds": round(time.perf_counter() - t_start, 1)}
         write_json(f"{args.prefix}.json", payload)
-        md = [f"# AmbientGAN vs baselines by training length: `{args.measurement}`", "", machine_line(info), "",
+        loss_title = "" if args.loss == "ns" else ", WGAN-GP loss (the reference code's)"
+        md = [f"# AmbientGAN vs baselines by training length{loss_title}: `{args.measurement}`", "",
+              machine_line(info), "",
               f"Command: `python benchmarks/{os.path.basename(__file__)} " + " ".join(sys.argv[1:]) + "` "
               f"({payload['seconds']:.0f} s so far). DCGAN `dcgan-mnist` "
               + ("(non-saturating loss)" if args.loss == "ns" else
