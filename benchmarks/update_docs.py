@@ -38,6 +38,7 @@ ORDER = [
     "tv_batch",
     "dip_compile",
     "csgm_mnist",
+    "csgm_mnist_flow_converged",
     "csgm_mnist_flow20",
     "baselines_check",
     "dip_check_mse",
