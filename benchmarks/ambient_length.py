@@ -40,7 +40,7 @@ import genprior_jax as gp  # noqa: E402
 from genprior_jax.operators import parse_measurement  # noqa: E402
 from genprior_jax.plotting import save_grid  # noqa: E402
 from genprior_jax.sample_quality import mnist_classifier, sample_scores  # noqa: E402
-from genprior_jax.training import train_ambient_dcgan  # noqa: E402
+from genprior_jax.training import WGAN_GP_REFERENCE, train_ambient_dcgan  # noqa: E402
 from genprior_jax.training.ambient import tune_unmeasure  # noqa: E402
 
 LABELS = {"ambient": "AmbientGAN", "unmeasure": "unmeasure (ii)", "ignore": "ignore (i)", "clean": "clean (bound)"}
@@ -66,7 +66,8 @@ def main() -> None:
                     help="once: the fixed measured training set; fresh: clean digits measured afresh at every step "
                          "(the reference code's protocol)")
     ap.add_argument("--loss", default="ns", choices=["ns", "wgan-gp"], help="GAN loss (module docstring)")
-    ap.add_argument("--d-iters", type=int, default=5, help="wgan-gp: critic updates per generator update")
+    ap.add_argument("--d-iters", type=int, default=WGAN_GP_REFERENCE["d_iters"],
+                    help="wgan-gp: critic updates per generator update")
     ap.add_argument("--n-samples", type=int, default=500)
     ap.add_argument("--ckpt-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".ambient_length"))
     ap.add_argument("--prefix", default="ambient_length")
@@ -78,8 +79,7 @@ def main() -> None:
     if sorted(args.stages) != args.stages or len(set(args.stages)) != len(args.stages) or args.stages[0] < 1:
         raise SystemExit(f"--stages must increase strictly from >= 1; got {args.stages}")
     model = parse_measurement(args.measurement, (28, 28, 1))
-    loss_kw: dict[str, Any] = {} if args.loss == "ns" else {"loss": "wgan-gp", "d_iters": args.d_iters,
-                                                             "gp_weight": 10.0, "beta2": 0.9999}
+    loss_kw: dict[str, Any] = {} if args.loss == "ns" else {**WGAN_GP_REFERENCE, "d_iters": args.d_iters}
     info = machine_info()
     t_start = time.perf_counter()
     clf = mnist_classifier(0)

@@ -79,7 +79,9 @@ def _gan_loss(args: argparse.Namespace) -> dict[str, Any]:
         if args.d_iters not in (None, 1):
             raise ValueError(f"train: --d-iters {args.d_iters} needs --loss wgan-gp (the 'ns' loss makes one D update)")
         return {}
-    return {"loss": loss, "d_iters": int(_default(args.d_iters, 5, "--d-iters")), "gp_weight": 10.0, "beta2": 0.9999}
+    from .training import WGAN_GP_REFERENCE
+
+    return {**WGAN_GP_REFERENCE, "d_iters": int(_default(args.d_iters, WGAN_GP_REFERENCE["d_iters"], "--d-iters"))}
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

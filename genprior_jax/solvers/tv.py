@@ -98,7 +98,7 @@ def tv_solver(box: bool = True) -> Solver:
         x = state.x - state.tau * (op.rmv(q) + grad.rmv(r))
         if box:
             x = jnp.clip(x, 0.0, 1.0)
-        new = TVState(x, 2.0 * x - state.x, q, r, state.tau, state.sigma, state.sigma_tv)
+        new = state._replace(x=x, x_bar=2.0 * x - state.x, q=q, r=r)
         return new, objective(state, problem, hyper, params)
 
     def estimate(state: TVState, problem: Problem, hyper: TVHyper, params: Any) -> Array:

@@ -72,6 +72,10 @@ LOSSES = ("ns", "wgan-gp")
 """GAN losses: ``"ns"`` non-saturating (one D and one G update per step), ``"wgan-gp"`` Wasserstein with gradient
 penalty (``d_iters`` critic updates per step); see the module docstring."""
 
+WGAN_GP_REFERENCE: dict[str, Any] = {"loss": "wgan-gp", "d_iters": 5, "gp_weight": 10.0, "beta2": 0.9999}
+"""The AmbientGAN reference code's MNIST WGAN-GP settings (``create_scripts/mnist/base_script.sh``), as
+:func:`train_dcgan` keywords."""
+
 
 def dcgan_train_step(config: dict[str, Any], learning_rate: float = 2e-4, beta1: float = 0.5, ema: float = 0.999,
                      measurement: MeasurementModel | None = None, real_process: Callable[..., Any] | None = None,
