@@ -8,7 +8,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from genprior_jax.priors import ActNorm, AffineCoupling, InvConv1x1, Reverse, flow_functions, flow_prior, init_flow
+from genprior_jax.priors import (
+    ActNorm,
+    AffineCoupling,
+    InvConv1x1,
+    Reverse,
+    SplitPrior,
+    flow_functions,
+    flow_prior,
+    init_flow,
+)
 from genprior_jax.priors.flow import CONFIGS, check_config
 from genprior_jax.transforms import squeeze, unsqueeze
 
@@ -62,12 +71,55 @@ def test_coupling_scale_floor_bounds_the_inverse(key):
             assert float(per_entry) > math.log(1 / 0.25)   # the unbounded scale goes far below the floor
 
 
+@pytest.mark.parametrize("floor", [0.0, 0.2])
+def test_split_prior_inverse_log_det_and_bound(floor, key):
+    """Glow's learned split prior as a bijection z_b -> eps given z_a: inverse, log-det against the Jacobian of the
+    map z_b -> eps, and with a floor sigma stays in (floor, 1 / floor) however large the conv's outputs."""
+    layer = SplitPrior(floor)
+    za, zb = jax.random.normal(key, (1, 2, 2, 3)), jax.random.normal(jax.random.fold_in(key, 1), (1, 2, 2, 2))
+    params = perturb(layer.init(key, za, zb), jax.random.fold_in(key, 2))
+    eps, ld = layer.apply(params, za, zb)
+    zb_back, ld_inv = layer.apply(params, za, eps, reverse=True)
+    np.testing.assert_allclose(zb_back, zb, atol=1e-5)
+    np.testing.assert_allclose(ld_inv, -ld, rtol=1e-5)
+    jac = jax.jacobian(lambda v: layer.apply(params, za, v.reshape(zb.shape))[0].reshape(-1))(zb.reshape(-1))
+    np.testing.assert_allclose(float(ld[0]), float(jnp.linalg.slogdet(jac)[1]), atol=1e-4)
+    assert float(jnp.max(jnp.abs(eps - zb))) > 1e-3            # not the identity after the perturbation
+    huge = perturb(params, jax.random.fold_in(key, 3), scale=1e3)
+    _, ld_huge = layer.apply(huge, za, zb, reverse=True)        # ld = sum log sigma over the 8 entries
+    if floor:
+        assert abs(float(ld_huge[0])) <= 8 * math.log(1 / floor) + 1e-3
+    else:
+        assert abs(float(ld_huge[0])) > 8 * math.log(1 / 0.2)
+
+
+def test_logit_flow_generates_inside_the_pixel_range(key):
+    """With logit pre-processing the generative direction ends in a sigmoid: G(z) stays in
+    [-a / (1 - 2a), 1 + a / (1 - 2a)] for any latent, also far from the data."""
+    config = {"kind": "glow", **SMALL, "split_prior": True, "logit_alpha": 0.01, "scale_floor": 0.1}
+    params = init_flow(key, config, jax.random.uniform(key, (16, 4, 4, 1)))
+    prior = flow_prior(perturb(params, jax.random.fold_in(key, 1), 0.05), config)
+    z = 100.0 * jax.random.normal(key, (8, 16))
+    x = jax.vmap(prior.generate, (None, 0))(prior.params, z)
+    margin = 0.01 / 0.98
+    assert bool(jnp.all(jnp.isfinite(x)))
+    assert float(x.min()) >= -margin - 1e-6 and float(x.max()) <= 1 + margin + 1e-6
+    assert float(x.max() - x.min()) > 0.5                      # not collapsed to a constant
+
+
 def test_scale_floor_config(key):
     config = {"kind": "glow", **SMALL}
     assert check_config(config)["scale_floor"] == 0.0          # checkpoints saved before the key existed
     assert CONFIGS["glow-mnist"]["scale_floor"] > 0
     with pytest.raises(ValueError, match=r"scale_floor in \[0, 1\), got 1.0"):
         check_config({**config, "scale_floor": 1.0})
+    # the split prior and the logit pre-processing default to off (checkpoints saved before the keys existed)
+    assert check_config(config)["split_prior"] is False and check_config(config)["logit_alpha"] == 0.0
+    assert CONFIGS["glow-mnist"]["split_prior"] and CONFIGS["glow-mnist"]["logit_alpha"] > 0
+    with pytest.raises(ValueError, match=r"logit_alpha in \[0, 0.5\), got 0.5"):
+        check_config({**config, "logit_alpha": 0.5})
+    with pytest.raises(ValueError, match="split_prior True or False, got 'yes'"):
+        check_config({**config, "split_prior": "yes"})
 
 
 def test_actnorm_data_dependent_init(key):
@@ -87,9 +139,13 @@ def test_squeeze_round_trip(key):
         squeeze(jnp.zeros((1, 5, 4, 1)))
 
 
-@pytest.mark.parametrize("kind", ["glow", "realnvp"])
-def test_whole_flow_inverse_and_log_det(kind, key):
-    config = {"kind": kind, **SMALL}
+VARIANTS = {"glow": {"kind": "glow"}, "realnvp": {"kind": "realnvp"},
+            "glow-split-logit": {"kind": "glow", "split_prior": True, "logit_alpha": 0.01, "scale_floor": 0.1}}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_whole_flow_inverse_and_log_det(variant, key):
+    config = {**VARIANTS[variant], **SMALL}
     x = jax.random.uniform(key, (16, 4, 4, 1))
     params = perturb(init_flow(key, config, x), jax.random.fold_in(key, 2), 0.05)
     f = flow_functions(config)

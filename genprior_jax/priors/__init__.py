@@ -15,7 +15,7 @@ from .flow import (
                    init_flow,
                    latent_part_shapes,
 )
-from .flow_layers import ActNorm, AffineCoupling, InvConv1x1, Reverse
+from .flow_layers import ActNorm, AffineCoupling, InvConv1x1, Reverse, SplitPrior
 from .registry import available_priors, load_prior
 from .untrained import (
                    CONV_IMPLS,
@@ -37,4 +37,4 @@ __all__ = ["DCGAN_CONFIGS", "Prior", "available_priors", "dcgan_functions", "dcg
            "layer_means", "untrained_generator",
            "weight_penalty", "FLOW_CONFIGS", "FLOW_KINDS", "MultiScaleFlow", "batch_log_prob", "bits_per_dim",
            "flow_functions", "flow_prior", "init_flow", "latent_part_shapes", "ActNorm", "AffineCoupling",
-           "InvConv1x1", "Reverse"]
+           "InvConv1x1", "Reverse", "SplitPrior"]

@@ -1,7 +1,9 @@
 """Multi-scale normalizing flows (RealNVP, Glow) and their pure functions.
 
 Architecture (Dinh et al. 2017; Kingma & Dhariwal 2018): ``levels`` times { squeeze; ``steps`` flow steps;
-factor out half of the channels (except at the last level) }. A flow step is
+factor out half of the channels (except at the last level) }. With ``split_prior`` (Glow's learned prior), each
+factored-out half is mapped to standard-normal noise by a :class:`SplitPrior` conditioned on the kept half. A flow
+step is
 
 - ``glow``:    ActNorm -> invertible 1x1 conv (LU) -> affine coupling
 - ``realnvp``: ActNorm -> affine coupling -> channel reversal
@@ -30,14 +32,16 @@ import jax.core
 import jax.numpy as jnp
 
 from .base import Array, Params, Prior
-from .flow_layers import ActNorm, AffineCoupling, InvConv1x1, Reverse, squeeze, unsqueeze
+from .flow_layers import ActNorm, AffineCoupling, InvConv1x1, Reverse, SplitPrior, squeeze, unsqueeze
 
 KINDS = ("glow", "realnvp")
 
 CONFIGS: dict[str, dict[str, Any]] = {
     # MNIST-size flows that train on a 2-core CPU
+    # (glow-mnist: Glow's learned split prior, and RealNVP's logit pre-processing with alpha = 1e-3, which stretches
+    # the near-black background: 1.48 validation bits/dim after 18 epochs at a constant rate, against 2.37 without)
     "glow-mnist": {"kind": "glow", "image_shape": (28, 28, 1), "levels": 2, "steps": 8, "hidden": 64,
-                   "scale_floor": 0.1},
+                   "scale_floor": 0.1, "split_prior": True, "logit_alpha": 1e-3},
     "realnvp-mnist": {"kind": "realnvp", "image_shape": (28, 28, 1), "levels": 2, "steps": 8, "hidden": 64},
     # a patch prior for natural images of any size (grey 6x6 patches; genprior-jax train patch-flow)
     "patch-flow-6": {"kind": "glow", "image_shape": (6, 6, 1), "levels": 1, "steps": 8, "hidden": 64,
@@ -65,8 +69,15 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
     floor = float(config.get("scale_floor", 0.0))
     if not 0.0 <= floor < 1.0:
         raise ValueError(f"flow config: expected scale_floor in [0, 1), got {floor}")
+    alpha = float(config.get("logit_alpha", 0.0))
+    if not 0.0 <= alpha < 0.5:
+        raise ValueError(f"flow config: expected logit_alpha in [0, 0.5), got {alpha}")
+    split_prior = config.get("split_prior", False)
+    if not isinstance(split_prior, bool):
+        raise ValueError(f"flow config: expected split_prior True or False, got {split_prior!r}")
     return {**config, "image_shape": (h, w, c), "levels": levels, "steps": int(config["steps"]),
-            "hidden": int(config["hidden"]), "scale_floor": floor}
+            "hidden": int(config["hidden"]), "scale_floor": floor, "split_prior": split_prior,
+            "logit_alpha": alpha}
 
 
 def latent_part_shapes(image_shape: tuple[int, int, int], levels: int) -> list[tuple[int, int, int]]:
@@ -92,6 +103,8 @@ class MultiScaleFlow(nn.Module):
     steps: int
     hidden: int
     scale_floor: float = 0.0
+    split_prior: bool = False
+    logit_alpha: float = 0.0
 
     def setup(self) -> None:
         blocks = []
@@ -104,12 +117,22 @@ class MultiScaleFlow(nn.Module):
                     layers += [ActNorm(), AffineCoupling(self.hidden, self.scale_floor), Reverse()]
             blocks.append(layers)
         self.blocks = blocks
+        if self.split_prior:
+            self.priors = [SplitPrior(self.scale_floor) for _ in range(self.levels - 1)]
+
+    def _logit_log_det(self, s: Array) -> Array:
+        a = self.logit_alpha
+        return jnp.sum(math.log(1.0 - 2.0 * a) - jnp.log(s) - jnp.log1p(-s), axis=(1, 2, 3))
 
     def forward(self, x: Array) -> tuple[Array, Array]:
         b = x.shape[0]
         logdet = jnp.zeros(b, x.dtype)
         parts = []
         h = x
+        if self.logit_alpha > 0:
+            s = self.logit_alpha + (1.0 - 2.0 * self.logit_alpha) * (x + 0.5)
+            h = jnp.log(s) - jnp.log1p(-s)
+            logdet = logdet + self._logit_log_det(s)
         for level, layers in enumerate(self.blocks):
             h = squeeze(h)
             for layer in layers:
@@ -117,8 +140,12 @@ class MultiScaleFlow(nn.Module):
                 logdet = logdet + ld
             if level < self.levels - 1:
                 keep = h.shape[-1] // 2
-                parts.append(h[..., keep:])
+                out = h[..., keep:]
                 h = h[..., :keep]
+                if self.split_prior:
+                    out, ld = self.priors[level](h, out)
+                    logdet = logdet + ld
+                parts.append(out)
         parts.append(h)
         return jnp.concatenate([p.reshape(b, -1) for p in parts], axis=1), logdet
 
@@ -132,11 +159,19 @@ class MultiScaleFlow(nn.Module):
         h = parts[-1]
         for level in reversed(range(self.levels)):
             if level < self.levels - 1:
-                h = jnp.concatenate([h, parts[level]], axis=-1)
+                out = parts[level]
+                if self.split_prior:
+                    out, ld = self.priors[level](h, out, reverse=True)
+                    logdet = logdet + ld
+                h = jnp.concatenate([h, out], axis=-1)
             for layer in reversed(self.blocks[level]):
                 h, ld = layer(h, reverse=True)
                 logdet = logdet + ld
             h = unsqueeze(h)
+        if self.logit_alpha > 0:
+            s = jax.nn.sigmoid(h)
+            h = (s - self.logit_alpha) / (1.0 - 2.0 * self.logit_alpha) - 0.5
+            logdet = logdet - self._logit_log_det(s)
         return h, logdet
 
     def __call__(self, x: Array) -> tuple[Array, Array]:
@@ -158,7 +193,8 @@ def init_flow(key: Array, config: dict[str, Any], x: Array) -> Params:
 
 def _config_key(config: dict[str, Any]) -> tuple[Any, ...]:
     c = check_config(config)
-    return (c["kind"], c["image_shape"], c["levels"], c["steps"], c["hidden"], c["scale_floor"])
+    return (c["kind"], c["image_shape"], c["levels"], c["steps"], c["hidden"], c["scale_floor"], c["split_prior"],
+            c["logit_alpha"])
 
 
 @functools.cache

@@ -11,7 +11,8 @@ unit-variance per channel), :class:`InvConv1x1` (LU-parametrized, Kingma & Dhari
 :class:`AffineCoupling` (scale ``floor + (1 - floor) sigmoid(h + 2)``: Glow's ``sigmoid(h + 2)`` for ``floor = 0``,
 which keeps the scale in ``(0, 1)`` and the log-det finite; a ``floor > 0`` bounds the generative direction's
 division by the scale, so ``G`` stays finite far from the training data),
-:class:`Reverse` (RealNVP's fixed channel permutation) and :func:`squeeze` / :func:`unsqueeze`.
+:class:`SplitPrior` (Glow's learned prior for a factored-out half, written as a bijection to standard-normal
+noise), :class:`Reverse` (RealNVP's fixed channel permutation) and :func:`squeeze` / :func:`unsqueeze`.
 
 The bijectors are written as Flax modules rather than distrax bijectors because the parameters live in one
 params pytree handed to pure functions (the solvers' contract) and ActNorm needs data at ``init``; distrax
@@ -28,7 +29,7 @@ from ..transforms.layout import squeeze, unsqueeze
 
 Array = jax.Array
 
-__all__ = ["ActNorm", "AffineCoupling", "InvConv1x1", "Reverse", "squeeze", "unsqueeze"]
+__all__ = ["ActNorm", "AffineCoupling", "InvConv1x1", "Reverse", "SplitPrior", "squeeze", "unsqueeze"]
 
 
 class ActNorm(nn.Module):
@@ -130,3 +131,35 @@ class AffineCoupling(nn.Module):
         if reverse:
             return jnp.concatenate([xa, xb / scale - shift], axis=-1), -logdet
         return jnp.concatenate([xa, (xb + shift) * scale], axis=-1), logdet
+
+
+class SplitPrior(nn.Module):
+    """Glow's learned prior for the factored-out channels ``z_b`` given the kept ones ``z_a``, as a bijection.
+
+    Glow models ``z_b ~ N(mu(z_a), sigma(z_a)^2)``; here that is the affine map to standard-normal noise
+    ``eps = (z_b - mu(z_a)) / sigma(z_a)``, so the flat latent stays ``N(0, I)`` (the solvers' contract) and the
+    log-det ``-sum log sigma`` carries the learned prior's density. ``mu`` and ``log sigma`` come from one
+    zero-initialised 3x3 conv of ``z_a`` (the identity at init), and ``sigma = exp(b tanh(h / b))`` with
+    ``b = -log(floor)`` stays in ``(floor, 1 / floor)``, so the generative direction ``z_b = mu + sigma eps``
+    is bounded for bounded ``eps`` (``floor = 0``: ``sigma = exp(h)``, unbounded).
+
+    Call as ``eps, logdet = prior(z_a, z_b)`` and ``z_b, logdet = prior(z_a, eps, reverse=True)``; shapes
+    ``(B, H, W, Ca)``, ``(B, H, W, Cb)`` -> ``(B, H, W, Cb)``, ``(B,)``.
+    """
+
+    scale_floor: float = 0.0
+
+    @nn.compact
+    def __call__(self, za: Array, zb: Array, reverse: bool = False) -> tuple[Array, Array]:
+        cb = zb.shape[-1]
+        h = nn.Conv(2 * cb, (3, 3), padding="SAME", kernel_init=nn.initializers.zeros)(za)
+        mu, raw = h[..., 0::2], h[..., 1::2]
+        if self.scale_floor > 0:
+            bound = -jnp.log(self.scale_floor)
+            log_sigma = bound * jnp.tanh(raw / bound)
+        else:
+            log_sigma = raw
+        logdet = -jnp.sum(log_sigma, axis=(1, 2, 3))
+        if reverse:
+            return mu + zb * jnp.exp(log_sigma), -logdet
+        return (zb - mu) * jnp.exp(-log_sigma), logdet
