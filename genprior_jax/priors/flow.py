@@ -10,7 +10,10 @@ step is
 
 The latent is the concatenation of every factored-out part and the final output, flattened: a vector of
 ``D = H W C`` entries with a standard normal prior, so ``log p(x) = log N(E(x); 0, I) + log|det dE/dx|``.
-Images in ``[0, 1]`` enter the flow centred, as ``x - 1/2``.
+Images in ``[0, 1]`` enter the flow centred, as ``x - 1/2``. With ``logit_alpha = a > 0`` (RealNVP's
+pre-processing) they are first mapped to ``logit(a + (1 - 2a) x)``, which stretches the near-black background of
+digits; outside the pixel range the map continues linearly with the slope it has at the edge, so ``E`` and ``G``
+stay finite bijections of all of ``R^D`` (the analysis formulation and least-squares starts leave ``[0, 1]``).
 
 Pure functions (unbatched, one image / one latent), built by :func:`flow_functions` and cached per config::
 
@@ -120,9 +123,27 @@ class MultiScaleFlow(nn.Module):
         if self.split_prior:
             self.priors = [SplitPrior(self.scale_floor) for _ in range(self.levels - 1)]
 
-    def _logit_log_det(self, s: Array) -> Array:
+    def _logit(self, x: Array) -> tuple[Array, Array]:
+        """Centred pixels -> ``logit(a + (1 - 2a)(x + 1/2))`` inside the pixel range, continued linearly (C^1)
+        outside it, so the map is a bijection of the real line; returns ``(y, log|det dy/dx|)``."""
         a = self.logit_alpha
-        return jnp.sum(math.log(1.0 - 2.0 * a) - jnp.log(s) - jnp.log1p(-s), axis=(1, 2, 3))
+        s = a + (1.0 - 2.0 * a) * (x + 0.5)
+        sc = jnp.clip(s, a, 1.0 - a)
+        y = jnp.log(sc) - jnp.log1p(-sc) + (s - sc) / (sc * (1.0 - sc))
+        return y, self._logit_log_det(sc)
+
+    def _sigmoid(self, y: Array) -> tuple[Array, Array]:
+        """The inverse of :meth:`_logit`; returns ``(x, log|det dx/dy|)``."""
+        a = self.logit_alpha
+        edge = math.log(a) - math.log1p(-a)
+        yc = jnp.clip(y, edge, -edge)
+        sc = jax.nn.sigmoid(yc)
+        s = sc + (y - yc) * sc * (1.0 - sc)
+        return (s - a) / (1.0 - 2.0 * a) - 0.5, -self._logit_log_det(sc)
+
+    def _logit_log_det(self, sc: Array) -> Array:
+        a = self.logit_alpha
+        return jnp.sum(math.log(1.0 - 2.0 * a) - jnp.log(sc) - jnp.log1p(-sc), axis=(1, 2, 3))
 
     def forward(self, x: Array) -> tuple[Array, Array]:
         b = x.shape[0]
@@ -130,9 +151,7 @@ class MultiScaleFlow(nn.Module):
         parts = []
         h = x
         if self.logit_alpha > 0:
-            s = self.logit_alpha + (1.0 - 2.0 * self.logit_alpha) * (x + 0.5)
-            h = jnp.log(s) - jnp.log1p(-s)
-            logdet = logdet + self._logit_log_det(s)
+            h, logdet = self._logit(x)
         for level, layers in enumerate(self.blocks):
             h = squeeze(h)
             for layer in layers:
@@ -169,9 +188,8 @@ class MultiScaleFlow(nn.Module):
                 logdet = logdet + ld
             h = unsqueeze(h)
         if self.logit_alpha > 0:
-            s = jax.nn.sigmoid(h)
-            h = (s - self.logit_alpha) / (1.0 - 2.0 * self.logit_alpha) - 0.5
-            logdet = logdet - self._logit_log_det(s)
+            h, ld = self._sigmoid(h)
+            logdet = logdet + ld
         return h, logdet
 
     def __call__(self, x: Array) -> tuple[Array, Array]:
