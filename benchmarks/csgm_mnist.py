@@ -220,7 +220,7 @@ def main() -> None:
         f"{args.lasso_steps} steps, lam tuned per m on {args.n_val} validation digits over {list(LASSO_GRID)}; "
         f"Flow: {args.flow}, L-BFGS "
         + (f"{args.flow_steps} iterations" if args.flow_steps else "to convergence (gp.asim defaults: tol 1e-4, "
-           "at most 1000 iterations)") + ", z0 = 0, gamma = 0 (GlowIP's CS setting). "
+           "at most 2000 iterations)") + ", z0 = 0, gamma = 0 (GlowIP's CS setting). "
         f"DCGAN: {args.dcgan}, CSGM as the VAE (lam 0){dcgan_settings}. "
         f"TV: Chambolle-Pock 500 steps, lam tuned on validation over "
         f"{list(TV_GRID)}. DIP: untrained generator, no training data (Van Veen et al. settings), "
