@@ -19,6 +19,7 @@ ORDER = [
     "ambient_length_budget",
     "ambient_length_wgan",
     "asim_convergence",
+    "analysis_vs_synthesis_glow133",
     "analysis_vs_synthesis_converged",
     "analysis_vs_synthesis_warm",
     "ood_mnist_noisefree",
