@@ -110,8 +110,7 @@ def test_logit_flow_is_a_bijection_of_the_real_line(key):
     np.testing.assert_allclose(float(ld), float(jnp.linalg.slogdet(jac)[1]), rtol=1e-4)
     far = 100.0 * jax.random.normal(key, (8, 16))
     assert bool(jnp.all(jnp.isfinite(jax.vmap(prior.generate, (None, 0))(prior.params, far))))
-    # inside the pixel range it is the logit: one coordinate of the pre-processing, checked through the bits/dim
-    # identity log p = log N(E x) + log|det| on an in-range image against the Jacobian
+    # and on an image inside the pixel range (the logit branch) the log-det matches the Jacobian as well
     x_in = jax.random.uniform(key, (4, 4, 1))
     jac_in = jax.jacobian(lambda v: prior.encode(prior.params, v.reshape(4, 4, 1)))(x_in.reshape(-1))
     np.testing.assert_allclose(float(f["inverse_and_log_det"](prior.params, x_in)[1]),
