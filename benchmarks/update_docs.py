@@ -18,6 +18,7 @@ ORDER = [
     "ambient_length_fresh",
     "ambient_length_budget",
     "ambient_length_wgan",
+    "ambient_floor",
     "asim_convergence",
     "analysis_vs_synthesis_glow133",
     "analysis_vs_synthesis_converged",

@@ -43,6 +43,7 @@ SUITE: dict[str, Benchmark] = {
     "real_images": Benchmark("real_images.py", ("--quick",)),
     "ambient_mnist": Benchmark("ambient_mnist.py", ("--quick",)),
     "ambient_length": Benchmark("ambient_length.py", ("--quick",)),
+    "ambient_floor": Benchmark("ambient_floor.py", ("--quick",)),
     "patch_convergence": Benchmark("patch_convergence.py", None),
     "peers": Benchmark("peers.py", None),  # needs the peers' own environments (see its docstring)
 }

@@ -325,7 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="flow: learning-rate schedule after the warm-up (default cosine to 1 %% of --lr)")
     train.add_argument("--measurement", default=None,
                        help="ambient-dcgan: the measurement model, e.g. block-pixels:p=0.5, "
-                            "blur:gaussian=1.0,noise=0.1, keep-patch:size=14, gaussian:m=4")
+                            "blur:gaussian=1.0,noise=0.1, keep-patch:size=14, gaussian:m=4; add theta=1 to show "
+                            "the discriminator the draw as well (the mask: block-pixels:p=0.5,theta=1)")
     train.add_argument("--mode", choices=["ambient", "ignore", "unmeasure", "clean"], default=None,
                        help="ambient-dcgan: ambient (default; D sees measurements), ignore (baseline: a DCGAN on the "
                             "measurements as if clean), unmeasure (baseline: on TV-inverted measurements), clean")

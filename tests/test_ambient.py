@@ -27,7 +27,8 @@ from genprior_jax.training.ambient import measurement_keys
 SHAPE = (28, 28, 1)
 
 
-@pytest.mark.parametrize("spec", ["block-pixels:p=0.5", "keep-patch:size=10", "blur:gaussian=1.0,noise=0.1",
+@pytest.mark.parametrize("spec", ["block-pixels:p=0.5", "block-pixels:p=0.3,theta=1", "keep-patch:size=10",
+                                  "blur:gaussian=1.0,noise=0.1",
                                   "gaussian:m=4"])
 def test_each_sample_gets_a_fresh_draw(spec):
     """A batch of identical images measured with different keys gives different measurements (fresh masks, patch
@@ -64,6 +65,40 @@ def test_parse_measurement_errors():
             parse_measurement(spec, SHAPE)
     with pytest.raises(ValueError, match="expected an image of shape"):
         parse_measurement("block-pixels:p=0.5", SHAPE).measure(jax.random.key(0), jnp.zeros((28, 28, 3)))
+
+
+def test_with_theta_shows_the_mask_and_keeps_the_measurement():
+    """``theta=1``: the measurement gains the draw's mask as a channel (1 where observed), the measured channel is
+    the plain model's measurement with the same key, the spec round-trips, and bad uses are refused."""
+    model = parse_measurement("block-pixels:p=0.5,theta=1", SHAPE)
+    plain = parse_measurement("block-pixels:p=0.5", SHAPE)
+    assert model.with_theta and model.out_shape == (28, 28, 2) and parse_measurement(model.full_spec, SHAPE) == model
+    x = jnp.asarray(gp.load_mnist("test", n=3).images)
+    keys = jax.random.split(jax.random.key(4), 3)
+    y, y0 = np.asarray(jax.vmap(model.measure)(keys, x)), np.asarray(jax.vmap(plain.measure)(keys, x))
+    np.testing.assert_array_equal(y[..., :1], y0)
+    ops = [plain.operator(k) for k in keys]
+    assert all(isinstance(op, BlockPixels) for op in ops)
+    masks = np.stack([np.asarray(op.mask) for op in ops if isinstance(op, BlockPixels)])
+    np.testing.assert_array_equal(y[..., 1:], masks)  # the channel is this draw's mask, not another one
+    assert 0.4 < masks.mean() < 0.6 and not np.array_equal(masks[0], masks[1])
+    for spec, message in [("gaussian:m=4,theta=1", "image-space"), ("block-pixels:p=0.5,theta=2", "0 or 1"),
+                          ("block-pixels:p=0.5,theta=1,theta=0", "twice")]:
+        with pytest.raises(ValueError, match=message):
+            parse_measurement(spec, SHAPE)
+
+
+def test_baselines_never_see_theta(tmp_path):
+    """With ``theta=1`` the AmbientGAN's discriminator takes 2 channels; the baselines train on the measured images
+    alone (1 channel) and record that they did."""
+    spec = "block-pixels:p=0.5,theta=1"
+    p_amb, amb = train_ambient_dcgan(spec, "ambient", steps=2, batch_size=8, out=str(tmp_path / "a"), progress=False)
+    p_ign, ign = train_ambient_dcgan(spec, "ignore", steps=2, batch_size=8, out=str(tmp_path / "i"), progress=False)
+    assert p_amb["discriminator"]["Conv_0"]["kernel"].shape[2] == 2  # measured image + mask
+    assert p_ign["discriminator"]["Conv_0"]["kernel"].shape[2] == 1  # the measured image only
+    assert amb["measurement"] == {"spec": "block-pixels:p=0.5", "noise": 0.0, "theta": True}
+    assert amb["measurement_theta"] is True and ign["measurement_theta"] is False
+    assert gp.load_prior(str(tmp_path / "a")).image_shape == SHAPE  # G still makes clean digits
 
 
 def test_unmeasure_inverts_with_the_operators_that_measured():

@@ -13,9 +13,16 @@ fits every model):
   ``M C + M`` channels: the rows of ``A_theta`` reshaped to images (scaled by ``sqrt(M)`` to unit variance)
   followed by each ``y_i`` broadcast to a constant channel.
 
-Specs are the operator specs of :func:`~genprior_jax.operators.make_operator` plus an optional ``noise=SIGMA``
-key: ``"block-pixels:p=0.5"``, ``"blur:gaussian=1.0,noise=0.1"`` (AmbientGAN's convolve + noise),
-``"keep-patch:size=14"``, ``"gaussian:m=4"``.
+With ``theta=1`` (:attr:`MeasurementModel.with_theta`; the paper's "with theta" variant, its
+Pad-Rotate-Project-theta) an image-space measurement also shows the draw ``theta`` itself: ``c`` more channels
+holding ``A_theta 1`` (the operator applied to a white image: the mask for ``block-pixels`` / ``keep-patch`` /
+``mask``). A zero in the measurement is then either a dropped pixel or a dark one, and the discriminator is told
+which - on MNIST, whose background is 0, the two look alike. The data still carry only what was measured: ``theta``
+is known to whoever measured (the same assumption as the classical inverse of baseline (ii)).
+
+Specs are the operator specs of :func:`~genprior_jax.operators.make_operator` plus the optional keys
+``noise=SIGMA`` and ``theta=0|1``: ``"block-pixels:p=0.5"``, ``"block-pixels:p=0.5,theta=1"``,
+``"blur:gaussian=1.0,noise=0.1"`` (AmbientGAN's convolve + noise), ``"keep-patch:size=14"``, ``"gaussian:m=4"``.
 """
 
 from __future__ import annotations
@@ -45,11 +52,24 @@ class MeasurementModel:
         spec: the operator spec without the noise key, e.g. ``"block-pixels:p=0.5"``.
         image_shape: ``(H, W, C)``.
         noise: std ``sigma >= 0`` of the additive Gaussian noise on each measured entry.
+        with_theta: image-space models only: append ``A_theta 1`` (``c`` channels) to the measurement.
     """
 
     spec: str
     image_shape: tuple[int, int, int]
     noise: float = 0.0
+    with_theta: bool = False
+
+    def __post_init__(self) -> None:
+        if self.with_theta and self.name in PROJECTIONS:
+            raise ValueError(f"MeasurementModel: theta=1 is for image-space measurements {list(IMAGE_SPACE)}; "
+                             f"{self.spec!r} already shows its projections")
+
+    @property
+    def full_spec(self) -> str:
+        """The spec :func:`parse_measurement` reads back into this model (noise and theta keys included)."""
+        extra = ([f"noise={self.noise:g}"] if self.noise else []) + (["theta=1"] if self.with_theta else [])
+        return self.spec + ("," if ":" in self.spec else ":") + ",".join(extra) if extra else self.spec
 
     @property
     def name(self) -> str:
@@ -71,12 +91,14 @@ class MeasurementModel:
         if self.name in PROJECTIONS:
             m = int(jax.eval_shape(self.draw, jax.random.key(0)).out_shape[0])  # shapes only, no matrix drawn
             return (h, w, m * c + m)
-        return (h, w, c)
+        return (h, w, 2 * c) if self.with_theta else (h, w, c)
 
     def observe(self, op: Operator, y: Array) -> Array:
         """The measurement ``(A_theta, y)`` as the discriminator's ``(H, W, c)`` input (see the module docstring)."""
         if self.name not in PROJECTIONS:
-            return y
+            if not self.with_theta:
+                return y
+            return jnp.concatenate([y, op(jnp.ones(self.image_shape, y.dtype))], axis=-1)  # the draw: A_theta 1
         assert isinstance(op, GaussianCS)
         h, w, c = self.image_shape
         m = y.shape[0]
@@ -100,7 +122,8 @@ class MeasurementModel:
 
 
 def parse_measurement(spec: str, image_shape: Any) -> MeasurementModel:
-    """``"blur:gaussian=1.0,noise=0.1"`` -> ``MeasurementModel("blur:gaussian=1.0", shape, 0.1)``.
+    """``"blur:gaussian=1.0,noise=0.1"`` -> ``MeasurementModel("blur:gaussian=1.0", shape, 0.1)``;
+    ``"block-pixels:p=0.5,theta=1"`` -> ``MeasurementModel("block-pixels:p=0.5", shape, 0.0, True)``.
 
     ``ValueError`` for an unknown operator or key (naming the valid ones), a negative noise level, or an operator
     whose output is neither image-shaped nor a random projection (e.g. ``sr``, ``radon``: not supported here).
@@ -108,6 +131,16 @@ def parse_measurement(spec: str, image_shape: Any) -> MeasurementModel:
     shape = check_image_shape(image_shape, "parse_measurement")
     name, _, rest = spec.partition(":")
     items = [s.strip() for s in rest.split(",") if s.strip()]
+    theta_items = [s for s in items if s.partition("=")[0].strip() == "theta"]
+    if len(theta_items) > 1:
+        raise ValueError(f"measurement spec {spec!r}: key 'theta' given twice")
+    with_theta = False
+    if theta_items:
+        text = theta_items[0].partition("=")[2].strip()
+        if text not in ("0", "1"):
+            raise ValueError(f"measurement spec {spec!r}: theta expected 0 or 1, got {text!r}")
+        with_theta = text == "1"
+    items = [s for s in items if s not in theta_items]
     noise_items = [s for s in items if s.partition("=")[0].strip() == "noise"]
     if len(noise_items) > 1:
         raise ValueError(f"measurement spec {spec!r}: key 'noise' given twice")
@@ -126,6 +159,9 @@ def parse_measurement(spec: str, image_shape: Any) -> MeasurementModel:
     if op_name not in IMAGE_SPACE + PROJECTIONS:
         raise ValueError(f"measurement spec {spec!r}: expected one of {sorted(IMAGE_SPACE + PROJECTIONS)} (an "
                          f"image-shaped measurement or random projections), got {op_name!r}")
-    model = MeasurementModel(op_spec, shape, noise)
+    if with_theta and op_name in PROJECTIONS:
+        raise ValueError(f"measurement spec {spec!r}: theta=1 is for image-space measurements "
+                         f"{sorted(IMAGE_SPACE)}; random projections already show theta")
+    model = MeasurementModel(op_spec, shape, noise, with_theta)
     model.draw(jax.random.key(0))  # builds once: parameter errors (size too large, p outside [0, 1]) surface now
     return model

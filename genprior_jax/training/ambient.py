@@ -73,9 +73,16 @@ def measure_dataset(model: MeasurementModel, images: Any, keys: jax.Array | None
 INVERTIBLE = tuple(sorted(set(IMAGE_SPACE) - {"keep-patch"}))  # keep-patch says nothing outside its patch
 
 
+def without_theta(model: MeasurementModel) -> MeasurementModel:
+    """``model`` with ``with_theta`` off: what the baselines train on (they see the measured images only; the
+    classical inverse of (ii) gets ``theta`` from the operator itself)."""
+    return dataclasses.replace(model, with_theta=False)
+
+
 def baseline_modes(model: MeasurementModel) -> tuple[str, ...]:
     """The :data:`MODES` that apply to ``model`` besides ``"clean"``: ``"ambient"`` always, ``"ignore"`` where
     the measurements are images, ``"unmeasure"`` where a classical inverse exists (:data:`INVERTIBLE`)."""
+    model = without_theta(model)
     return (("ambient",) + (("ignore",) if model.out_shape == model.image_shape else ())
             + (("unmeasure",) if model.name in INVERTIBLE else ()))
 
@@ -167,8 +174,10 @@ def train_ambient_dcgan(measurement: str | MeasurementModel | None, mode: str = 
         raise ValueError(f"train_ambient_dcgan: mode {mode!r} needs a measurement model")
     model = measurement if isinstance(measurement, MeasurementModel) else parse_measurement(measurement,
                                                                                             (28, 28, 1))
+    if mode != "ambient":
+        model = without_theta(model)  # the baselines see measured images, never theta
     meta: dict[str, Any] = {"ambient_mode": mode, "measurement_spec": model.spec, "measurement_noise": model.noise,
-                            "data_seed": DATA_SEED, "draws": draws}
+                            "measurement_theta": model.with_theta, "data_seed": DATA_SEED, "draws": draws}
     if mode != "ambient" and model.out_shape != model.image_shape:
         raise ValueError(f"train_ambient_dcgan(mode={mode!r}): the measurements of {model.spec!r} are not images "
                          f"(shape {model.out_shape}); only mode='ambient' can train on them")

@@ -297,7 +297,8 @@ def train_dcgan(config_name: str = "dcgan-mnist", seed: int = 0, steps: int = 40
     if loss != "ns":
         extra_meta.update({"loss": loss, "d_iters": d_iters, "gp_weight": gp_weight})
     if measurement is not None:
-        extra_meta["measurement"] = {"spec": measurement.spec, "noise": measurement.noise}
+        extra_meta["measurement"] = {"spec": measurement.spec, "noise": measurement.noise,
+                                     **({"theta": True} if measurement.with_theta else {})}
 
     def shipped(s: Any) -> Any:
         return {"generator": s["ema"], "discriminator": s["params"]["discriminator"]}
