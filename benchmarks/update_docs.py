@@ -18,6 +18,8 @@ ORDER = [
     "ambient_length_fresh",
     "ambient_length_budget",
     "ambient_length_wgan",
+    "ambient_length_theta",
+    "ambient_length_long",
     "ambient_floor",
     "asim_convergence",
     "analysis_vs_synthesis_glow133",
