@@ -68,6 +68,8 @@ def main() -> None:
     ap.add_argument("--loss", default="ns", choices=["ns", "wgan-gp"], help="GAN loss (module docstring)")
     ap.add_argument("--d-iters", type=int, default=WGAN_GP_REFERENCE["d_iters"],
                     help="wgan-gp: critic updates per generator update")
+    ap.add_argument("--fake-draws", type=int, default=1,
+                    help="AmbientGAN: simulated measurements per generated image (dcgan_train_step's fake_draws)")
     ap.add_argument("--n-samples", type=int, default=500)
     ap.add_argument("--ckpt-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".ambient_length"))
     ap.add_argument("--prefix", default="ambient_length")
@@ -115,6 +117,8 @@ def main() -> None:
               + ("training digits each measured once (data seed 0)" if args.draws == "once" else
                  "clean training digits measured afresh every time a batch is used (`draws='fresh'`, the reference "
                  "code's protocol; baseline (ii) inverts each fresh measurement with 300 PDHG steps of TV)")
+              + (f"; the AmbientGAN measures each generated image {args.fake_draws} times (`fake_draws`)"
+                 if args.fake_draws != 1 else "")
               + "; each generator trained in stages, resumed from its "
               "own training state. IS = inception-style score of the project's MLP classifier (higher is better), "
               f"FD = Frechet distance in its features to the 500 test digits (lower is better), {args.n_samples} "
@@ -155,9 +159,10 @@ def main() -> None:
                     raise SystemExit(f"{path} holds a generator at step {have} > {stage}; use another --ckpt-dir")
                 if have < stage:
                     t0 = time.perf_counter()
+                    fd_kw = {"fake_draws": args.fake_draws} if mode == "ambient" and args.fake_draws != 1 else {}
                     train_ambient_dcgan(None if mode == "clean" else model, mode, seed=seed, steps=stage, out=path,
                                         progress=False, resume=have > 0, unmeasure_lam=lam, draws=args.draws,
-                                        **loss_kw,
+                                        **loss_kw, **fd_kw,
                                         command=f"python benchmarks/ambient_length.py (stage {stage})")
                     print(f"{mode} seed {seed}: {have} -> {stage} steps in {time.perf_counter() - t0:.0f} s",
                           flush=True)

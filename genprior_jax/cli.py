@@ -61,7 +61,8 @@ def _train_ambient(args: argparse.Namespace, command: str) -> int:
                                      batch_size=int(_default(args.batch_size, 64, "--batch-size")),
                                      learning_rate=float(_default(args.lr, 2e-4, "--lr")), out=args.out,
                                      resume=args.resume, command=command, draws=args.draws or "once",
-                                     **_gan_loss(args))
+                                     **_gan_loss(args),
+                                     **({} if args.fake_draws is None else {"fake_draws": args.fake_draws}))
     prior = load_prior(args.out)
     scores = sample_scores(mnist_classifier(0), np.asarray(prior.sample(jax.random.key(12345), 500)),
                            load_mnist("test").images)
@@ -92,6 +93,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     lr = args.lr
     if args.lr_decay is not None and args.model != "flow":
         raise ValueError(f"train {args.model}: --lr-decay applies to flow only")
+    if args.model not in ("dcgan", "ambient-dcgan") and (args.loss is not None or args.d_iters is not None):
+        raise ValueError(f"train {args.model}: --loss and --d-iters apply to dcgan and ambient-dcgan only")
+    if args.model != "ambient-dcgan" and (args.measurement is not None or args.mode is not None
+                                          or args.draws is not None or args.fake_draws is not None):
+        raise ValueError(f"train {args.model}: --measurement, --mode, --draws and --fake-draws apply to "
+                         "ambient-dcgan only")
     if args.model == "patch-flow":
         if args.resume or args.digits is not None:
             raise ValueError("train patch-flow: --resume and --digits do not apply (it trains in minutes)")
@@ -104,11 +111,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
               f"{metrics['test_nll']:.2f} nats ({metrics['test_bpd']:.3f} bits/dim), {metrics['train_seconds']:.0f} s;"
               f" checkpoint: {args.out}")
         return 0
-    if args.model not in ("dcgan", "ambient-dcgan") and (args.loss is not None or args.d_iters is not None):
-        raise ValueError(f"train {args.model}: --loss and --d-iters apply to dcgan and ambient-dcgan only")
-    if args.model != "ambient-dcgan" and (args.measurement is not None or args.mode is not None
-                                          or args.draws is not None):
-        raise ValueError(f"train {args.model}: --measurement, --mode and --draws apply to ambient-dcgan only")
     if args.model == "ambient-dcgan":
         return _train_ambient(args, command)
     if args.model == "dcgan":
@@ -336,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--loss", choices=["ns", "wgan-gp"], default=None,
                        help="dcgan, ambient-dcgan: ns (default, non-saturating) or wgan-gp (Wasserstein with gradient "
                             "penalty 10, Adam betas 0.5 / 0.9999: the AmbientGAN reference code's MNIST model)")
+    train.add_argument("--fake-draws", type=int, default=None,
+                       help="ambient-dcgan --mode ambient: measurements simulated per generated image (default 1)")
     train.add_argument("--d-iters", type=int, default=None,
                        help="wgan-gp: critic updates per step, each on its own batch (default 5)")
     train.add_argument("--lr", type=float, default=None, help="default 1e-3 (vae, flow), 2e-4 (dcgan)")

@@ -101,6 +101,42 @@ def test_baselines_never_see_theta(tmp_path):
     assert gp.load_prior(str(tmp_path / "a")).image_shape == SHAPE  # G still makes clean digits
 
 
+def test_fake_draws_measure_each_generated_image_k_times():
+    """``fake_draws = 2``: the discriminator gets 2B simulated measurements, two independent draws of each of the B
+    generated images (different masks; equal where both observe a pixel); a ns and a WGAN-GP step run with them;
+    the baselines and plain DCGANs refuse the option."""
+    import optax
+
+    from genprior_jax.training.dcgan import _networks
+
+    model = parse_measurement("block-pixels:p=0.5", SHAPE)
+    config = CONFIGS["dcgan-mnist"]
+    items = tuple(sorted((k, v) for k, v in config.items() if k != "name"))
+    _, _, _, generate = _networks(items, 2e-4, 0.5, 0.999, model, 2)
+    params = init_dcgan(jax.random.key(0), config, model.out_shape)
+    z = jax.random.normal(jax.random.key(1), (4, config["latent"]))
+    y = np.asarray(generate(params["generator"], z, jax.random.key(2)))
+    assert y.shape == (8, *SHAPE)
+    for i in range(4):
+        a, b = y[i], y[4 + i]
+        both = (a != 0) & (b != 0)
+        assert not np.array_equal(a != 0, b != 0) and both.any()
+        np.testing.assert_allclose(a[both], b[both], rtol=1e-6)  # the same generated image under both masks
+    data = measure_dataset(model, gp.load_mnist("train", n=8).images)
+    for kw in ({}, {"loss": "wgan-gp", "d_iters": 1}):
+        step = dcgan_train_step(config, measurement=model, fake_draws=2, **kw)
+        opt = optax.adam(2e-4, b1=0.5)
+        state = {"params": params, "ema": params["generator"],
+                 "opt_state": {k: opt.init(v) for k, v in params.items()}}
+        x = jnp.asarray(data) if not kw else jnp.asarray(data)[None]
+        _, ld, lg = step(state, jnp.float32(0), jax.random.key(3), x)
+        assert np.isfinite(float(ld)) and np.isfinite(float(lg))
+    with pytest.raises(ValueError, match="fake_draws"):
+        dcgan_train_step(config, fake_draws=2)  # no measurement model: nothing to draw
+    with pytest.raises(ValueError, match="mode 'ambient' only"):
+        train_ambient_dcgan("block-pixels:p=0.5", "unmeasure", steps=1, fake_draws=2, progress=False)
+
+
 def test_unmeasure_inverts_with_the_operators_that_measured():
     """The TV inverse of baseline (ii) uses each digit's own mask: with no noise and a tiny TV weight, the estimate
     agrees with the measurement on the observed pixels (a mismatched mask would not)."""
@@ -172,7 +208,7 @@ def test_cli_trains_an_ambient_dcgan(tmp_path, capsys):
     assert "--measurement SPEC is required" in capsys.readouterr().err
     assert main(["train", "dcgan", "--measurement", "block-pixels:p=0.5", "--out", str(tmp_path / "y")]) == 2
     assert main(["train", "dcgan", "--draws", "fresh", "--out", str(tmp_path / "z")]) == 2
-    assert "--draws apply to ambient-dcgan only" in capsys.readouterr().err
+    assert "--fake-draws apply to ambient-dcgan only" in capsys.readouterr().err
     assert main(["train", "ambient-dcgan", "--measurement", "block-pixels:p=0.5", "--draws", "fresh", "--steps", "2",
                  "--batch-size", "16", "--out", str(tmp_path / "f")]) == 0
     with open(tmp_path / "f" / "config.json") as fh:

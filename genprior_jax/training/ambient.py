@@ -161,11 +161,16 @@ def train_ambient_dcgan(measurement: str | MeasurementModel | None, mode: str = 
     ``unmeasure_lam`` (mode ``"unmeasure"``): the TV weight, default tuned by :func:`tune_unmeasure`.
     ``draws`` (:data:`DRAWS`): ``"once"`` (default) measures each training digit once (the fixed measured set of the
     module docstring); ``"fresh"`` measures the clean training digits afresh every time a batch is used
-    (:class:`FreshDraws`), as the AmbientGAN reference code does."""
+    (:class:`FreshDraws`), as the AmbientGAN reference code does. ``fake_draws`` (mode ``"ambient"``, in
+    ``train_kw``): simulated measurements per generated image (see
+    :func:`~genprior_jax.training.dcgan_train_step`)."""
     if mode not in MODES:
         raise ValueError(f"train_ambient_dcgan: unknown mode {mode!r}; expected one of {MODES}")
     if draws not in DRAWS:
         raise ValueError(f"train_ambient_dcgan: unknown draws {draws!r}; expected one of {DRAWS}")
+    if int(train_kw.get("fake_draws", 1)) != 1 and mode != "ambient":
+        raise ValueError(f"train_ambient_dcgan: fake_draws (simulated measurements per generated image) applies to "
+                         f"mode 'ambient' only; got mode {mode!r}")
     train_kw = {"seed": seed, "steps": steps, "out": out, "progress": progress, "command": command,
                 "eval_steps": eval_steps, **train_kw}
     if mode == "clean":  # the measurement (if any) plays no part

@@ -79,8 +79,8 @@ WGAN_GP_REFERENCE: dict[str, Any] = {"loss": "wgan-gp", "d_iters": 5, "gp_weight
 
 def dcgan_train_step(config: dict[str, Any], learning_rate: float = 2e-4, beta1: float = 0.5, ema: float = 0.999,
                      measurement: MeasurementModel | None = None, real_process: Callable[..., Any] | None = None,
-                     *, loss: str = "ns", d_iters: int = 1, gp_weight: float = 10.0, beta2: float = 0.999
-                     ) -> Callable[..., tuple[Any, jax.Array, jax.Array]]:
+                     *, loss: str = "ns", d_iters: int = 1, gp_weight: float = 10.0, beta2: float = 0.999,
+                     fake_draws: int = 1) -> Callable[..., tuple[Any, jax.Array, jax.Array]]:
     """The jitted training step ``step(state, t, key, x) -> (state, d_loss, g_loss)`` (see the module
     docstring), cached per configuration, hyper-parameters and measurement model so repeated runs in a process
     compile once.
@@ -90,7 +90,10 @@ def dcgan_train_step(config: dict[str, Any], learning_rate: float = 2e-4, beta1:
     float32 scalar, for the EMA warm-up), ``x`` a batch of real samples: images ``(B, H, W, C)`` in ``[0, 1]``,
     or, with a ``measurement`` model (AmbientGAN), measurements ``(B, *measurement.out_shape)``; then every
     generated image passes through its own fresh draw ``measurement.measure(k_i, G(z_i))`` (keys from the step's
-    key) before the discriminator sees it, in both the D and the G update.
+    key) before the discriminator sees it, in both the D and the G update. ``fake_draws = K > 1`` measures every
+    generated image ``K`` times, independently: the discriminator sees ``K B`` simulated measurements against ``B``
+    real ones - a lower-variance estimate of the same AmbientGAN objective ``E_{z, theta} log(1 - D(f_theta(G(z))))``
+    (with block-pixels ``p = 0.5`` and ``K = 2``, ``G`` gets gradient through 3/4 of each image's pixels, not 1/2).
 
     ``real_process(key, x) -> x'`` (hashable, jit-able; e.g. :class:`~genprior_jax.training.ambient.FreshDraws`)
     transforms each real batch inside the step with a key of its own, before the discriminator sees it: a fresh
@@ -104,29 +107,37 @@ def dcgan_train_step(config: dict[str, Any], learning_rate: float = 2e-4, beta1:
         raise ValueError(f"dcgan_train_step: unknown loss {loss!r}; expected one of {LOSSES}")
     if d_iters < 1 or (loss == "ns" and d_iters != 1):
         raise ValueError(f"dcgan_train_step: expected d_iters >= 1 (and 1 with loss 'ns'), got {d_iters}")
+    if fake_draws < 1 or (fake_draws > 1 and measurement is None):
+        raise ValueError(f"dcgan_train_step: expected fake_draws >= 1 (and 1 without a measurement model), got "
+                         f"{fake_draws}")
     items = tuple(sorted((k, v) for k, v in c.items() if k in _STEP_KEYS))
     if loss == "wgan-gp":
         return _wgan_step(items, float(learning_rate), float(beta1), float(beta2), float(ema), measurement,
-                          real_process, int(d_iters), float(gp_weight))
+                          real_process, int(d_iters), float(gp_weight), int(fake_draws))
     return _train_step(items, float(learning_rate), float(beta1), float(ema), measurement, real_process,
-                       float(beta2))
+                       float(beta2), int(fake_draws))
 
 
 _STEP_KEYS = ("image_shape", "latent", "start", "channels", "upsample", "groups")
 
 
 def _networks(config_items: tuple[tuple[str, Any], ...], learning_rate: float, beta1: float, beta2: float,
-              measurement: MeasurementModel | None) -> tuple[dict[str, Any], Any, optax.GradientTransformation,
-                                                             Callable[[Any, jax.Array, jax.Array], jax.Array]]:
+              measurement: MeasurementModel | None, fake_draws: int = 1
+              ) -> tuple[dict[str, Any], Any, optax.GradientTransformation,
+                         Callable[[Any, jax.Array, jax.Array], jax.Array]]:
     """``(config, discriminator module, Adam, generate)`` of a training step; ``generate(pg, z, k)`` is the
-    generator's batch ``G(z)``, passed through a fresh measurement draw per sample (keys from ``k``) when a
-    ``measurement`` model is given."""
+    generator's batch ``G(z)`` (``B`` images), passed through a fresh measurement draw per sample (keys from
+    ``k``) when a ``measurement`` model is given: ``fake_draws`` draws per image, ``(fake_draws B, ...)``."""
     config = dict(config_items)
     gen, disc = dcgan_modules(config)
 
     def generate(pg: Any, z: jax.Array, k: jax.Array) -> jax.Array:
         fake = cast(jax.Array, gen.apply({"params": pg}, z))
-        return fake if measurement is None else measurement.measure_batch(k, fake)
+        if measurement is None:
+            return fake
+        if fake_draws > 1:  # image i measured by draws i, B + i, 2B + i, ...
+            fake = jnp.tile(fake, (fake_draws,) + (1,) * (fake.ndim - 1))
+        return measurement.measure_batch(k, fake)
 
     return config, disc, optax.adam(learning_rate, b1=beta1, b2=beta2), generate
 
@@ -134,8 +145,8 @@ def _networks(config_items: tuple[tuple[str, Any], ...], learning_rate: float, b
 @functools.cache
 def _train_step(config_items: tuple[tuple[str, Any], ...], learning_rate: float, beta1: float, ema: float,
                 measurement: MeasurementModel | None, real_process: Callable[..., Any] | None = None,
-                beta2: float = 0.999) -> Callable[..., tuple[Any, jax.Array, jax.Array]]:
-    config, disc, opt, generate = _networks(config_items, learning_rate, beta1, beta2, measurement)
+                beta2: float = 0.999, fake_draws: int = 1) -> Callable[..., tuple[Any, jax.Array, jax.Array]]:
+    config, disc, opt, generate = _networks(config_items, learning_rate, beta1, beta2, measurement, fake_draws)
 
     def d_loss(pd: Any, x: jax.Array, fake: jax.Array) -> jax.Array:
         real_logit = cast(jax.Array, disc.apply({"params": pd}, x))
@@ -190,15 +201,20 @@ def wgan_gp_critic_loss(critic: Callable[[jax.Array], jax.Array], x: jax.Array, 
 @functools.cache
 def _wgan_step(config_items: tuple[tuple[str, Any], ...], learning_rate: float, beta1: float, beta2: float,
                ema: float, measurement: MeasurementModel | None, real_process: Callable[..., Any] | None,
-               d_iters: int, gp_weight: float) -> Callable[..., tuple[Any, jax.Array, jax.Array]]:
+               d_iters: int, gp_weight: float, fake_draws: int = 1
+               ) -> Callable[..., tuple[Any, jax.Array, jax.Array]]:
     """The WGAN-GP step (module docstring): ``d_iters`` critic updates, one per real batch ``x[i]``, each with fresh
-    latents, fresh measurement draws and fresh interpolation weights, then one generator update."""
-    config, disc, opt, generate = _networks(config_items, learning_rate, beta1, beta2, measurement)
+    latents, fresh measurement draws and fresh interpolation weights, then one generator update. With
+    ``fake_draws = K`` the real batch is repeated ``K`` times against the ``K B`` simulated measurements (the same
+    mean real score; each simulated measurement gets its own interpolation)."""
+    config, disc, opt, generate = _networks(config_items, learning_rate, beta1, beta2, measurement, fake_draws)
 
     def critic(pd: Any, v: jax.Array) -> jax.Array:
         return cast(jax.Array, disc.apply({"params": pd}, v))
 
     def critic_loss(pd: Any, x: jax.Array, fake: jax.Array, k: jax.Array) -> jax.Array:
+        if fake_draws > 1:
+            x = jnp.tile(x, (fake_draws,) + (1,) * (x.ndim - 1))
         return wgan_gp_critic_loss(functools.partial(critic, pd), x, fake, k, gp_weight)
 
     def g_loss(pg: Any, pd: Any, z: jax.Array, k: jax.Array) -> jax.Array:
@@ -231,8 +247,8 @@ def train_dcgan(config_name: str = "dcgan-mnist", seed: int = 0, steps: int = 40
                 config_overrides: dict[str, Any] | None = None, eval_steps: int = 500, eval_digits: int = 16,
                 eval_m: int = 100, data: Any = None, measurement: MeasurementModel | None = None,
                 metadata: dict[str, Any] | None = None, real_process: Callable[..., Any] | None = None,
-                loss: str = "ns", d_iters: int = 1, gp_weight: float = 10.0, beta2: float = 0.999
-                ) -> tuple[Any, dict[str, Any]]:
+                loss: str = "ns", d_iters: int = 1, gp_weight: float = 10.0, beta2: float = 0.999,
+                fake_draws: int = 1) -> tuple[Any, dict[str, Any]]:
     """Train a DCGAN from :data:`~genprior_jax.priors.dcgan.CONFIGS`; returns ``(params, metrics)`` with
     ``params = {"generator": EMA generator, "discriminator": ...}`` and writes the checkpoint (kind
     ``"dcgan"``) and ``samples.png`` to ``out``.
@@ -242,7 +258,8 @@ def train_dcgan(config_name: str = "dcgan-mnist", seed: int = 0, steps: int = 40
     ``data`` (measurements, ``(N, *measurement.out_shape)``) with measured generated images - AmbientGAN (see
     :mod:`~genprior_jax.training.ambient`). With ``real_process`` (see :func:`dcgan_train_step`) ``data`` are the
     images that it transforms in every step (clean digits measured afresh at each use). ``metadata`` is stored in the
-    checkpoint and the metrics. ``loss``, ``d_iters``, ``gp_weight``, ``beta2``: see :func:`dcgan_train_step`; a
+    checkpoint and the metrics. ``loss``, ``d_iters``, ``gp_weight``, ``beta2``, ``fake_draws``: see
+    :func:`dcgan_train_step`; a
     WGAN-GP step uses ``d_iters`` batches of real samples (an epoch is ``N // (batch_size * d_iters)`` steps)."""
     if config_name not in CONFIGS:
         raise ValueError(f"train_dcgan: unknown config {config_name!r}; expected one of {sorted(CONFIGS)}")
@@ -271,7 +288,7 @@ def train_dcgan(config_name: str = "dcgan-mnist", seed: int = 0, steps: int = 40
         if not np.all(np.isfinite(train)):
             raise ValueError("train_dcgan: data contain NaN or infinite values")
     step = dcgan_train_step(config, learning_rate, beta1, ema, measurement, real_process, loss=loss, d_iters=d_iters,
-                            gp_weight=gp_weight, beta2=beta2)
+                            gp_weight=gp_weight, beta2=beta2, fake_draws=fake_draws)
     per_step = batch_size * d_iters
     if per_step > len(train):
         raise ValueError(f"train_dcgan: batch_size {batch_size} x d_iters {d_iters} exceeds the {len(train)} training "
@@ -296,6 +313,8 @@ def train_dcgan(config_name: str = "dcgan-mnist", seed: int = 0, steps: int = 40
     extra_meta = dict(metadata or {})
     if loss != "ns":
         extra_meta.update({"loss": loss, "d_iters": d_iters, "gp_weight": gp_weight})
+    if fake_draws != 1:
+        extra_meta["fake_draws"] = fake_draws
     if measurement is not None:
         extra_meta["measurement"] = {"spec": measurement.spec, "noise": measurement.noise,
                                      **({"theta": True} if measurement.with_theta else {})}
