@@ -20,6 +20,8 @@ ORDER = [
     "ambient_length_wgan",
     "ambient_length_theta",
     "ambient_length_long",
+    "ambient_length_fresh_long",
+    "ambient_length_k2",
     "ambient_floor",
     "asim_convergence",
     "analysis_vs_synthesis_glow133",
