@@ -92,8 +92,8 @@ def test_baselines_never_see_theta(tmp_path):
     """With ``theta=1`` the AmbientGAN's discriminator takes 2 channels; the baselines train on the measured images
     alone (1 channel) and record that they did."""
     spec = "block-pixels:p=0.5,theta=1"
-    p_amb, amb = train_ambient_dcgan(spec, "ambient", steps=2, batch_size=8, out=str(tmp_path / "a"), progress=False)
-    p_ign, ign = train_ambient_dcgan(spec, "ignore", steps=2, batch_size=8, out=str(tmp_path / "i"), progress=False)
+    p_amb, amb = train_ambient_dcgan(spec, "ambient", steps=1, batch_size=16, out=str(tmp_path / "a"), progress=False)
+    p_ign, ign = train_ambient_dcgan(spec, "ignore", steps=1, batch_size=16, out=str(tmp_path / "i"), progress=False)
     assert p_amb["discriminator"]["Conv_0"]["kernel"].shape[2] == 2  # measured image + mask
     assert p_ign["discriminator"]["Conv_0"]["kernel"].shape[2] == 1  # the measured image only
     assert amb["measurement"] == {"spec": "block-pixels:p=0.5", "noise": 0.0, "theta": True}
