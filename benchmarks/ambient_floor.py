@@ -66,8 +66,8 @@ def main() -> None:
     info, t0 = machine_info(), time.perf_counter()
     clf = mnist_classifier(0)
     test = gp.load_mnist("test").images
-    clean = gp.load_mnist("train").images[:args.n]
-    keys = measurement_keys(len(gp.load_mnist("train").images))[:args.n]  # the draws the training set uses
+    train = gp.load_mnist("train").images
+    clean, keys = train[:args.n], measurement_keys(len(train))[:args.n]  # the draws the training set uses
     rows: dict[str, Any] = {"clean": scored(clf, clean, test, args.size)}
     print("clean", rows["clean"], flush=True)
     for spec in args.specs:

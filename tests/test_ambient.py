@@ -117,11 +117,11 @@ def test_fake_draws_measure_each_generated_image_k_times():
     the baselines and plain DCGANs refuse the option."""
     import optax
 
-    from genprior_jax.training.dcgan import _networks
+    from genprior_jax.training.dcgan import _STEP_KEYS, _networks
 
     model = parse_measurement("block-pixels:p=0.5", SHAPE)
     config = CONFIGS["dcgan-mnist"]
-    items = tuple(sorted((k, v) for k, v in config.items() if k != "name"))
+    items = tuple(sorted((k, v) for k, v in config.items() if k in _STEP_KEYS))  # as dcgan_train_step keys it
     _, _, _, generate = _networks(items, 2e-4, 0.5, 0.999, model, 2)
     params = init_dcgan(jax.random.key(0), config, model.out_shape)
     z = jax.random.normal(jax.random.key(1), (4, config["latent"]))

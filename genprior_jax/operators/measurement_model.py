@@ -121,6 +121,15 @@ class MeasurementModel:
         return jax.vmap(self.measure)(jax.random.split(key, x.shape[0]), x)
 
 
+def _take_key(items: list[str], key: str, spec: str) -> tuple[str | None, list[str]]:
+    """``(value of key=VALUE or None, the other items)`` from a spec's ``key=value`` items; ``ValueError`` if the
+    key is given twice."""
+    found = [s for s in items if s.partition("=")[0].strip() == key]
+    if len(found) > 1:
+        raise ValueError(f"measurement spec {spec!r}: key {key!r} given twice")
+    return (found[0].partition("=")[2].strip() if found else None), [s for s in items if s not in found]
+
+
 def parse_measurement(spec: str, image_shape: Any) -> MeasurementModel:
     """``"blur:gaussian=1.0,noise=0.1"`` -> ``MeasurementModel("blur:gaussian=1.0", shape, 0.1)``;
     ``"block-pixels:p=0.5,theta=1"`` -> ``MeasurementModel("block-pixels:p=0.5", shape, 0.0, True)``.
@@ -131,37 +140,23 @@ def parse_measurement(spec: str, image_shape: Any) -> MeasurementModel:
     shape = check_image_shape(image_shape, "parse_measurement")
     name, _, rest = spec.partition(":")
     items = [s.strip() for s in rest.split(",") if s.strip()]
-    theta_items = [s for s in items if s.partition("=")[0].strip() == "theta"]
-    if len(theta_items) > 1:
-        raise ValueError(f"measurement spec {spec!r}: key 'theta' given twice")
-    with_theta = False
-    if theta_items:
-        text = theta_items[0].partition("=")[2].strip()
-        if text not in ("0", "1"):
-            raise ValueError(f"measurement spec {spec!r}: theta expected 0 or 1, got {text!r}")
-        with_theta = text == "1"
-    items = [s for s in items if s not in theta_items]
-    noise_items = [s for s in items if s.partition("=")[0].strip() == "noise"]
-    if len(noise_items) > 1:
-        raise ValueError(f"measurement spec {spec!r}: key 'noise' given twice")
+    theta_text, items = _take_key(items, "theta", spec)
+    if theta_text not in (None, "0", "1"):
+        raise ValueError(f"measurement spec {spec!r}: theta expected 0 or 1, got {theta_text!r}")
+    noise_text, items = _take_key(items, "noise", spec)
     noise = 0.0
-    if noise_items:
-        text = noise_items[0].partition("=")[2].strip()
+    if noise_text is not None:
         try:
-            noise = float(text)
+            noise = float(noise_text)
         except ValueError:
-            raise ValueError(f"measurement spec {spec!r}: noise expected a number, got {text!r}") from None
+            raise ValueError(f"measurement spec {spec!r}: noise expected a number, got {noise_text!r}") from None
         if not noise >= 0 or noise == float("inf"):
             raise ValueError(f"measurement spec {spec!r}: expected a finite noise >= 0, got {noise}")
-    op_spec = name.strip() + (":" + ",".join(s for s in items if s not in noise_items) if len(items) > len(
-        noise_items) else "")
+    op_spec = name.strip() + (":" + ",".join(items) if items else "")
     op_name, _ = parse_spec(op_spec)
     if op_name not in IMAGE_SPACE + PROJECTIONS:
         raise ValueError(f"measurement spec {spec!r}: expected one of {sorted(IMAGE_SPACE + PROJECTIONS)} (an "
                          f"image-shaped measurement or random projections), got {op_name!r}")
-    if with_theta and op_name in PROJECTIONS:
-        raise ValueError(f"measurement spec {spec!r}: theta=1 is for image-space measurements "
-                         f"{sorted(IMAGE_SPACE)}; random projections already show theta")
-    model = MeasurementModel(op_spec, shape, noise, with_theta)
+    model = MeasurementModel(op_spec, shape, noise, theta_text == "1")  # __post_init__ refuses theta=1 for projections
     model.draw(jax.random.key(0))  # builds once: parameter errors (size too large, p outside [0, 1]) surface now
     return model
