@@ -74,6 +74,9 @@ def main() -> None:
     ap.add_argument("--ckpt-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".ambient_length"))
     ap.add_argument("--prefix", default="ambient_length")
     ap.add_argument("--quick", action="store_true", help="smoke run: 50 and 100 steps, seed 0")
+    ap.add_argument("--report-only", action="store_true",
+                    help="train nothing: rewrite the tables of --prefix from its saved scores (e.g. after a run was "
+                         "stopped, or to show modes that later runs of the prefix left out)")
     args = ap.parse_args()
     if args.quick:
         args.stages, args.seeds, args.n_samples = [50, 100], [0], 200
@@ -92,6 +95,8 @@ def main() -> None:
         lam, tuning = tune_unmeasure(model)
         print(f"unmeasure TV weight {lam} (validation PSNR {tuning})", flush=True)
     scores: dict[str, dict[str, dict[str, Any]]] = {}  # mode -> str(stage) -> str(seed) -> scores
+    command = f"python benchmarks/{os.path.basename(__file__)} " + " ".join(sys.argv[1:])
+    commands: list[str] = []  # every training run that scored into this prefix
     previous = os.path.join(RESULTS, f"{args.prefix}.json")
     if os.path.isfile(previous):  # a rerun keeps what an earlier (interrupted) run of this prefix scored
         with open(previous) as fh:
@@ -99,18 +104,24 @@ def main() -> None:
         if (old["args"]["measurement"] == args.measurement and old["args"]["n_samples"] == args.n_samples
                 and old["args"].get("loss", "ns") == args.loss):
             scores = old["scores"]
+            commands = old.get("commands", [])
             print(f"kept the scores of {previous}", flush=True)
+    if not args.report_only and command not in commands:
+        commands.append(command)
     samples: dict[str, np.ndarray] = {}
+    samples_png = os.path.join(RESULTS, f"{args.prefix}_samples.png")
 
     def write() -> None:
         payload = {"machine": info, "args": vars(args), "unmeasure_lam": lam, "scores": scores,
-                   "seconds": round(time.perf_counter() - t_start, 1)}
+                   "commands": commands, "seconds": round(time.perf_counter() - t_start, 1)}
         write_json(f"{args.prefix}.json", payload)
         loss_title = "" if args.loss == "ns" else ", WGAN-GP loss (the reference code's)"
         md = [f"# AmbientGAN vs baselines by training length{loss_title}: `{args.measurement}`", "",
               machine_line(info), "",
-              f"Command: `python benchmarks/{os.path.basename(__file__)} " + " ".join(sys.argv[1:]) + "` "
-              f"({payload['seconds']:.0f} s so far). DCGAN `dcgan-mnist` "
+              ("Commands (each run keeps the scores of the ones before): " if len(commands) > 1 else "Command: ")
+              + "; ".join(f"`{c}`" for c in (commands or [command]))
+              + (" (tables rewritten from the saved scores)" if args.report_only else
+                 f" ({payload['seconds']:.0f} s so far)") + ". DCGAN `dcgan-mnist` "
               + ("(non-saturating loss)" if args.loss == "ns" else
                  f"trained as a WGAN-GP ({args.d_iters} critic updates per generator step, penalty 10, Adam betas "
                  "0.5 / 0.9999)") + f", batch 64, seeds {args.seeds}, the 4,000 "
@@ -144,7 +155,7 @@ def main() -> None:
                 if per:
                     md.append(f"- {LABELS[mode]}, {stage} steps: " + ", ".join(
                         f"seed {s} {p['inception_score']:.2f} / {p['frechet_distance']:.1f}" for s, p in per.items()))
-        if samples:
+        if samples or os.path.isfile(samples_png):
             md += ["", f"Samples (first seed, last stage reached): `{args.prefix}_samples.png`"]
         write_text(f"{args.prefix}.md", "\n".join(md) + "\n")
 
@@ -152,8 +163,8 @@ def main() -> None:
         for seed in args.seeds:
             for mode in args.modes:
                 path = os.path.join(args.ckpt_dir, f"{mode}_s{seed}")
-                if str(seed) in scores.get(mode, {}).get(str(stage), {}):
-                    continue  # scored by an earlier run
+                if str(seed) in scores.get(mode, {}).get(str(stage), {}) or args.report_only:
+                    continue  # scored by an earlier run, or nothing to train
                 have = saved_step(path)
                 if have > stage:
                     raise SystemExit(f"{path} holds a generator at step {have} > {stage}; use another --ckpt-dir")
@@ -177,7 +188,7 @@ def main() -> None:
                 write()
         if samples:
             save_grid({LABELS[m]: samples[m] for m in args.modes if m in samples},
-                      os.path.join(RESULTS, f"{args.prefix}_samples.png"),
+                      samples_png,
                       title=f"{args.measurement}: samples at {stage} steps (seed {args.seeds[0]})")
     write()
 
