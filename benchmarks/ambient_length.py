@@ -75,8 +75,9 @@ def main() -> None:
     ap.add_argument("--prefix", default="ambient_length")
     ap.add_argument("--quick", action="store_true", help="smoke run: 50 and 100 steps, seed 0")
     ap.add_argument("--report-only", action="store_true",
-                    help="train nothing: rewrite the tables of --prefix from its saved scores (e.g. after a run was "
-                         "stopped, or to show modes that later runs of the prefix left out)")
+                    help="train nothing: rewrite the tables of --prefix from its saved scores, and its sample "
+                         "grid from the checkpoints (e.g. after a run was stopped, or to show modes that later runs "
+                         "left out)")
     args = ap.parse_args()
     if args.quick:
         args.stages, args.seeds, args.n_samples = [50, 100], [0], 200
@@ -190,6 +191,17 @@ def main() -> None:
             save_grid({LABELS[m]: samples[m] for m in args.modes if m in samples},
                       samples_png,
                       title=f"{args.measurement}: samples at {stage} steps (seed {args.seeds[0]})")
+    if args.report_only:  # the grid again, from each mode's checkpoint (first seed) where its step was scored
+        rows = {}
+        for mode in args.modes:
+            path = os.path.join(args.ckpt_dir, f"{mode}_s{args.seeds[0]}")
+            step = saved_step(path)
+            if str(args.seeds[0]) in scores.get(mode, {}).get(str(step), {}):
+                x = np.asarray(gp.load_prior(path).sample(sample_key, args.n_samples))
+                rows[f"{LABELS[mode]}, {step}"] = x[:12]
+        if rows:
+            save_grid(rows, samples_png, title=f"{args.measurement}: samples (seed {args.seeds[0]}) at the steps shown")
+            samples["report"] = next(iter(rows.values()))
     write()
 
 
