@@ -92,9 +92,6 @@ def main() -> None:
     test = gp.load_mnist("test").images
     sample_key = jax.random.key(12345)
     lam = None
-    if "unmeasure" in args.modes:
-        lam, tuning = tune_unmeasure(model)
-        print(f"unmeasure TV weight {lam} (validation PSNR {tuning})", flush=True)
     scores: dict[str, dict[str, dict[str, Any]]] = {}  # mode -> str(stage) -> str(seed) -> scores
     command = f"python benchmarks/{os.path.basename(__file__)} " + " ".join(sys.argv[1:])
     commands: list[str] = []  # every training run that scored into this prefix
@@ -106,7 +103,15 @@ def main() -> None:
                 and old["args"].get("loss", "ns") == args.loss):
             scores = old["scores"]
             commands = old.get("commands", [])
+            lam = old.get("unmeasure_lam")
+            if args.report_only:  # the machine and versions that produced the scores, not this report's
+                info = old["machine"]
             print(f"kept the scores of {previous}", flush=True)
+    if args.report_only and not scores:
+        raise SystemExit(f"--report-only: no saved scores of this --measurement / --n-samples / --loss in {previous}")
+    if "unmeasure" in args.modes and not (args.report_only and lam is not None):  # a report keeps the saved weight
+        lam, tuning = tune_unmeasure(model)
+        print(f"unmeasure TV weight {lam} (validation PSNR {tuning})", flush=True)
     if not args.report_only and command not in commands:
         commands.append(command)
     samples: dict[str, np.ndarray] = {}
@@ -201,7 +206,6 @@ def main() -> None:
                 rows[f"{LABELS[mode]}, {step}"] = x[:12]
         if rows:
             save_grid(rows, samples_png, title=f"{args.measurement}: samples (seed {args.seeds[0]}) at the steps shown")
-            samples["report"] = next(iter(rows.values()))
     write()
 
 
