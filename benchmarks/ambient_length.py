@@ -18,7 +18,8 @@ generator update).
 
 Results are written after every (stage, seed, mode), so an interrupted run keeps what it measured: a rerun with the
 same ``--prefix`` keeps those scores, and resumes training from the checkpoints and training states in
-``--ckpt-dir`` (not committed).
+``--ckpt-dir`` (not committed). Two processes must not write one prefix: seeds trained side by side get a prefix
+each, and ``--report-only --merge OTHER`` folds their scores into the tables of ``--prefix`` afterwards.
 """
 
 from __future__ import annotations
@@ -55,6 +56,18 @@ def saved_step(path: str) -> int:
         return int(json.load(fh)["metadata"].get("step", 0))
 
 
+def saved_run(path: str, args: argparse.Namespace) -> dict[str, Any] | None:
+    """The results saved at ``path`` if they were scored like this run (same measurement, sample count, loss and
+    data protocol), else ``None``."""
+    if not os.path.isfile(path):
+        return None
+    with open(path) as fh:
+        old = json.load(fh)
+    same = (old["args"]["measurement"] == args.measurement and old["args"]["n_samples"] == args.n_samples
+            and old["args"].get("loss", "ns") == args.loss and old["args"].get("draws", "once") == args.draws)
+    return old if same else None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--measurement", default="block-pixels:p=0.5")
@@ -78,7 +91,12 @@ def main() -> None:
                     help="train nothing: rewrite the tables of --prefix from its saved scores, and its sample "
                          "grid from the checkpoints (e.g. after a run was stopped, or to show modes that later runs "
                          "left out)")
+    ap.add_argument("--merge", nargs="+", default=[], metavar="PREFIX",
+                    help="with --report-only: add the saved scores of these prefixes (same measurement, samples, "
+                         "loss and draws; e.g. seeds trained in another process) to the tables of --prefix")
     args = ap.parse_args()
+    if args.merge and not args.report_only:
+        raise SystemExit("--merge goes with --report-only (a training run writes only its own --prefix)")
     if args.quick:
         args.stages, args.seeds, args.n_samples = [50, 100], [0], 200
         args.prefix, args.ckpt_dir = f"{args.prefix}_quick", args.ckpt_dir.rstrip(os.sep) + "_quick"
@@ -96,19 +114,38 @@ def main() -> None:
     command = f"python benchmarks/{os.path.basename(__file__)} " + " ".join(sys.argv[1:])
     commands: list[str] = []  # every training run that scored into this prefix
     previous = os.path.join(RESULTS, f"{args.prefix}.json")
-    if os.path.isfile(previous):  # a rerun keeps what an earlier (interrupted) run of this prefix scored
-        with open(previous) as fh:
-            old = json.load(fh)
-        if (old["args"]["measurement"] == args.measurement and old["args"]["n_samples"] == args.n_samples
-                and old["args"].get("loss", "ns") == args.loss):
-            scores = old["scores"]
-            commands = old.get("commands", [])
-            lam = old.get("unmeasure_lam")
-            if args.report_only:  # the machine and versions that produced the scores, not this report's
-                info = old["machine"]
-            print(f"kept the scores of {previous}", flush=True)
+    old = saved_run(previous, args)
+    if old is not None:  # a rerun keeps what an earlier (interrupted) run of this prefix scored
+        scores = old["scores"]
+        commands = old.get("commands", [])
+        lam = old.get("unmeasure_lam")
+        if args.report_only:  # the machine and versions that produced the scores, not this report's
+            info = old["machine"]
+        print(f"kept the scores of {previous}", flush=True)
+    for other in args.merge:  # runs of other prefixes (e.g. seeds trained beside this one) join the tables
+        path = os.path.join(RESULTS, f"{other}.json")
+        more = saved_run(path, args)
+        if more is None:
+            raise SystemExit(f"--merge: no saved scores of this --measurement / --n-samples / --loss / --draws in "
+                             f"{path}")
+        if lam is not None and more.get("unmeasure_lam") not in (None, lam):
+            raise SystemExit(f"--merge: {path} used the TV weight {more['unmeasure_lam']}, this prefix {lam}")
+        lam = more.get("unmeasure_lam") if lam is None else lam
+        for mode, by_stage in more["scores"].items():
+            for stage, by_seed in by_stage.items():
+                for seed, s in by_seed.items():
+                    mine = scores.setdefault(mode, {}).setdefault(stage, {})
+                    if seed in mine and mine[seed] != s:
+                        raise SystemExit(f"--merge: {path} and {previous} disagree on {mode}, stage {stage}, seed "
+                                         f"{seed}")
+                    mine[seed] = s
+        commands += [c for c in more.get("commands", []) if c not in commands]
+        if old is None:
+            info = more["machine"]
+        print(f"merged the scores of {path}", flush=True)
     if args.report_only and not scores:
-        raise SystemExit(f"--report-only: no saved scores of this --measurement / --n-samples / --loss in {previous}")
+        raise SystemExit(f"--report-only: no saved scores of this --measurement / --n-samples / --loss / --draws in "
+                         f"{previous}")
     if "unmeasure" in args.modes and not (args.report_only and lam is not None):  # a report keeps the saved weight
         lam, tuning = tune_unmeasure(model)
         print(f"unmeasure TV weight {lam} (validation PSNR {tuning})", flush=True)
