@@ -188,8 +188,8 @@ def main() -> None:
                     continue
                 v_is = np.array([p["inception_score"] for p in per])
                 v_fd = np.array([p["frechet_distance"] for p in per])
-                sd = (lambda v: f" ± {v.std(ddof=1):.2f}" if len(v) > 1 else "")
-                cells.append(f"{v_is.mean():.2f}{sd(v_is)} / {v_fd.mean():.1f}{sd(v_fd)} (n = {len(per)})")
+                sd = (lambda v, d: f" ± {v.std(ddof=1):.{d}f}" if len(v) > 1 else "")  # to the mean's digits
+                cells.append(f"{v_is.mean():.2f}{sd(v_is, 2)} / {v_fd.mean():.1f}{sd(v_fd, 1)} (n = {len(per)})")
             md.append(f"| {stage} | " + " | ".join(cells) + " |")
         md += ["", "Per seed (IS / FD):", ""]
         for mode in args.modes:
