@@ -22,6 +22,7 @@ ORDER = [
     "ambient_length_long",
     "ambient_length_fresh_long",
     "ambient_length_k2",
+    "ambient_rescore",
     "ambient_floor",
     "asim_convergence",
     "analysis_vs_synthesis_glow133",
