@@ -31,7 +31,7 @@ from genprior_jax.sample_quality import mnist_classifier, sample_scores  # noqa:
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT = [  # label=path of the p = 0.5 generators of ambient_length_{fresh_long,long}
     f"AmbientGAN, fresh draws, seed {s}=" + os.path.join(HERE, ".ambient_length_fresh_long", f"ambient_s{s}")
-    for s in (0, 1)] + [
+    for s in (0, 1, 2)] + [
     "(ii), fresh draws, seed 0=" + os.path.join(HERE, ".ambient_length_fresh_long", "unmeasure_s0")] + [
     f"(ii), fixed set, seed {s}=" + os.path.join(HERE, ".ambient_length_long", f"unmeasure_s{s}") for s in (0, 1)] + [
     "clean, seed 0=" + os.path.join(HERE, ".ambient_length_long", "clean_s0")]
