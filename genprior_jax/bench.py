@@ -44,6 +44,7 @@ SUITE: dict[str, Benchmark] = {
     "ambient_mnist": Benchmark("ambient_mnist.py", ("--quick",)),
     "ambient_length": Benchmark("ambient_length.py", ("--quick",)),
     "ambient_floor": Benchmark("ambient_floor.py", ("--quick",)),
+    "ambient_rescore": Benchmark("ambient_rescore.py", None),  # needs ambient_length.py's checkpoints
     "patch_convergence": Benchmark("patch_convergence.py", None),
     "peers": Benchmark("peers.py", None),  # needs the peers' own environments (see its docstring)
 }
