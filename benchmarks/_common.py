@@ -54,6 +54,15 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
+def saved_step(path: str) -> int:
+    """Training step recorded in the checkpoint directory ``path`` (its ``config.json`` metadata; 0 if none)."""
+    cfg = os.path.join(path, "config.json")
+    if not os.path.isfile(cfg):
+        return 0
+    with open(cfg) as fh:
+        return int(json.load(fh)["metadata"].get("step", 0))
+
+
 def write_json(name: str, payload: dict[str, Any]) -> str:
     os.makedirs(RESULTS, exist_ok=True)
     path = os.path.join(RESULTS, name)

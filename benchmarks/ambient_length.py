@@ -35,7 +35,7 @@ import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import RESULTS, machine_info, machine_line, write_json, write_text  # noqa: E402
+from _common import RESULTS, machine_info, machine_line, saved_step, write_json, write_text  # noqa: E402
 
 import genprior_jax as gp  # noqa: E402
 from genprior_jax.operators import parse_measurement  # noqa: E402
@@ -45,15 +45,6 @@ from genprior_jax.training import WGAN_GP_REFERENCE, train_ambient_dcgan  # noqa
 from genprior_jax.training.ambient import tune_unmeasure  # noqa: E402
 
 LABELS = {"ambient": "AmbientGAN", "unmeasure": "unmeasure (ii)", "ignore": "ignore (i)", "clean": "clean (bound)"}
-
-
-def saved_step(path: str) -> int:
-    """Step of the checkpoint at ``path`` (0 if none)."""
-    cfg = os.path.join(path, "config.json")
-    if not os.path.isfile(cfg):
-        return 0
-    with open(cfg) as fh:
-        return int(json.load(fh)["metadata"].get("step", 0))
 
 
 def saved_run(path: str, args: argparse.Namespace) -> dict[str, Any] | None:
@@ -106,8 +97,6 @@ def main() -> None:
     loss_kw: dict[str, Any] = {} if args.loss == "ns" else {**WGAN_GP_REFERENCE, "d_iters": args.d_iters}
     info = machine_info()
     t_start = time.perf_counter()
-    clf = mnist_classifier(0)
-    test = gp.load_mnist("test").images
     sample_key = jax.random.key(12345)
     lam = None
     scores: dict[str, dict[str, dict[str, Any]]] = {}  # mode -> str(stage) -> str(seed) -> scores
@@ -151,6 +140,9 @@ def main() -> None:
         print(f"unmeasure TV weight {lam} (validation PSNR {tuning})", flush=True)
     if not args.report_only and command not in commands:
         commands.append(command)
+    if not args.report_only:  # the scorer (a report scores nothing)
+        clf = mnist_classifier(0)
+        test = gp.load_mnist("test").images
     samples: dict[str, np.ndarray] = {}
     samples_png = os.path.join(RESULTS, f"{args.prefix}_samples.png")
 

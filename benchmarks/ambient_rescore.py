@@ -14,7 +14,6 @@ the draws, so a difference between two generators can be read against the spread
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -23,7 +22,7 @@ import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine_info, machine_line, write_json, write_text  # noqa: E402
+from _common import machine_info, machine_line, saved_step, write_json, write_text  # noqa: E402
 
 import genprior_jax as gp  # noqa: E402
 from genprior_jax.sample_quality import mnist_classifier, sample_scores  # noqa: E402
@@ -59,19 +58,18 @@ def main() -> None:
     base = jax.random.key(12345)
     rows = []
     for label, path in pairs:
-        with open(os.path.join(path, "config.json")) as fh:
-            step = int(json.load(fh)["metadata"].get("step", 0))
+        step = saved_step(path)
         prior = gp.load_prior(path)
         per = [sample_scores(clf, np.asarray(prior.sample(base if k == 0 else jax.random.fold_in(base, k),
                                                           args.n_samples)), test) for k in range(args.draws)]
         v_is = np.array([p["inception_score"] for p in per])
         v_fd = np.array([p["frechet_distance"] for p in per])
-        rows.append({"label": label, "path": os.path.relpath(path, os.path.dirname(HERE)), "step": step,
-                     "scores": per, "is_mean": float(v_is.mean()), "is_sd": float(v_is.std(ddof=1)),
-                     "fd_mean": float(v_fd.mean()), "fd_sd": float(v_fd.std(ddof=1)),
-                     "fd_range": [float(v_fd.min()), float(v_fd.max())]})
-        print(f"{label:32s} step {step}: IS {v_is.mean():.2f} ± {v_is.std(ddof=1):.2f}, FD {v_fd.mean():.1f} ± "
-              f"{v_fd.std(ddof=1):.1f} (draw 0: {v_is[0]:.2f} / {v_fd[0]:.1f})", flush=True)
+        r = {"label": label, "path": os.path.relpath(path, os.path.dirname(HERE)), "step": step, "scores": per,
+             "is_mean": float(v_is.mean()), "is_sd": float(v_is.std(ddof=1)), "fd_mean": float(v_fd.mean()),
+             "fd_sd": float(v_fd.std(ddof=1)), "fd_range": [float(v_fd.min()), float(v_fd.max())]}
+        rows.append(r)
+        print(f"{label:32s} step {step}: IS {r['is_mean']:.2f} ± {r['is_sd']:.2f}, FD {r['fd_mean']:.1f} ± "
+              f"{r['fd_sd']:.1f} (draw 0: {v_is[0]:.2f} / {v_fd[0]:.1f})", flush=True)
     command = f"python benchmarks/{os.path.basename(__file__)} " + " ".join(sys.argv[1:])
     seconds = round(time.perf_counter() - t0, 1)
     write_json(f"{args.prefix}.json", {"machine": info, "args": vars(args), "command": command, "rows": rows,

@@ -1,5 +1,8 @@
 """``genprior-jax bench``: the suite table matches the scripts on disk, sizes, failures reported, bad names."""
 
+import subprocess
+import sys
+
 import pytest
 
 from genprior_jax.bench import SUITE, default_benchmarks_dir, plan, run_suite
@@ -43,3 +46,18 @@ def test_missing_scripts_and_list(tmp_path, capsys):
     assert main(["bench", "--list", "--size", "full"]) == 0
     out = capsys.readouterr().out
     assert "dip_check: dip_check.py --mse" in out and "csgm_mnist: csgm_mnist.py" in out
+
+
+@pytest.mark.parametrize("script, argv, message", [
+    ("ambient_rescore.py", ["--draws", "1"], "--draws must be >= 2 to give a spread; got 1"),
+    ("ambient_rescore.py", ["--ckpt", "no-equals-sign"],
+     "--ckpt: expected LABEL=PATH of a saved generator, got 'no-equals-sign'"),
+    ("ambient_length.py", ["--merge", "other"], "--merge goes with --report-only"),
+    ("ambient_length.py", ["--report-only", "--prefix", "no_such_prefix", "--modes", "ambient"],
+     "--report-only: no saved scores of this --measurement / --n-samples / --loss / --draws in"),
+])
+def test_ambient_benchmark_scripts_reject_bad_arguments(script, argv, message):
+    """The AmbientGAN scripts stop before any work with a message naming what was expected and what came."""
+    r = subprocess.run([sys.executable, str(default_benchmarks_dir() / script), *argv], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode != 0 and message in r.stderr, r.stderr[-2000:]
