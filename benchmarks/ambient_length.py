@@ -59,6 +59,18 @@ def saved_run(path: str, args: argparse.Namespace) -> dict[str, Any] | None:
     return old if same else None
 
 
+def title(args: argparse.Namespace) -> str:
+    """The results file's title: the measurement, the loss and every setting that tells this run from the others
+    (data protocol, simulated draws, length, seeds)."""
+    loss = "" if getattr(args, "loss", "ns") == "ns" else ", WGAN-GP loss (the reference code's)"
+    draws = "each digit measured once" if getattr(args, "draws", "once") == "once" else "fresh draws"
+    k = getattr(args, "fake_draws", 1)
+    fake = f", {k} draws per generated image" if k != 1 else ""
+    seeds = (f"seed {args.seeds[0]}" if len(args.seeds) == 1 else "seeds " + ", ".join(map(str, args.seeds)))
+    return (f"AmbientGAN vs baselines by training length{loss}: `{args.measurement}`, {draws}{fake}, "
+            f"{max(args.stages)} steps, {seeds}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--measurement", default="block-pixels:p=0.5")
@@ -150,8 +162,7 @@ def main() -> None:
         payload = {"machine": info, "args": vars(args), "unmeasure_lam": lam, "scores": scores,
                    "commands": commands, "seconds": round(time.perf_counter() - t_start, 1)}
         write_json(f"{args.prefix}.json", payload)
-        loss_title = "" if args.loss == "ns" else ", WGAN-GP loss (the reference code's)"
-        md = [f"# AmbientGAN vs baselines by training length{loss_title}: `{args.measurement}`", "",
+        md = [f"# {title(args)}", "",
               machine_line(info), "",
               ("Commands (each run keeps the scores of the ones before): " if len(commands) > 1 else "Command: ")
               + "; ".join(f"`{c}`" for c in (commands or [command]))

@@ -72,8 +72,7 @@ def csgm_eval(prior: Any, m: int, args: argparse.Namespace) -> dict[str, float]:
     x = gp.load_mnist("test", n=args.csgm_n).images
     k_op, k_noise, k_solve = jax.random.split(jax.random.key(1000 + m), 3)
     op = GaussianCS(k_op, (28, 28, 1), m)
-    y = jax.vmap(measure, in_axes=(0, None, 0, None))(jax.random.split(k_noise, len(x)), op, jnp.asarray(x),
-                                                      noise_std_for_norm(0.1, m))
+    y = measure(k_noise, op, jnp.asarray(x), noise_std_for_norm(0.1, m))  # the batch: one key per image
     t0 = time.perf_counter()
     res = gp.csgm(prior, k_solve, y, op, lam=args.csgm_lam, learning_rate=0.01, num_steps=args.csgm_cap,
                   num_restarts=args.csgm_restarts, optimizer=args.csgm_optimizer,
@@ -84,6 +83,15 @@ def csgm_eval(prior: Any, m: int, args: argparse.Namespace) -> dict[str, float]:
             "objective": float(np.mean(np.asarray(res.objective))),
             "converged": float(np.mean(np.asarray(res.converged))), "steps": float(np.mean(np.asarray(res.steps))),
             "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def title(args: argparse.Namespace) -> str:
+    """The results file's title, with what tells this run from the others: how many measurement models, which
+    seeds."""
+    n = len(args.ps) + len(args.extra)
+    seeds = f"seed {args.seeds[0]}" if len(args.seeds) == 1 else "seeds " + ", ".join(map(str, args.seeds))
+    return (f"AmbientGAN on MNIST: generators learned from measurements only ({n} measurement model"
+            f"{'s' if n != 1 else ''}, {seeds})")
 
 
 def main() -> None:
@@ -181,7 +189,7 @@ def main() -> None:
         return (f"{r['inception_score']:.2f} ± {r['inception_score_sd']:.2f} / {r['frechet_distance']:.1f} ± "
                 f"{r['frechet_distance_sd']:.1f}")
 
-    md = ["# AmbientGAN on MNIST: generators learned from measurements only", "",
+    md = [f"# {title(args)}", "",
           machine_line(info), "",
           f"Command: `python benchmarks/{os.path.basename(__file__)} " + " ".join(sys.argv[1:]) + f"` "
           f"({payload['seconds']:.0f} s). Each generator: DCGAN `dcgan-mnist`, {args.steps} steps, batch 64, seeds "

@@ -9,8 +9,9 @@ super-resolution (block means), random inpainting with 60 % of the pixels missin
 Noise std 0.01 per measurement entry. Both formulations are solved to convergence with the same optimizer
 (L-BFGS by default, stopped when the objective's relative change over 10 iterations falls below --tol, at most
 --steps iterations; `--optimizer adam` for the earlier fixed-step runs). For a bijective G the two problems
-have the same minimizers (x = G(z), lam_csgm = 2 lam), so both estimates are scored by the *same* objective
-J(x) = 1/2 ||A x - y||^2 + lam ||E(x)||^2: the formulation with the lower J solved the shared problem better.
+have the same minimizers (x = G(z), the same lam: both data terms are 1/2 ||.||^2), so both estimates are scored
+by the *same* objective J(x) = 1/2 ||A x - y||^2 + lam ||E(x)||^2: the formulation with the lower J solved the
+shared problem better.
 Each formulation's lam is tuned per task on validation digits (one grid for both, best mean PSNR), then
 applied to held-out test digits. Estimates are clipped to [0, 1] before scoring PSNR / SSIM, for both
 (J is computed on the unclipped estimates).
@@ -93,8 +94,8 @@ def _solve(kind, prior, key, y, op, batched, lam, args):
     common = dict(num_steps=args.steps, optimizer=args.optimizer, op_batched=batched, learning_rate=lr,
                   tol=args.tol if args.tol > 0 else None)
     if kind == "synthesis":
-        # our CSGM data term has no 1/2: lam_csgm = 2 lam gives 1/2 ||A G(z) - y||^2 + lam ||z||^2
-        res = gp.csgm(prior, key, y, op, lam=2 * lam, init_std=0.0, num_restarts=1, **common)
+        # 1/2 ||A G(z) - y||^2 + lam ||z||^2 (runs before the 1/2 data term passed lam_csgm = 2 lam: the same problem)
+        res = gp.csgm(prior, key, y, op, lam=lam, init_std=0.0, num_restarts=1, **common)
     else:
         res = gp.analysis(prior, key, y, op, lam=lam, **common)
     j = shared_objective(prior, res.x, y, op, batched, lam)
@@ -127,6 +128,17 @@ def refine_analysis(prior, x0, y, op, batched, lam, steps, tol):
         return x, trace[-1], jnp.any(below), jnp.where(jnp.any(below), jnp.argmax(below) + 10, steps)
 
     return jax.jit(jax.vmap(one, (0, 0, 0 if batched else None)))(x0, y, op)
+
+
+def title(args: argparse.Namespace) -> str:
+    """The results file's title, with what tells this run from the others: the solver and its stopping rule, the
+    digits, the lam grid and the warm-started analysis solve."""
+    tol = getattr(args, "tol", None)
+    solver = args.optimizer.replace("lbfgs", "L-BFGS").replace("adam", "Adam")
+    solver += (f" to tol {tol:g} (at most {args.steps} iterations)" if tol else f", {args.steps} iterations")
+    warm = ", plus the analysis solve from the synthesis estimate" if getattr(args, "warm_steps", 0) else ""
+    return (f"Analysis vs synthesis on MNIST ({args.prior}), Oberlin & Verm (2021) tasks: {solver}, "
+            f"{args.n_test} digits, {len(args.lams)} lams{warm}")
 
 
 def main() -> None:
@@ -246,7 +258,7 @@ def main() -> None:
     info = machine_info()
     write_json(f"{prefix}.json", {"machine": info, "args": vars(args), "lam_grid": args.lams, "results": results,
                                   "total_seconds": total})
-    lines = [f"# Analysis vs synthesis on MNIST ({args.prior}), Oberlin & Verm (2021) tasks", "",
+    lines = [f"# {title(args)}", "",
              f"Command: `python benchmarks/analysis_vs_synthesis.py {' '.join(sys.argv[1:])}`  ",
              machine_line(info) + "  ",
              f"{args.n_test} held-out test digits; lam tuned per task and formulation on {args.n_val} "

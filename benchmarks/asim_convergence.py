@@ -1,5 +1,5 @@
 """Asim et al.'s flow claim with converged solves: Gaussian CS of held-out MNIST digits at m = 500, glow-mnist
-with ``gp.asim``'s defaults (L-BFGS to a tolerance) against the VAE with ``gp.csgm``'s defaults (lam 0.1), plus
+with ``gp.asim``'s defaults (L-BFGS to a tolerance) against the VAE with ``gp.csgm``'s defaults (lam 0.05), plus
 the fixed-count solves that made earlier runs say "not reproduced" (30 L-BFGS iterations, GlowIP's 30 ``step()``
 calls read as iterations). Every row reports the final objective and the converged fraction beside the MSE.
 
@@ -40,7 +40,7 @@ def main() -> None:
     y = jax.vmap(measure, (0, 0, 0, None))(jax.random.split(jax.random.key(1), n), ops, x, sigma)
     vae, glow = gp.load_prior("vae-mnist"), gp.load_prior("glow-mnist")
     runs = {
-        "VAE, gp.csgm defaults (Adam 1000 x 10 restarts, lam 0.1)": lambda: gp.csgm(vae, jax.random.key(2), y, ops,
+        "VAE, gp.csgm defaults (Adam 1000 x 10 restarts, lam 0.05)": lambda: gp.csgm(vae, jax.random.key(2), y, ops,
                                                                                    op_batched=True),
         "Flow, gp.asim defaults (L-BFGS to tol 1e-4, cap 2000)": lambda: gp.asim(glow, jax.random.key(3), y, ops,
                                                                                  op_batched=True),

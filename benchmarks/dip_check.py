@@ -3,7 +3,7 @@
     python benchmarks/dip_check.py --speed          # ms/step: runner (lax.scan, unroll 1 / 10) vs a jitted Python loop,
                                                     # DCGAN convolutions by im2col and by lax.conv
     python benchmarks/dip_check.py --mse            # per-pixel MSE on 16 test digits, m = 25, 50, 100, 200
-    python benchmarks/dip_check.py --mse --learned-reg 0.01   # plus DIP with the learned weight prior (lam_lr)
+    python benchmarks/dip_check.py --mse --learned-reg 0.005  # plus DIP with the learned weight prior (lam_weights)
 
 Speed: ``--images`` (8) problems x 1 restart, 28 x 28, ``GaussianCS`` m = 100, RMSprop; compile excluded; each
 variant timed ``--repeats`` times over ``--speed-steps`` steps, interleaved (the machine is shared: the minimum is
@@ -11,8 +11,12 @@ the figure to compare, the median shows the noise; the load average is recorded)
 
 MSE: ``--digits`` (16) MNIST test digits, ``y = A x + eta`` with ``A`` of ``N(0, 1/m)`` entries and
 ``eta ~ N(0, 0.1^2 / m)``, the reference settings (RMSprop lr 1e-3, momentum 0.9, 1000 steps, 1 restart,
-``lam_tv = 0.01``), against the all-zero image and the clipped adjoint ``clip(A^T y, 0, 1)``. The learned prior is fit
-per m on ``--train-digits`` (16) MNIST training digits measured with the same ``A``.
+``lam = 0.005``: gp.dip's default), against the all-zero image and the clipped adjoint ``clip(A^T y, 0, 1)``. The
+learned prior is fit per m on ``--train-digits`` (16) MNIST training digits measured with the same ``A``.
+
+Weights are on the data term ``1/2 ||A x - y||^2``. Runs before it wrote them against ``||A x - y||^2`` as
+``lam_tv = 0.01`` (``--lam-tv``) and ``lam_lr`` 0.001 / 0.01 / 0.1: the same objectives are ``--lam 0.005`` and
+``--learned-reg 0.0005 0.005 0.05`` now.
 
 Writes benchmarks/results/dip_check.{md,json} (the sections run).
 """
@@ -42,7 +46,7 @@ SHAPE = (28, 28, 1)
 
 
 def _measure(key: jax.Array, op: GaussianCS, x: jax.Array, m: int) -> jax.Array:
-    return jax.vmap(measure, (0, None, 0, None))(jax.random.split(key, x.shape[0]), op, x, 0.1 / m**0.5)
+    return measure(key, op, x, 0.1 / m**0.5)
 
 
 def speed(args: argparse.Namespace) -> dict:
@@ -123,7 +127,7 @@ def mse_check(args: argparse.Namespace) -> dict:
         row = {"m": m, "zero": float(zero.mean()), "adjoint": float(adj.mean())}
         for name, gen in _generators(args):
             t0 = time.perf_counter()
-            res = dip(k_solve, y, op, generator=gen, lam_tv=args.lam_tv)
+            res = dip(k_solve, y, op, generator=gen, lam=args.lam)
             err = np.asarray(gp.mse(x, res.x))
             row[f"dip-{name}"] = float(err.mean())
             row[f"dip-{name}_sem"] = float(err.std(ddof=1) / np.sqrt(err.size))
@@ -132,11 +136,11 @@ def mse_check(args: argparse.Namespace) -> dict:
             if args.learned_reg:
                 t0 = time.perf_counter()
                 prior = learn_weight_prior(k_train, x_train, op, sigma=0.1 / m**0.5, generator=gen,
-                                           lam_tv=args.lam_tv, shrinkage=args.shrinkage)
+                                           lam=args.lam, shrinkage=args.shrinkage)
                 fit_s = time.perf_counter() - t0
             for lam in args.learned_reg or ():
                 t0 = time.perf_counter()
-                res = dip(k_solve, y, op, generator=gen, lam_tv=args.lam_tv, lam_lr=lam, weight_prior=prior)
+                res = dip(k_solve, y, op, generator=gen, lam=args.lam, lam_weights=lam, weight_prior=prior)
                 err = np.asarray(gp.mse(x, res.x))
                 key = f"dip-{name}+LR{lam:g}"
                 row[key] = float(err.mean())
@@ -149,8 +153,19 @@ def mse_check(args: argparse.Namespace) -> dict:
     return {"rows": rows}
 
 
+def title(args: argparse.Namespace) -> str:
+    """The results file's title, with what tells this run from the others: speed and / or MSE, which generators
+    at which widths, the learned weight prior."""
+    what = " and ".join(w for w, on in (("speed", args.speed), ("MSE vs m", args.mse)) if on)
+    gens = ", ".join(f"DCGAN-like (ngf {'/'.join(map(str, args.ngf))})" if g == "dcgan" else
+                     f"Deep Decoder (width {'/'.join(map(str, args.width))})" for g in args.generators)
+    reg = (", learned weight prior lam_weights " + " / ".join(f"{v:g}" for v in args.learned_reg)
+           if getattr(args, "learned_reg", None) else "")
+    return f"DIP compressed sensing on MNIST (benchmarks/dip_check.py): {what}, {gens}{reg}"
+
+
 def to_markdown(info: dict, result: dict, args: argparse.Namespace) -> str:
-    lines = ["# DIP compressed sensing on MNIST (benchmarks/dip_check.py)", "", machine_line(info), ""]
+    lines = [f"# {title(args)}", "", machine_line(info), ""]
     if "speed" in result:
         lines += [f"## Speed: {args.images} images x 1 restart, 28 x 28, m = 100, RMSprop (ms per step; compile "
                   f"excluded; min / median of {args.repeats} runs of {args.speed_steps} steps)", "",
@@ -165,7 +180,7 @@ def to_markdown(info: dict, result: dict, args: argparse.Namespace) -> str:
         rows = result["mse"]["rows"]
         methods = [k for k in rows[0] if k not in ("m", "loadavg") and not k.endswith(("_sem", "_s", "_ok"))]
         lines += [f"## Per-pixel MSE on {args.digits} MNIST test digits (mean +- s.e.m.), noise 0.1/sqrt(m), "
-                  f"1000 RMSprop steps, 1 restart, lam_tv = {args.lam_tv:g}" +
+                  f"1000 RMSprop steps, 1 restart, lam = {args.lam:g} (data term 1/2 ||A x - y||^2)" +
                   (f", learned prior shrinkage {args.shrinkage:g}" if args.learned_reg else ""), "",
                   "| m | " + " | ".join(methods) + " | DIP wall time (s) |", "|---" * (len(methods) + 2) + "|"]
         for r in rows:
@@ -190,8 +205,9 @@ def main() -> None:
     p.add_argument("--digits", type=int, default=16)
     p.add_argument("--train-digits", type=int, default=16)
     p.add_argument("--ms", type=int, nargs="+", default=[25, 50, 100, 200])
-    p.add_argument("--learned-reg", type=float, nargs="*", default=None, help="lam_lr values for DIP + learned reg")
-    p.add_argument("--lam-tv", type=float, default=0.01)
+    p.add_argument("--learned-reg", type=float, nargs="*", default=None,
+                   help="lam_weights values for DIP + learned reg (the earlier lam_lr halved: module docstring)")
+    p.add_argument("--lam", type=float, default=0.005, help="DIP's TV weight (the earlier --lam-tv halved)")
     p.add_argument("--shrinkage", type=float, default=0.0, help="fit_weight_prior's shrinkage to the diagonal")
     p.add_argument("--out", default="dip_check")
     args = p.parse_args()

@@ -1,7 +1,7 @@
 """Peak memory of a CSGM solve with and without chunking (``run(..., batch_size=...)``), 1,000 vs 10,000 problems.
 
 VAE prior (``load_prior("vae-mnist")``), one shared Gaussian CS matrix with m = 100, noise ||eta|| ~ 0.1,
-Adam lr 0.01, lam 0.1, 20 steps, 1 restart: the point is memory, not accuracy. The measurements are those of the
+Adam lr 0.01, lam 0.05, 20 steps, 1 restart: the point is memory, not accuracy. The measurements are those of the
 500 test digits, tiled to N with fresh noise per copy. Each configuration runs in a fresh subprocess, which
 reports its peak resident set size (``ru_maxrss``) before and after the solve, the solve's wall time (compile
 included) and ``estimate_memory``'s figure for one compiled call.
@@ -62,8 +62,8 @@ def worker(n: int, batch_size: int | None, steps: int, restarts: int, m: int, se
     y *= np.float32(noise_std_for_norm(0.1, m))
     for i in range(0, n, len(clean)):
         y[i:i + len(clean)] += clean[: n - i]
-    solver = csgm_solver(prior.generate, tuple(prior.latent_shape))
-    hyper = CSGMHyper(lam=0.1, learning_rate=0.01, init_std=1.0)
+    solver = csgm_solver(prior)
+    hyper = CSGMHyper(lam=0.05, learning_rate=0.01, init_std=1.0)
     before_now, before_peak = rss_now(), rss_peak()
 
     t0 = time.perf_counter()
@@ -134,7 +134,7 @@ def main() -> None:
         "",
         f"Command: `{cmdline.strip()}`  ",
         machine_line(info) + "  ",
-        f"{args.steps} Adam steps, {args.restarts} restart(s), lam 0.1, lr 0.01; one shared 100 x 784 Gaussian "
+        f"{args.steps} Adam steps, {args.restarts} restart(s), lam 0.05, lr 0.01; one shared 100 x 784 Gaussian "
         "matrix; the 500 test digits' measurements tiled to N with fresh noise. Each row is a fresh process; peak "
         "RSS is `ru_maxrss` (whole process: Python, JAX, the prior, the data and the results); 'solve growth' is "
         "the peak minus the resident size just before the solve (it includes compiling and the results, whose size "

@@ -38,7 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import RESULTS, machine_info, machine_line, write_json, write_text  # noqa: E402
 
 import genprior_jax as gp  # noqa: E402
-from genprior_jax.operators import BoxMask, Downsample, RandomMask, measure  # noqa: E402
+from genprior_jax.operators import BoxMask, Downsample, GaussianNoise, RandomMask, measure  # noqa: E402
 from genprior_jax.plotting import save_grid  # noqa: E402
 from genprior_jax.solvers import (  # noqa: E402
     backproject_batch,
@@ -52,6 +52,7 @@ from genprior_jax.solvers import (  # noqa: E402
 
 SHAPE = (28, 28, 1)
 SIGMA = 0.05
+NOISE = GaussianNoise(SIGMA)  # given once: it draws y, and it is every method's likelihood
 
 
 def tasks(key: jax.Array, n: int) -> dict[str, tuple[object, bool]]:
@@ -145,13 +146,13 @@ def main() -> None:
         for task in tqdm(names, desc=prior_name):
             op, batched = all_tasks[task]
             y = jax.vmap(measure, (0, 0 if batched else None, 0, None))(jax.random.split(k_y, args.n), op,
-                                                                        jnp.asarray(x), SIGMA)
+                                                                        jnp.asarray(x), NOISE)
             lr = args.lr[i]
             t0 = time.perf_counter()
-            res_map = map_estimate(prior, k_solve, y, op, sigma=SIGMA, num_steps=steps, op_batched=batched,
+            res_map = map_estimate(prior, k_solve, y, op, noise=NOISE, num_steps=steps, op_batched=batched,
                                    learning_rate=lr, num_restarts=1, init_std=0.0)
             x_map = np.asarray(jnp.clip(res_map.x, 0, 1))
-            tau = float(estimate_model_error(y, res_map.x, op, SIGMA, op_batched=batched))
+            tau = float(estimate_model_error(y, res_map.x, op, NOISE, op_batched=batched))
             row: dict[str, Any] = {"tau": tau, "psnr_map": float(np.nanmean(np.asarray(gp.psnr(x, x_map)))),
                                    "map_seconds": time.perf_counter() - t0, "steps": steps,
                                    "map_nonfinite": int((np.asarray(res_map.status) != 0).sum())}
@@ -162,18 +163,18 @@ def main() -> None:
                 t0 = time.perf_counter()
                 me = tau if method.endswith("+me") else 0.0
                 if method.startswith("vi"):
-                    res = variational(prior, k_solve, y, op, sigma=SIGMA, num_steps=steps, op_batched=batched,
-                                      learning_rate=lr, num_samples=k, schedule="cosine", init_std=0.0,
+                    res = variational(prior, k_solve, y, op, noise=NOISE, num_steps=steps, op_batched=batched,
+                                      learning_rate=lr, num_elbo_samples=k, schedule="cosine", init_std=0.0,
                                       model_error=me)
-                    samples = jnp.clip(sample_q(prior, res, k_draw, args.draws, y=y, op=op, sigma=SIGMA,
+                    samples = jnp.clip(sample_q(prior, res, k_draw, args.draws, y=y, op=op, noise=NOISE,
                                                 model_error=me, op_batched=batched)[0], 0, 1)  # clipped draws
                     extra: dict[str, Any] = {"k": k}
                 else:
                     burn = lsteps // 2
-                    res = langevin(prior, k_solve, y, op, sigma=SIGMA, num_steps=lsteps, burn_in=burn,
-                                   num_chains=lchains, thin=max(1, (lsteps - burn) // 16), num_keep=16,
+                    res = langevin(prior, k_solve, y, op, noise=NOISE, num_steps=lsteps, burn_in=burn,
+                                   num_chains=lchains, thin=max(1, (lsteps - burn) // 16), num_samples=16 * lchains,
                                    step_size=lstep, kernel="mala", init_std=0.0, op_batched=batched,
-                                   init_steps=linit, init_lr=lr, model_error=me, adapt=args.adapt)
+                                   init_steps=linit, init_learning_rate=lr, model_error=me, adapt=args.adapt)
                     _, _, samples, acc = langevin_summary(res)
                     samples = jnp.clip(samples, 0, 1)
                     extra = {"chains": lchains, "steps": lsteps, "burn_in": burn, "step_size": lstep,

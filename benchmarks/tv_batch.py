@@ -105,7 +105,8 @@ def main() -> None:
     info = machine_info()
     cmdline = ("python benchmarks/tv_batch.py " + " ".join(sys.argv[1:])).strip()
     lines = [
-        "# Batched TV (PDHG) vs a loop of single solves: time per image",
+        "# Batched TV (PDHG) vs a loop of single solves: time per image"
+        + (", with and without a tolerance" if args.tol else ", fixed step count"),
         "",
         f"Command: `{cmdline}`  ",
         machine_line(info) + "  ",

@@ -1,5 +1,5 @@
 """Copy the benchmark tables from benchmarks/results/*.md into the documentation site (docs/benchmarks.md,
-between the bench markers) and the list of results into README.md (between the same markers).
+between the bench markers). Each result's title (its first line) must be unique: it is the section's heading.
 
     python benchmarks/update_docs.py
 """
@@ -100,13 +100,22 @@ def replace_between(path: str, body: str) -> None:
         fh.write(head + START + "\n" + body + "\n" + END + tail)
 
 
+def duplicate_titles(names: list[str]) -> dict[str, list[str]]:
+    """``{title: [result names]}`` for every title that more than one of ``names`` carries."""
+    by_title: dict[str, list[str]] = {}
+    for n in names:
+        by_title.setdefault(title(n), []).append(n)
+    return {t: ns for t, ns in by_title.items() if len(ns) > 1}
+
+
 def main() -> None:
     names = [n for n in ORDER if os.path.exists(os.path.join(RESULTS, f"{n}.md"))]
+    duplicates = duplicate_titles(names)
+    if duplicates:
+        raise SystemExit(f"benchmark titles must be unique; shared: {duplicates}")
     parts = [s for s in (section(n) for n in names) if s]
     replace_between(os.path.join(ROOT, "docs", "benchmarks.md"), "\n\n".join(parts) if parts else "(no results yet)")
-    links = [f"- [{title(n)}](benchmarks/results/{n}.md)" for n in names]
-    replace_between(os.path.join(ROOT, "README.md"), "\n".join(links))
-    print(f"docs/benchmarks.md: {len(parts)} benchmark sections; README.md: {len(links)} links")
+    print(f"docs/benchmarks.md: {len(parts)} benchmark sections")
 
 
 if __name__ == "__main__":

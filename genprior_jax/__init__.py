@@ -9,8 +9,8 @@ Quick start::
     x = gp.load_mnist("test", n=16).images                      # (16, 28, 28, 1) in [0, 1]
     k_op, k_noise, k_solve = jax.random.split(jax.random.key(0), 3)
     op = gp.operators.GaussianCS(k_op, (28, 28, 1), m=100)       # A with N(0, 1/m) entries
-    y = jax.vmap(gp.measure, (0, None, 0, None))(jax.random.split(k_noise, 16), op, x, 0.1 / 100**0.5)
-    res = gp.csgm(prior, k_solve, y, op, lam=0.1)                # res.x: (16, 28, 28, 1)
+    y = gp.measure(k_noise, op, x, gp.GaussianNoise(0.1 / 100**0.5))  # one noise model, a batch of images
+    res = gp.csgm(prior, k_solve, y, op, lam=0.05)               # res.x: (16, 28, 28, 1)
     print(gp.metrics.mse(x, res.x).mean())
 """
 
@@ -18,7 +18,7 @@ from . import adversarial, metrics, operators, priors, solvers, transforms
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import Dataset, DatasetUnavailableError, load_mnist, load_tfds
 from .metrics import mse, psnr, ssim
-from .operators import check_adjoint, measure, noise_std_for_norm
+from .operators import GaussianNoise, LogisticNoise, check_adjoint, measure, noise_std_for_norm
 from .priors import Prior, available_priors, load_prior
 from .solvers import (
                       Reconstruction,
@@ -46,6 +46,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Dataset",
     "DatasetUnavailableError",
+    "GaussianNoise",
+    "LogisticNoise",
     "Prior",
     "Reconstruction",
     "Result",

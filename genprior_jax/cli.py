@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import shlex
 import sys
@@ -18,6 +19,20 @@ def _default(value: float | int | None, default: float | int, name: str) -> floa
     return value
 
 
+def training_defaults(model: str) -> dict[str, Any]:
+    """The keyword defaults of the training function behind ``train <model>`` (read from its signature: one source
+    for the API and the CLI; ``ambient-dcgan`` passes its optimizer keywords on to ``train_dcgan``)."""
+    from . import training
+
+    def kw(fn: Any) -> dict[str, Any]:
+        return {n: p.default for n, p in inspect.signature(fn).parameters.items() if p.default is not p.empty}
+
+    if model == "ambient-dcgan":
+        return {**kw(training.train_dcgan), **kw(training.train_ambient_dcgan)}
+    return kw({"vae": training.train_vae, "flow": training.train_flow, "dcgan": training.train_dcgan,
+               "patch-flow": training.train_patch_flow}[model])
+
+
 def _digits(text: str | None) -> tuple[int, ...] | None:
     if text is None:
         return None
@@ -30,15 +45,39 @@ def _digits(text: str | None) -> tuple[int, ...] | None:
     return digits
 
 
+RESUMABLE = ("flow", "dcgan", "ambient-dcgan")  # trainers that write <out>.state and take --resume
+
+
+def _check_out(path: str) -> None:
+    """``--out``: ``path`` is a writable directory, or can be created (its nearest existing ancestor is a writable
+    directory); checked before any work, so a bad ``--out`` is found before a solve or a training run."""
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            raise NotADirectoryError(f"--out: {path!r} exists and is not a directory")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ValueError(f"--out: directory {path!r} is not writable")
+        return
+    ancestor = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise NotADirectoryError(f"--out: cannot create directory {path!r}: {ancestor!r} is a file, not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ValueError(f"--out: cannot create directory {path!r}: {ancestor!r} is not writable")
+
+
 def _check_train_out(args: argparse.Namespace) -> None:
-    """Never overwrite a checkpoint by accident: an existing one needs --resume (continue it) or --overwrite."""
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise NotADirectoryError(f"--out: {args.out!r} exists and is not a directory")
+    """Check ``--out`` before training (creatable and writable, as the ``<out>.state`` beside it) and never
+    overwrite a checkpoint by accident: an existing one needs ``--resume`` (continue it) or ``--overwrite``."""
+    _check_out(args.out)
+    if args.model in RESUMABLE:
+        _check_out(args.out.rstrip(os.sep) + ".state")
     if args.resume and args.overwrite:
         raise ValueError("train: --resume continues the checkpoint and --overwrite replaces it; give one of them")
     if os.path.isfile(os.path.join(args.out, "config.json")) and not (args.resume or args.overwrite):
-        raise ValueError(f"train: {args.out!r} holds a checkpoint; pass --resume to continue it or --overwrite to "
-                         "replace it")
+        how = ("pass --resume to continue it or --overwrite to replace it" if args.model in RESUMABLE else
+               f"pass --overwrite to replace it (train {args.model} cannot resume) or choose another --out")
+        raise ValueError(f"train {args.model}: {args.out!r} holds a checkpoint; {how}")
 
 
 def _train_ambient(args: argparse.Namespace, command: str) -> int:
@@ -56,10 +95,11 @@ def _train_ambient(args: argparse.Namespace, command: str) -> int:
                          "blur:gaussian=1.0,noise=0.1, keep-patch:size=14, gaussian:m=4")
     if args.epochs is not None or args.digits is not None or args.config is not None:
         raise ValueError("train ambient-dcgan: --epochs, --digits and --config do not apply (use --steps)")
+    d = training_defaults("ambient-dcgan")
     _, metrics = train_ambient_dcgan(args.measurement, mode, seed=args.seed,
-                                     steps=int(_default(args.steps, 4000, "--steps")),
-                                     batch_size=int(_default(args.batch_size, 64, "--batch-size")),
-                                     learning_rate=float(_default(args.lr, 2e-4, "--lr")), out=args.out,
+                                     steps=int(_default(args.steps, d["steps"], "--steps")),
+                                     batch_size=int(_default(args.batch_size, d["batch_size"], "--batch-size")),
+                                     learning_rate=float(_default(args.lr, d["learning_rate"], "--lr")), out=args.out,
                                      resume=args.resume, command=command, draws=args.draws or "once",
                                      **_gan_loss(args),
                                      **({} if args.fake_draws is None else {"fake_draws": args.fake_draws}))
@@ -102,11 +142,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.model == "patch-flow":
         if args.resume or args.digits is not None:
             raise ValueError("train patch-flow: --resume and --digits do not apply (it trains in minutes)")
-        _, metrics = train_patch_flow(args.config or "patch-flow-6", seed=args.seed,
-                                      epochs=int(_default(args.epochs, 12, "--epochs")),
-                                      steps_per_epoch=int(_default(args.steps, 500, "--steps")),
-                                      batch_size=int(_default(args.batch_size, 256, "--batch-size")),
-                                      learning_rate=float(_default(lr, 1e-3, "--lr")), out=args.out, command=command)
+        d = training_defaults("patch-flow")
+        _, metrics = train_patch_flow(args.config or d["config_name"], seed=args.seed,
+                                      epochs=int(_default(args.epochs, d["epochs"], "--epochs")),
+                                      steps_per_epoch=int(_default(args.steps, d["steps_per_epoch"], "--steps")),
+                                      batch_size=int(_default(args.batch_size, d["batch_size"], "--batch-size")),
+                                      learning_rate=float(_default(lr, d["learning_rate"], "--lr")), out=args.out,
+                                      command=command)
         print(f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}: held-out patch NLL "
               f"{metrics['test_nll']:.2f} nats ({metrics['test_bpd']:.3f} bits/dim), {metrics['train_seconds']:.0f} s;"
               f" checkpoint: {args.out}")
@@ -116,11 +158,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.model == "dcgan":
         if args.epochs is not None or args.digits is not None:
             raise ValueError("train dcgan: --epochs and --digits do not apply (use --steps)")
-        _, metrics = train_dcgan(args.config or "dcgan-mnist", seed=args.seed,
-                                 steps=int(_default(args.steps, 4000, "--steps")),
-                                 batch_size=int(_default(args.batch_size, 64, "--batch-size")),
-                                 learning_rate=float(_default(lr, 2e-4, "--lr")), out=args.out,
-                                 resume=args.resume, eval_steps=args.eval_steps, command=command,
+        d = training_defaults("dcgan")
+        _, metrics = train_dcgan(args.config or d["config_name"], seed=args.seed,
+                                 steps=int(_default(args.steps, d["steps"], "--steps")),
+                                 batch_size=int(_default(args.batch_size, d["batch_size"], "--batch-size")),
+                                 learning_rate=float(_default(lr, d["learning_rate"], "--lr")), out=args.out,
+                                 resume=args.resume, eval_steps=d["eval_steps"] if args.eval_steps is None
+                                 else args.eval_steps, command=command,
                                  **_gan_loss(args))
         quality = (f", CSGM validation MSE {metrics['csgm_val_mse']:.4f} at m=100" if "csgm_val_mse" in metrics
                    else "")
@@ -130,10 +174,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.steps is not None:
         raise ValueError(f"train {args.model}: --steps applies to dcgan only (use --epochs)")
     if args.model == "flow":
-        _, metrics = train_flow(args.config or "glow-mnist", seed=args.seed,
-                                epochs=int(_default(args.epochs, 30, "--epochs")),
-                                batch_size=int(_default(args.batch_size, 64, "--batch-size")),
-                                learning_rate=float(_default(lr, 1e-3, "--lr")), digits=_digits(args.digits),
+        d = training_defaults("flow")
+        _, metrics = train_flow(args.config or d["config_name"], seed=args.seed,
+                                epochs=int(_default(args.epochs, d["epochs"], "--epochs")),
+                                batch_size=int(_default(args.batch_size, d["batch_size"], "--batch-size")),
+                                learning_rate=float(_default(lr, d["learning_rate"], "--lr")),
+                                digits=_digits(args.digits),
                                 out=args.out, resume=args.resume, command=command,
                                 decay=args.lr_decay or "cosine")
         print(f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}: validation "
@@ -145,9 +191,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
                          "minute: rerun with --overwrite)")
     if args.digits is not None or args.config is not None:
         raise ValueError("train vae: --digits and --config do not apply to the VAE")
-    _, metrics = train_vae(seed=args.seed, epochs=int(_default(args.epochs, 300, "--epochs")),
-                           batch_size=int(_default(args.batch_size, 100, "--batch-size")),
-                           learning_rate=float(_default(lr, 1e-3, "--lr")), patience=args.patience, out=args.out,
+    d = training_defaults("vae")
+    _, metrics = train_vae(seed=args.seed, epochs=int(_default(args.epochs, d["epochs"], "--epochs")),
+                           batch_size=int(_default(args.batch_size, d["batch_size"], "--batch-size")),
+                           learning_rate=float(_default(lr, d["learning_rate"], "--lr")),
+                           patience=int(_default(args.patience, d["patience"], "--patience")), out=args.out,
                            command=command)
     print(f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}: validation ELBO "
           f"{metrics['val_elbo']:.2f}, test ELBO {metrics['test_elbo']:.2f} nats/image, "
@@ -186,22 +234,53 @@ def _model_error_arg(text: str) -> float | str:
 
 
 def _prepare_out(path: str) -> str:
-    """Create the output directory before any work (a bad ``--out`` is found before the solve, not after)."""
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise NotADirectoryError(f"--out: {path!r} exists and is not a directory")
-    os.makedirs(path, exist_ok=True)
-    if not os.access(path, os.W_OK):
-        raise ValueError(f"--out: directory {path!r} is not writable")
+    """Create the output directory before any work (a bad ``--out`` is found before the solve, not after); a
+    failure names ``--out`` and the path, not a bare errno."""
+    _check_out(path)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"--out: cannot create directory {path!r}: {err.strerror or err}") from None
     return path
+
+
+def _tol_arg(text: str) -> float | str:
+    """``--tol``: ``none`` (run every step) or a finite number >= 0 (the run option ``tol``)."""
+    if text.lower() == "none":
+        return "none"
+    try:
+        tol = float(text)
+    except ValueError:
+        raise ValueError(f"--tol: expected a number >= 0 or 'none', got {text!r}") from None
+    if not (tol >= 0 and tol != float("inf")):
+        raise ValueError(f"--tol: expected a number >= 0 or 'none', got {text!r}")
+    return tol
+
+
+def _run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The run-option keywords of the generic flags: ``{}`` (the method's defaults), ``{"tol": None}`` for
+    ``--tol none`` (exactly ``--steps`` steps) or ``{"tol": x}``."""
+    if args.tol is None:
+        return {}
+    tol = _tol_arg(args.tol)
+    return {"tol": None if tol == "none" else tol}
 
 
 def _cmd_posterior(args: argparse.Namespace) -> int:
     from .demo import run_posterior_demo
 
+    for dest in ("samples", "draws", "num_samples"):  # --samples, and --draws its old name
+        value = getattr(args, dest, None)
+        if value is not None and value < 1:
+            raise ValueError(f"--samples (--draws): expected a positive number of posterior samples, got {value}")
+    run_options = _run_options(args)
+    if args.method == "langevin" and run_options.get("tol") is not None:
+        raise ValueError("--tol: langevin is a sampler with no objective to settle (it runs --steps); give --tol none "
+                         "or leave it out")
     _prepare_out(args.out)
     run_posterior_demo(out_dir=args.out, prior=args.prior, operator=args.operator, method=args.method,
-                       n_images=args.n, sigma=args.noise, seed=args.seed, steps=args.steps, num_draws=args.draws,
-                       model_error=_model_error_arg(args.model_error))
+                       n_images=args.n, noise=args.noise, seed=args.seed, steps=args.steps, num_samples=args.samples,
+                       model_error=_model_error_arg(args.model_error), **run_options)
     return 0
 
 
@@ -224,11 +303,17 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     from .reconstruction import reconstruct_images, write_outputs
     from .solvers import Status, get_method
 
-    _prepare_out(args.out)
     method = get_method(args.method)
-    if args.prior is None:
-        args.prior = "patch-flow" if method.any_size else "vae-mnist"
-    prior = load_prior(args.prior) if method.needs_prior else None
+    if args.prior is not None and not method.needs_prior:
+        with_prior = ", ".join(name for name in _method_names() if get_method(name).needs_prior)
+        raise ValueError(f"--prior: method {args.method!r} uses no trained prior; leave --prior out, or choose a "
+                         f"method with a prior ({with_prior})")
+    run_options = _run_options(args)
+    _prepare_out(args.out)
+    prior = None
+    if method.needs_prior:
+        args.prior = args.prior or ("patch-flow" if method.any_size else "vae-mnist")
+        prior = load_prior(args.prior)
     files = load_image_files(args.images, _size_arg(args.size), args.gray)
     if prior is not None and not method.any_size:  # a trained prior has one image shape: never resize silently
         wrong = [(n, img.shape) for n, img in files if tuple(img.shape) != tuple(prior.image_shape)]
@@ -248,7 +333,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         print(f"{args.method}: {len(images)} image(s) {shape}, operator {args.operator}, noise std {args.noise}")
         result = reconstruct_images(args.method, images, op, k_run, prior=prior, noise=args.noise,
                                     chunk_size=args.chunk, steps=args.steps, restarts=args.restarts, lam=args.lam,
-                                    lr=args.lr, progress=not args.no_progress)
+                                    lr=args.lr, progress=not args.no_progress, **run_options)
         groups.append((names, images, result))
     config = {k: v for k, v in vars(args).items() if k != "func"}
     paths = write_outputs(args.out, groups, config)
@@ -305,20 +390,28 @@ def build_parser() -> argparse.ArgumentParser:
                        help="which prior to train (ambient-dcgan: a DCGAN learned from measured digits only)")
     train.add_argument("--out", required=True, help="checkpoint directory to write")
     train.add_argument("--seed", type=int, default=0)
+    # the defaults shown are the training functions' (training_defaults): one source for the API and the CLI
+    td = {m: training_defaults(m) for m in ("vae", "flow", "dcgan", "patch-flow", "ambient-dcgan")}
     train.add_argument("--epochs", type=int, default=None,
-                       help="maximum epochs (vae: 300 with early stopping on validation ELBO; flow: 30; "
-                            "patch-flow: 12)")
-    train.add_argument("--patience", type=int, default=20, help="vae: stop after this many epochs without improvement")
+                       help=f"maximum epochs (vae: {td['vae']['epochs']} with early stopping on validation ELBO; "
+                            f"flow: {td['flow']['epochs']}; patch-flow: {td['patch-flow']['epochs']})")
+    train.add_argument("--patience", type=int, default=None,
+                       help=f"vae: stop after this many epochs without improvement (default {td['vae']['patience']})")
     train.add_argument("--steps", type=int, default=None,
-                       help="dcgan: training steps, one D and one G update each (default 4000); patch-flow: steps "
-                            "per epoch (default 500)")
-    train.add_argument("--eval-steps", type=int, default=500,
-                       help="dcgan: CSGM steps of the final quality check on 16 validation digits (0: skip it)")
+                       help=f"dcgan, ambient-dcgan: training steps, one D and one G update each (default "
+                            f"{td['dcgan']['steps']}); patch-flow: steps per epoch (default "
+                            f"{td['patch-flow']['steps_per_epoch']})")
+    train.add_argument("--eval-steps", type=int, default=None,
+                       help=f"dcgan: CSGM steps of the final quality check on 16 validation digits (default "
+                            f"{td['dcgan']['eval_steps']}; 0: skip it)")
     train.add_argument("--batch-size", type=int, default=None,
-                       help="default 100 (vae), 64 (flow, dcgan), 256 (patch-flow)")
+                       help=f"default {td['vae']['batch_size']} (vae), {td['flow']['batch_size']} (flow), "
+                            f"{td['dcgan']['batch_size']} (dcgan, ambient-dcgan), {td['patch-flow']['batch_size']} "
+                            "(patch-flow)")
     train.add_argument("--config", default=None,
-                       help="flow: glow-mnist (default) or realnvp-mnist; dcgan: dcgan-mnist (default); "
-                            "patch-flow: patch-flow-6 (default)")
+                       help=f"flow: {td['flow']['config_name']} (default) or realnvp-mnist; dcgan: "
+                            f"{td['dcgan']['config_name']} (default); patch-flow: {td['patch-flow']['config_name']} "
+                            "(default)")
     train.add_argument("--digits", default=None, help="flow: train on these classes only, e.g. 0,1,2,3,4")
     train.add_argument("--resume", action="store_true", help="flow, dcgan: continue from <out>.state")
     train.add_argument("--overwrite", action="store_true",
@@ -342,7 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="ambient-dcgan --mode ambient: measurements simulated per generated image (default 1)")
     train.add_argument("--d-iters", type=int, default=None,
                        help="wgan-gp: critic updates per step, each on its own batch (default 5)")
-    train.add_argument("--lr", type=float, default=None, help="default 1e-3 (vae, flow), 2e-4 (dcgan)")
+    train.add_argument("--lr", type=float, default=None,
+                       help="default " + ", ".join(f"{td[m]['learning_rate']:g} ({m})" for m in td))
     train.set_defaults(func=_cmd_train)
 
     post = sub.add_parser("posterior", **sub_kw,
@@ -355,8 +449,13 @@ def build_parser() -> argparse.ArgumentParser:
     post.add_argument("--n", type=int, default=4, help="number of held-out test digits")
     post.add_argument("--noise", type=float, default=0.05, help="noise std per measurement entry (known)")
     post.add_argument("--steps", type=int, default=1000)
-    post.add_argument("--draws", type=int, default=16, help="posterior samples for the mean / std (VI)")
+    post.add_argument("--samples", "--draws", dest="samples", type=int, default=None,
+                      help="posterior samples for the mean / std (default: VI 16, Langevin 8 per chain; a multiple of "
+                           "the 4 chains for Langevin); --draws is its old name")
     post.add_argument("--seed", type=int, default=0)
+    post.add_argument("--tol", default=None, metavar="TOL|none",
+                      help="relative objective change that stops a solve early (run option tol; default: the "
+                           "method's); 'none' runs exactly --steps steps")
     post.add_argument("--model-error", default="0", metavar="TAU",
                       help="std of the image-space residual x = G(z) + e the prior cannot represent: a number, or "
                            "'auto' to estimate it from a MAP fit (widens the intervals to cover the truth); 0: none")
@@ -373,7 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "sr:factor=2")
     rec.add_argument("--noise", type=float, default=0.01, help="noise std per measurement entry")
     rec.add_argument("--images", default="mnist-test:16",
-                     help="mnist-<split>[:N] or a directory of images (read at native size, 8/16-bit, grey/RGB)")
+                     help="mnist-<split>[:N], an image file or a directory of images (read at native size, "
+                          "8/16-bit, grey/RGB/RGBA, PNG/JPEG/TIFF/PGM/PPM)")
     rec.add_argument("--size", default=None, metavar="HxW", help="resize every image to HxW (default: native size)")
     rec.add_argument("--no-progress", action="store_true",
                      help="no step-level progress bar (its host callbacks keep JAX from caching the solve's "
@@ -387,6 +487,9 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--lam", type=float, default=None, help="override the method's regularization weight")
     rec.add_argument("--lr", type=float, default=None, help="override the method's step size")
     rec.add_argument("--seed", type=int, default=0)
+    rec.add_argument("--tol", default=None, metavar="TOL|none",
+                     help="stopping tolerance (run option tol; default: the method's); 'none' runs exactly --steps "
+                          "steps")
     rec.set_defaults(func=_cmd_reconstruct)
 
     bench = sub.add_parser("bench", **sub_kw, help="run the benchmark suite (benchmarks/*.py) at a chosen size")

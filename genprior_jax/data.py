@@ -116,52 +116,52 @@ def load_tfds(name: str = "mnist", split: str = "test", n: int | None = None, da
     return Dataset(images, labels)
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".pnm", ".pbm")
 
 
-def _image_files(spec: str) -> list[str]:
-    """The image files of directory ``spec``, sorted by name; ``ValueError`` for a missing or image-less one."""
+def _image_paths(spec: str) -> list[tuple[str, str]]:
+    """``[(name, path)]`` of ``spec``: one image file (named by its file name) or a directory's image files (those
+    ending in :data:`IMAGE_SUFFIXES`, sorted by name); ``ValueError`` for a missing path or an image-less folder."""
+    if os.path.isfile(spec):
+        return [(os.path.basename(spec), spec)]
     if not os.path.isdir(spec):
-        raise ValueError(f"images: expected 'mnist-<split>[:N]' or a directory of images, got {spec!r} "
-                         "(no such directory)")
+        raise ValueError(f"images: expected 'mnist-<split>[:N]', an image file or a directory of images, got {spec!r} "
+                         "(no such file or directory)")
     files = sorted(f for f in os.listdir(spec) if f.lower().endswith(IMAGE_SUFFIXES))
     if not files:
         raise ValueError(f"images: no {'/'.join(IMAGE_SUFFIXES)} files in {spec!r}")
-    return files
+    return [(f, os.path.join(spec, f)) for f in files]
+
+
+def _mnist_spec(spec: str) -> np.ndarray:
+    """The embedded digits of ``mnist-<split>[:N]``, ``(N, 28, 28, 1)``; ``ValueError`` for a count that is not a
+    positive integer."""
+    split, sep, count = spec[len("mnist-"):].partition(":")
+    if sep and not (count.isdigit() and int(count) >= 1):
+        raise ValueError(f"images {spec!r}: expected mnist-<split>[:N] with N a positive count of images, "
+                         f"e.g. mnist-test:16; got N = {count!r}")
+    return load_mnist(split, n=int(count) if sep else None).images
 
 
 def load_images(spec: str, shape: tuple[int, int, int] = (28, 28, 1)) -> np.ndarray:
-    """Images for ``genprior-jax reconstruct --images``: ``(N, *shape)`` float32 in ``[0, 1]``.
+    """Images as one array ``(N, *shape)`` float32 in ``[0, 1]``.
 
-    ``spec`` is ``mnist-<split>[:N]`` (the embedded digits, e.g. ``mnist-test:100``; needs ``shape == (28, 28, 1)``)
-    or a directory of image files (sorted by name), each converted to ``shape``'s channel count (grayscale or
-    RGB) and resized to ``shape[:2]`` with a bicubic filter.
+    ``spec`` is ``mnist-<split>[:N]`` (the embedded digits, e.g. ``mnist-test:100``; needs ``shape == (28, 28, 1)``),
+    an image file, or a directory of image files (sorted by name). Files are read by :func:`read_image` (the
+    reader of ``genprior-jax reconstruct --images``: 8 and 16 bit, grey / RGB / RGBA, PNG, JPEG, TIFF, PGM / PPM),
+    converted to ``shape``'s channel count (grey: ITU-R 601 luma; RGB: a grey image repeated) and resized to
+    ``shape[:2]`` with a bicubic filter.
     """
     shape = tuple(int(s) for s in shape)  # type: ignore[assignment]
     if spec.startswith("mnist-"):
-        split, _, count = spec[len("mnist-"):].partition(":")
         if shape != (28, 28, 1):
             raise ValueError(f"images {spec!r}: MNIST digits are (28, 28, 1) but the prior expects {shape}")
-        if count and not count.isdigit():
-            raise ValueError(f"images {spec!r}: expected mnist-<split>[:N] with an integer N, got {count!r}")
-        return load_mnist(split, n=int(count) if count else None).images
-    from PIL import Image
-
-    files = _image_files(spec)
+        return _mnist_spec(spec)
     h, w, c = shape
     if c not in (1, 3):
         raise ValueError(f"images: expected 1 or 3 channels in the prior's image shape, got {shape}")
-    out = []
-    for f in files:
-        path = os.path.join(spec, f)
-        try:
-            with Image.open(path) as img:
-                img = img.convert("L" if c == 1 else "RGB").resize((w, h), Image.Resampling.BICUBIC)
-                arr = np.asarray(img, np.float32) / 255.0
-        except (OSError, ValueError, SyntaxError) as err:  # truncated or not an image after all
-            raise ValueError(f"images: cannot read {path!r}: {err}") from None
-        out.append(arr.reshape(h, w, c))
-    return np.stack(out)
+    imgs = [img for _, img in load_image_files(spec, (h, w), gray=c == 1)]
+    return np.stack([np.repeat(img, c, axis=-1) if img.shape[-1] != c else img for img in imgs])
 
 
 def read_image(path: str, gray: bool = False) -> np.ndarray:
@@ -200,13 +200,14 @@ def load_image_files(spec: str, size: tuple[int, int] | None = None,
                      gray: bool = False) -> list[tuple[str, np.ndarray]]:
     """``[(name, image (H, W, C))]`` for ``genprior-jax reconstruct --images``, each image at its native size
     (:func:`read_image`) unless ``size = (H, W)`` resizes them all (bicubic) and ``gray`` makes them grey.
-    ``spec``: a directory of image files (sorted by name) or ``mnist-<split>[:N]`` (named ``mnist-test-0000``...)."""
+    ``spec``: an image file, a directory of image files (sorted by name) or ``mnist-<split>[:N]`` (named
+    ``mnist-test-0000``...)."""
     if spec.startswith("mnist-"):
-        digits = load_images(spec)
+        digits = _mnist_spec(spec)
         names = [f"{spec.partition(':')[0]}-{i:04d}" for i in range(len(digits))]
         out = list(zip(names, digits, strict=True))
     else:
-        out = [(f, read_image(os.path.join(spec, f), gray)) for f in _image_files(spec)]
+        out = [(name, read_image(path, gray)) for name, path in _image_paths(spec)]
     if size is not None:
         from PIL import Image
 

@@ -13,13 +13,15 @@ import time
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from . import metrics as M
 from .data import load_mnist
-from .operators import GaussianCS, measure
+from .operators import GaussianCS, GaussianNoise, measure
 from .priors import load_prior
 from .solvers import Status, reconstruct
+from .solvers.checks import deprecated_kwargs
 from .solvers.csgm import CSGM_HYPER
 
 # Lasso-DCT weight for m = 100 (lam = 2 * sklearn alpha), tuned on the validation split by
@@ -48,8 +50,7 @@ def run_demo(out_dir: str = "demo_out", n_images: int = 16, m: int = 100, noise:
     k_op, k_noise, k_vae, k_lasso = jax.random.split(jax.random.key(seed), 4)
     op = GaussianCS(k_op, model.image_shape, m)
     sigma = float(noise)  # per-entry std, as in every subcommand (noise norm ~ sigma sqrt(m))
-    y = jax.vmap(measure, in_axes=(0, None, 0, None))(  # vmap's stub keeps measure's signature; x is NumPy here
-        jax.random.split(k_noise, n_images), op, x, sigma)  # pyright: ignore[reportArgumentType]
+    y = measure(k_noise, op, jnp.asarray(x), GaussianNoise(sigma))  # the batch, one key per image
 
     say(f"recovering {n_images} held-out digits from m={m} Gaussian measurements (noise std {sigma}, "
         f"norm ~{sigma * m**0.5:.3g}) ...")
@@ -97,13 +98,18 @@ def run_demo(out_dir: str = "demo_out", n_images: int = 16, m: int = 100, noise:
     return results
 
 
+@deprecated_kwargs({"sigma": "noise", "num_draws": "num_samples"}, "run_posterior_demo")
 def run_posterior_demo(out_dir: str = "posterior_out", prior: str = "vae-mnist", operator: str = "box:size=10",
-                       method: str = "vi", n_images: int = 4, sigma: float = 0.05, seed: int = 0, steps: int = 1000,
-                       num_draws: int = 16, model_error: float | str = 0.0, verbose: bool = True) -> dict[str, Any]:
+                       method: str = "vi", n_images: int = 4, noise: float = 0.05, seed: int = 0, steps: int = 1000,
+                       num_samples: int | None = None, model_error: float | str = 0.0, verbose: bool = True,
+                       **run_options: Any) -> dict[str, Any]:
     """Posterior sampling demo: for each digit a row pair truth / measurement (A^+ y) / posterior mean / std map /
     a few samples, written to ``posterior.png`` with ``metrics.json`` (PSNR / SSIM of the mean, and the fraction of
-    true pixels inside the samples' central 90 % interval). ``model_error``: tau of the image-space residual
-    ``x = G(z) + e`` (a number, or ``"auto"`` to estimate it from a MAP fit; 0: none)."""
+    true pixels inside the samples' central 90 % interval). ``noise``: the Gaussian noise std, measured and given to
+    the method as its noise model; ``num_samples``: posterior samples (None: the method's default, VI 16,
+    Langevin 8 per chain; ``sigma`` / ``num_draws``: the deprecated names). ``model_error``: tau of the image-space
+    residual ``x = G(z) + e`` (a number, or ``"auto"`` to estimate it from a MAP fit; 0: none). ``run_options``:
+    run-option keywords for the solve (:class:`~genprior_jax.solvers.RunOptions` fields, e.g. ``tol=None``)."""
     from .operators import make_operator
     from .plotting import save_grid
     from .solvers import backproject_batch
@@ -113,18 +119,18 @@ def run_posterior_demo(out_dir: str = "posterior_out", prior: str = "vae-mnist",
     x = load_mnist("test", n=n_images).images
     k_op, k_noise, k_solve = jax.random.split(jax.random.key(seed), 3)
     op = make_operator(operator, k_op, model.image_shape)
-    y = jax.vmap(measure, in_axes=(0, None, 0, None))(  # vmap's stub keeps measure's signature; x is NumPy here
-        jax.random.split(k_noise, n_images), op, x, sigma)  # pyright: ignore[reportArgumentType]
-    kwargs: dict[str, Any] = {"num_steps": steps, "sigma": sigma}  # the method's defaults otherwise
+    noise_model = GaussianNoise(noise)  # given once: measured with it, and the method's likelihood
+    y = measure(k_noise, op, jnp.asarray(x), noise_model)
+    kwargs: dict[str, Any] = {"num_steps": steps, "noise": noise_model}  # the method's defaults otherwise
     if method == "langevin":
         kwargs.update(adapt=True)  # the step tuned during burn-in: the demo runs any operator and noise level
     elif method != "vi":
         raise ValueError(f"posterior demo: expected method 'vi' or 'langevin', got {method!r}")
-    say(f"posterior sampling ({method}) for {n_images} digits, operator {operator}, noise std {sigma} ...")
+    say(f"posterior sampling ({method}) for {n_images} digits, operator {operator}, noise std {noise} ...")
     t0 = time.perf_counter()
     rec = jax.block_until_ready(reconstruct(model, k_solve, y, op, method=method, posterior=True,
-                                            num_draws=num_draws, model_error=model_error, progress=verbose,
-                                            **kwargs))
+                                            num_samples=num_samples, model_error=model_error, progress=verbose,
+                                            **run_options, **kwargs))
     secs = time.perf_counter() - t0
     seen = np.asarray(backproject_batch(y, op))
     mean, std, samples = np.asarray(rec.x), np.asarray(rec.std), np.asarray(rec.samples)
@@ -137,8 +143,8 @@ def run_posterior_demo(out_dir: str = "posterior_out", prior: str = "vae-mnist",
                     title=f"{prior}, {operator}, {method}: posterior mean, std (x4) and samples")
     lo, hi = np.quantile(np.clip(samples, 0, 1), [0.05, 0.95], axis=1)
     results = {"config": {"prior": prior, "operator": operator, "method": method, "n_images": n_images,
-                          "sigma": sigma, "seed": seed, "steps": steps, "num_draws": num_draws,
-                          "model_error": model_error},
+                          "noise": noise, "seed": seed, "steps": steps, "num_samples": int(samples.shape[1]),
+                          "model_error": model_error, **run_options},
                "model_error_used": float(rec.model_error),
                "coverage_90": float(((x >= lo) & (x <= hi)).mean()),
                "mean": _summary(x, mean), "seconds": secs,

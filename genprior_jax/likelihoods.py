@@ -7,11 +7,13 @@ A likelihood is a NamedTuple of (traced) noise parameters with two pure methods 
 - ``energy(op, pred, y)``: ``-log p(y | x) + const``, what the *Bayesian* methods use (MAP, VI, Langevin):
   ``||pred - y||^2 / (2 sigma^2)``, the logistic loss itself, or ``r^T C^{-1} r / 2`` with model error.
 
-``pred = op(x)`` is the operator's prediction (before ``op.observe``). The kinds:
+``pred = op(x)`` is the operator's prediction (before ``op.observe``). The first two kinds are the noise models of
+:mod:`genprior_jax.operators.noise` (which also sample the noise, for :func:`~genprior_jax.operators.measure`):
 
-- :class:`Gaussian` ``(sigma)``: ``y = A x + eta``, ``eta ~ N(0, sigma^2 I)``.
-- :class:`Logistic` ``(temperature)``: one-bit data ``y in {-1, +1}`` with a logistic quantiser,
-  ``-log p(y | x) = sum softplus(-y * A x / temperature)`` (no ``sigma``: the temperature is the noise scale).
+- :class:`GaussianNoise` ``(sigma)`` (alias ``Gaussian``): ``y = A x + eta``, ``eta ~ N(0, sigma^2 I)``.
+- :class:`LogisticNoise` ``(temperature)`` (alias ``Logistic``): one-bit data ``y in {-1, +1}`` with a logistic
+  quantiser, ``-log p(y | x) = sum softplus(-y * A x / temperature)`` (no ``sigma``: the temperature is the noise
+  scale).
 - :class:`GaussianModelError` ``(sigma, tau)``: ``x = G(z) + e``, ``e ~ N(0, tau^2 I)`` marginalized:
   ``y | z ~ N(A G(z), C)``, ``C = sigma^2 I + tau^2 A A^T`` applied by conjugate gradients (linear ``A`` only).
 
@@ -28,6 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from .operators.base import LinearOperator, Operator, _check_same_shape
+from .operators.noise import GaussianNoise, LogisticNoise, as_noise
 from .operators.nonlinear import OneBit
 
 Array = jax.Array
@@ -42,34 +45,9 @@ class Likelihood(Protocol):
     def energy(self, op: Operator, pred: Array, y: Array) -> Array: ...
 
 
-class Gaussian(NamedTuple):
-    """Additive white Gaussian noise of std ``sigma``."""
-
-    sigma: Array | float = 1.0
-
-    def misfit(self, op: Operator, pred: Array, y: Array) -> Array:
-        """``||pred - y||^2``."""
-        _check_same_shape(pred, y, "Gaussian.misfit")
-        return jnp.sum((pred - y) ** 2)
-
-    def energy(self, op: Operator, pred: Array, y: Array) -> Array:
-        """``||pred - y||^2 / (2 sigma^2)``."""
-        return self.misfit(op, pred, y) / (2 * jnp.asarray(self.sigma) ** 2)
-
-
-class Logistic(NamedTuple):
-    """One-bit measurements ``y = sign(A x + eta)`` with a logistic quantiser of scale ``temperature``."""
-
-    temperature: Array | float = 0.1
-
-    def misfit(self, op: Operator, pred: Array, y: Array) -> Array:
-        """``sum(softplus(-y * pred / temperature))`` for ``y`` in ``{-1, +1}``."""
-        _check_same_shape(pred, y, "Logistic.misfit")
-        return jnp.sum(jax.nn.softplus(-y * pred / self.temperature))
-
-    def energy(self, op: Operator, pred: Array, y: Array) -> Array:
-        """The negative log-likelihood is the logistic loss itself."""
-        return self.misfit(op, pred, y)
+# the Gaussian and one-bit kinds are the noise models themselves (one object samples and gives the likelihood)
+Gaussian = GaussianNoise
+Logistic = LogisticNoise
 
 
 def apply_cov(op: LinearOperator, v: Array, sigma: Array | float, tau: Array | float) -> Array:
@@ -106,15 +84,22 @@ BY_OPERATOR: dict[type, Callable[[Any], Likelihood]] = {
 }
 
 
-def likelihood_for(op: Operator, sigma: Array | float = 1.0, tau: Array | float | None = None) -> Likelihood:
-    """The likelihood ``op``'s measurement model implies, with noise std ``sigma`` (and model error ``tau``)."""
+def likelihood_for(op: Operator, noise: Any = 1.0, tau: Array | float | None = None) -> Likelihood:
+    """The likelihood of ``op``'s measurement model under the noise model ``noise`` (a number: the std of
+    :class:`GaussianNoise`), with model error ``tau`` when given.
+
+    A Gaussian ``noise`` on an operator of :data:`BY_OPERATOR` (one-bit) gives that operator's own likelihood
+    (:class:`Logistic` of its temperature); any other noise model is its own likelihood."""
     if not isinstance(op, Operator):
         raise ValueError(f"expected a genprior_jax Operator, got {type(op).__name__}")
+    noise = as_noise(noise, "likelihood_for")
     special = BY_OPERATOR.get(type(op))
     if tau is not None:
         check_model_error_operator(op, "likelihood_for")
-        return GaussianModelError(sigma, tau)
-    return special(op) if special is not None else Gaussian(sigma)
+        if not isinstance(noise, GaussianNoise):
+            raise ValueError(f"likelihood_for: model_error needs GaussianNoise, got {type(noise).__name__}")
+        return GaussianModelError(noise.sigma, tau)
+    return special(op) if special is not None and isinstance(noise, GaussianNoise) else noise
 
 
 def check_model_error_operator(op: Any, who: str) -> None:
@@ -131,5 +116,6 @@ def misfit(op: Operator, pred: Array, y: Array) -> Array:
     return likelihood_for(op).misfit(op, pred, y)
 
 
-__all__ = ["BY_OPERATOR", "Gaussian", "GaussianModelError", "Likelihood", "Logistic", "apply_cov",
+__all__ = ["BY_OPERATOR", "Gaussian", "GaussianModelError", "GaussianNoise", "Likelihood", "Logistic", "LogisticNoise",
+           "apply_cov",
            "check_model_error_operator", "likelihood_for", "misfit", "solve_cov"]

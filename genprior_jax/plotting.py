@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -17,10 +18,29 @@ def _pyplot():
     return plt
 
 
+def _fit_suptitle(fig, title: str, fontsize: float, margin: float = 0.02) -> None:
+    """``fig.suptitle(title)`` wrapped onto as many lines as it needs to fit the figure's width (less ``margin`` of
+    it on each side), the figure made taller by the added lines so that the images keep their size."""
+    text = fig.suptitle(title, fontsize=fontsize)
+    renderer = fig.canvas.get_renderer()
+    room = fig.bbox.width * (1 - 2 * margin)
+    width = text.get_window_extent(renderer).width
+    lines = [title]
+    chars = len(title)
+    while width > room and chars > 1:
+        chars = max(1, min(chars - 1, int(chars * room / width)))
+        lines = textwrap.wrap(title, chars, break_long_words=True)
+        text.set_text("\n".join(lines))
+        width = text.get_window_extent(renderer).width
+    if len(lines) > 1:
+        w, h = fig.get_size_inches()
+        fig.set_size_inches(w, h + (len(lines) - 1) * 1.25 * fontsize / 72)
+
+
 def save_grid(rows: Mapping[str, np.ndarray], path: str, captions: Mapping[str, Sequence[str]] | None = None,
               title: str | None = None, cell: float = 0.9) -> str:
     """Save a grid: one row per entry of ``rows`` (``(N, H, W, C)`` images in ``[0, 1]``), labelled by its key;
-    ``captions[row][i]`` is printed under image ``i`` (e.g. its PSNR)."""
+    ``captions[row][i]`` is printed under image ``i`` (e.g. its PSNR); a ``title`` wider than the grid wraps."""
     plt = _pyplot()
     names = list(rows)
     n = max(len(np.asarray(v)) for v in rows.values())
@@ -42,7 +62,7 @@ def save_grid(rows: Mapping[str, np.ndarray], path: str, captions: Mapping[str, 
                 ax.set_xlabel(captions[name][c], fontsize=6, labelpad=1)
         axes[r, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
     if title:
-        fig.suptitle(title, fontsize=9)
+        _fit_suptitle(fig, title, fontsize=9)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=130)

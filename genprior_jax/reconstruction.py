@@ -5,8 +5,8 @@ door as the API (:func:`~genprior_jax.solvers.methods.reconstruct`), so the CLI 
 every default. The CLI's generic flags (``--steps``, ``--restarts``, ``--lam``, ``--lr``, ``--noise``) become the
 method's keywords by :func:`~genprior_jax.solvers.methods.cli_overrides`.
 
-:func:`reconstruct_images` measures ``y = A x + sigma * eps`` for every image, solves them in chunks of
-``chunk_size`` measurements through the runner's ``batch_size`` option (one compilation; every image gets the
+:func:`reconstruct_images` measures ``y = A x + eta`` (``GaussianNoise(noise)``) for every image, solves them in
+chunks of ``chunk_size`` measurements through the runner's ``batch_size`` option (one compilation; every image gets the
 same PRNG key and the same result whatever the chunk size), and returns estimates and per-image metrics;
 :func:`write_outputs` writes the PNG grid, ``metrics.csv``, ``metrics.json`` and ``summary.md``.
 """
@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import metrics as M
-from .operators import measure
+from .operators import GaussianNoise, measure
 from .operators.base import LinearOperator
 from .operators.validation import check_number
 from .priors.base import Prior
@@ -43,13 +43,16 @@ def reconstruct_images(method: str, images: np.ndarray, op: Any, key: Array, *, 
     "objective", "steps", "converged": (N,) the final objective, the steps taken and whether the tolerance was
     met (``Status.MAX_STEPS`` where the step cap came first),
     "metrics": {"mse", "psnr", "ssim"} arrays of shape (N,), "seconds": solve time}``. Images whose solve is not
-    finite keep status ``Status.NONFINITE`` and NaN metrics; the others are unaffected.
+    finite keep status ``Status.NONFINITE`` and NaN metrics; the others are unaffected. ``tol`` (the CLI's
+    ``--tol``), when given, is the run option :attr:`~genprior_jax.solvers.RunOptions.tol` (``None``: exactly the
+    method's number of steps); without it the method's default applies.
     """
     entry = get_method(method)
     if entry.needs_prior and prior is None:
         raise ValueError(f"method {method!r} needs a trained prior (--prior NAME|PATH)")
     overrides = cli_overrides(method, steps=opts.pop("steps", None), restarts=opts.pop("restarts", None),
                               lam=opts.pop("lam", None), lr=opts.pop("lr", None), noise=noise)
+    run_kw = {"tol": opts.pop("tol")} if "tol" in opts else {}
     if opts:
         raise ValueError(f"reconstruct: unexpected options {sorted(opts)}")
     raw = np.asarray(images)
@@ -68,10 +71,10 @@ def reconstruct_images(method: str, images: np.ndarray, op: Any, key: Array, *, 
         raise ValueError(f"reconstruct: expected chunk_size >= 1, got {chunk_size}")
     n = images.shape[0]
     k_noise, k_solve = jax.random.split(key)
-    y = jax.vmap(measure, in_axes=(0, None, 0, None))(jax.random.split(k_noise, n), op, jnp.asarray(images), noise)
+    y = measure(k_noise, op, jnp.asarray(images), GaussianNoise(noise))  # one key per image, split from k_noise
     options = RunOptions(batch_size=min(int(chunk_size), n), progress=progress)
     t0 = time.perf_counter()
-    rec = reconstruct(prior, k_solve, y, op, method=method, options=options, **overrides)
+    rec = reconstruct(prior, k_solve, y, op, method=method, options=options, **run_kw, **overrides)
     x_hat, status = np.asarray(rec.x), np.asarray(rec.status)
     seconds = time.perf_counter() - t0
     status = status.astype(np.int32)

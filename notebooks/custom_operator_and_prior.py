@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 # ---
 
 # %% [markdown]
@@ -84,9 +84,9 @@ pca = gp.Prior(name="pca-mnist", latent_shape=(d,), image_shape=(28, 28, 1), gen
 # %%
 n = 4
 x = gp.load_mnist("test", n=n).images
-y = jax.vmap(measure, (0, None, 0, None))(jax.random.split(jax.random.key(3), n), op, x, 0.01)
+y = measure(jax.random.key(3), op, x, 0.01)
 steps = 50 if quick else 1000
-results = {name: gp.csgm(p, jax.random.key(4), y, op, lam=0.1, num_steps=steps, num_restarts=2)
+results = {name: gp.csgm(p, jax.random.key(4), y, op, lam=0.05, num_steps=steps, num_restarts=2)
            for name, p in (("PCA prior", pca), ("VAE prior", gp.load_prior("vae-mnist")))}
 for name, res in results.items():
     print(f"{name}: per-pixel MSE {float(np.mean(gp.mse(x, np.clip(res.x, 0, 1)))):.4f}")

@@ -7,13 +7,13 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 # ---
 
 # %% [markdown]
 # # Invertible priors: synthesis (Asim et al.) vs analysis (Oberlin & Verm)
 # The shipped Glow flow `glow-mnist` is a prior with an exact inverse `E = G^{-1}` and an exact log-density.
-# *Synthesis* optimizes the latent: `min_z ||A G(z) - y||^2 + gamma ||z||^2`, `x = G(z)`.
+# *Synthesis* optimizes the latent: `min_z 1/2 ||A G(z) - y||^2 + lam ||z||^2`, `x = G(z)`.
 # *Analysis* optimizes the image: `min_x 1/2 ||A x - y||^2 + lam ||E(x)||^2`, started at `x0 = G(0)`.
 # Here on random inpainting (60 % missing pixels) of held-out digits. QUICK=1 runs a tiny version.
 
@@ -50,7 +50,7 @@ print(flow)
 x = gp.load_mnist("test", n=n).images
 k_op, k_noise, k_syn, k_ana = jax.random.split(jax.random.key(0), 4)
 op = RandomMask(k_op, (28, 28, 1), 0.6)
-y = jax.vmap(measure, (0, None, 0, None))(jax.random.split(k_noise, n), op, x, 0.01)
+y = measure(k_noise, op, x, 0.01)
 
 # %% [markdown]
 # The flow's log-likelihood of the test digits, in bits per dimension (the training objective):
@@ -60,7 +60,7 @@ log_p = gp.priors.batch_log_prob(flow.params, flow.config, x)
 print("bits/dim of these digits:", np.round(np.asarray(gp.priors.bits_per_dim(log_p, 28 * 28)), 3))
 
 # %%
-synthesis = gp.asim(flow, k_syn, y, op, gamma=0.0, num_steps=steps)  # L-BFGS from z0 = 0 (GlowIP)
+synthesis = gp.asim(flow, k_syn, y, op, lam=0.0, num_steps=steps)  # L-BFGS from z0 = 0 (GlowIP)
 analysis = gp.analysis(flow, k_ana, y, op, lam=1e-3, num_steps=steps, optimizer="lbfgs")
 for name, res in (("synthesis", synthesis), ("analysis", analysis)):
     print(f"{name:>9}: PSNR {float(np.mean(gp.psnr(x, np.clip(res.x, 0, 1)))):.2f} dB, status {res.status}")

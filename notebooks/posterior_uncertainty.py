@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 # ---
 
 # %% [markdown]
@@ -47,23 +47,23 @@ prior = gp.load_prior("vae-mnist")
 x = gp.load_mnist("test", n=n).images
 k_noise, k_vi, k_mala = jax.random.split(jax.random.key(0), 3)
 op = BoxMask((28, 28, 1), 10)
-sigma = 0.05
-y = jax.vmap(measure, (0, None, 0, None))(jax.random.split(k_noise, n), op, x, sigma)
+noise = gp.GaussianNoise(0.05)  # given once: it draws y, and it is the methods' likelihood
+y = measure(k_noise, op, x, noise)
 
 # %% [markdown]
 # Mean-field variational inference over the latent (analytic entropy; K = 4 reparametrized samples per step):
 
 # %%
-vi = gp.reconstruct(prior, k_vi, y, op, method="vi", posterior=True, sigma=sigma, num_steps=steps,
-                    learning_rate=0.02, num_samples=4, num_draws=16)
+vi = gp.reconstruct(prior, k_vi, y, op, method="vi", posterior=True, noise=noise, num_steps=steps,
+                    learning_rate=0.02, num_elbo_samples=4, num_samples=16)
 print("VI: posterior-mean PSNR", np.round(np.asarray(gp.psnr(x, np.clip(vi.x, 0, 1))), 2))
 
 # %% [markdown]
 # Metropolis-adjusted Langevin chains over the latent (4 chains per digit, second half kept):
 
 # %%
-mala = gp.reconstruct(prior, k_mala, y, op, method="langevin", posterior=True, sigma=sigma, num_steps=2 * steps,
-                      burn_in=steps, thin=max(steps // 16, 1), num_keep=8, step_size=5e-5, init_std=0.0)
+mala = gp.reconstruct(prior, k_mala, y, op, method="langevin", posterior=True, noise=noise, num_steps=2 * steps,
+                      burn_in=steps, thin=max(steps // 16, 1), num_samples=32, step_size=5e-5, init_std=0.0)
 print("MALA: acceptance per chain", np.round(np.asarray(mala.acceptance), 2))
 
 # %% [markdown]
@@ -79,8 +79,8 @@ def coverage(rec):
     return float(((x >= lo) & (x <= hi)).mean())
 
 
-vi_me = gp.reconstruct(prior, k_vi, y, op, method="vi", posterior=True, sigma=sigma, num_steps=steps,
-                       learning_rate=0.02, num_samples=4, num_draws=16, model_error="auto")
+vi_me = gp.reconstruct(prior, k_vi, y, op, method="vi", posterior=True, noise=noise, num_steps=steps,
+                       learning_rate=0.02, num_elbo_samples=4, num_samples=16, model_error="auto")
 print(f"tau = {float(vi_me.model_error):.3f}; 90 % coverage: VI {coverage(vi):.3f}, "
       f"VI + model error {coverage(vi_me):.3f}")
 

@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 # ---
 
 # %% [markdown]
@@ -46,8 +46,8 @@ prior = gp.load_prior("vae-mnist")
 x = gp.load_mnist("test", n=n).images
 k_op, k_noise, k_solve = jax.random.split(jax.random.key(0), 3)
 op = GaussianCS(k_op, (28, 28, 1), m=100)
-y = jax.vmap(measure, (0, None, 0, None))(jax.random.split(k_noise, n), op, x, noise_std_for_norm(0.1, 100))
-res = gp.csgm(prior, k_solve, y, op, lam=0.1, num_steps=steps)
+y = measure(k_noise, op, x, noise_std_for_norm(0.1, 100))
+res = gp.csgm(prior, k_solve, y, op, lam=0.05, num_steps=steps)
 lasso = gp.lasso(k_solve, y, op, lam=0.3, basis="dct", num_steps=1000)
 
 # %%

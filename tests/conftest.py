@@ -3,7 +3,10 @@ import os
 import pathlib
 
 import jax
+import jax.numpy as jnp
 import pytest
+
+from genprior_jax.priors import Prior
 
 # JAX's persistent compilation cache, shared by the xdist workers and kept between runs (git-ignored): a program
 # compiled by one worker, or before jax.clear_caches() below, is loaded instead of compiled again. Programs that
@@ -28,3 +31,34 @@ def _drop_compiled_code_after_module():
     yield
     jax.clear_caches()
     gc.collect()
+
+
+# The tiny linear prior the solver tests share: G(z) = W z + b on 4x4x1 images, z of size 3, so MAP, posterior and
+# CSGM solutions are known in closed form. One module-level generate / encode (not a fresh lambda per test): a
+# solver's compiled code is keyed on the prior's functions, so tests that share them share compilations.
+LINEAR_SHAPE = (4, 4, 1)
+LINEAR_LATENT = 3
+
+
+def linear_generate(params, z):
+    return (params["W"] @ z + params["b"]).reshape(LINEAR_SHAPE)
+
+
+def linear_encode(params, x):
+    """The least-squares inverse of :func:`linear_generate` (an encoder for the analysis method)."""
+    return jnp.linalg.pinv(params["W"]) @ (x.reshape(-1) - params["b"])
+
+
+def linear_params(key, latent=LINEAR_LATENT, scale=3.0):
+    kw, kb = jax.random.split(key)
+    return {"W": jax.random.normal(kw, (16, latent)) / scale, "b": 0.5 + 0.1 * jax.random.normal(kb, (16,))}
+
+
+def make_linear_prior(key, latent=LINEAR_LATENT, scale=3.0, generate=linear_generate, encode=None):
+    return Prior("linear", (latent,), LINEAR_SHAPE, generate, linear_params(key, latent, scale), encode=encode)
+
+
+@pytest.fixture(scope="module")
+def linear_prior():
+    """The tiny linear prior (with its least-squares encoder), built once per module."""
+    return make_linear_prior(jax.random.key(0), encode=linear_encode)

@@ -152,3 +152,43 @@ def test_cli_caches_compiled_programs_on_disk(tmp_path):
     off = subprocess.run(argv[:-1] + [str(tmp_path / "out2")], capture_output=True, text=True, timeout=600,
                          env={**env, "GENPRIOR_JAX_CACHE": "0"})
     assert off.returncode == 0
+
+
+class _TrainCalled(BaseException):  # not an Exception: the CLI's top-level handler lets it through
+    def __init__(self, args, kwargs):
+        super().__init__("called")
+        self.args_, self.kwargs = args, kwargs
+
+
+@pytest.mark.parametrize("model,fn,extra", [
+    ("vae", "train_vae", []), ("flow", "train_flow", []), ("dcgan", "train_dcgan", []),
+    ("patch-flow", "train_patch_flow", []), ("ambient-dcgan", "train_ambient_dcgan", ["--measurement", "gaussian:m=4"]),
+])
+def test_train_defaults_are_the_training_functions(tmp_path, monkeypatch, model, fn, extra):
+    """``genprior-jax train MODEL`` without flags calls the training function with its own defaults (one source:
+    the CLI reads them from the signature; ambient-dcgan's optimizer keywords from ``train_dcgan``'s)."""
+    import functools
+    import inspect
+
+    import genprior_jax.training as training
+    from genprior_jax.cli import training_defaults
+
+    real = getattr(training, fn)
+
+    @functools.wraps(real)  # keeps the signature the CLI reads its defaults from
+    def spy(*args, **kwargs):
+        raise _TrainCalled(args, kwargs)
+
+    monkeypatch.setattr(training, fn, spy)
+    with pytest.raises(_TrainCalled) as info:
+        main(["train", model, "--out", str(tmp_path / "ckpt"), *extra])
+    sig = inspect.signature(real).parameters
+    expected = training_defaults(model)
+    given = dict(info.value.kwargs)
+    if info.value.args_ and "config_name" in sig:  # the config is passed positionally
+        given["config_name"] = info.value.args_[0]
+    checked = {k for k in given if k in expected and k not in ("out", "command", "resume", "seed")}
+    assert checked >= {"batch_size", "learning_rate"}, checked
+    assert {k: given[k] for k in checked} == {k: expected[k] for k in checked}
+    for k in checked & set(sig):
+        assert given[k] == sig[k].default

@@ -167,7 +167,7 @@ def test_csgm_with_shipped_prior_lowers_the_error(shipped):
     m = 200
     k_op, k_noise, k_solve, k_start = jax.random.split(jax.random.key(0), 4)
     op = GaussianCS(k_op, (28, 28, 1), m)
-    y = jax.vmap(measure, (0, None, 0, None))(jax.random.split(k_noise, 4), op, x, 0.1 / m**0.5)
+    y = measure(k_noise, op, x, 0.1 / m**0.5)
     res = csgm(shipped, k_solve, y, op, num_steps=100, num_restarts=2, learning_rate=0.05)
     assert np.all(np.asarray(res.status) == Status.OK)
     final = np.asarray(gp.mse(x, res.x))
@@ -177,9 +177,9 @@ def test_csgm_with_shipped_prior_lowers_the_error(shipped):
 
     # penalty="nll" with log_d=True adds -lam log D(G(z)): check the reported objective independently
     with_d = dcgan_prior(shipped.params, shipped.config, shipped.name, log_d=True)
-    lam = 0.5
+    lam = 0.25
     res_d = csgm(with_d, k_solve, y, op, num_steps=20, num_restarts=1, learning_rate=0.05, penalty="nll", lam=lam)
     log_d = jax.vmap(with_d.log_prob, (None, 0))(with_d.params, res_d.x)
     resid = jax.vmap(op.mv)(res_d.x) - y
-    expected = jnp.sum(resid**2, axis=1) - lam * log_d
+    expected = 0.5 * jnp.sum(resid**2, axis=1) - lam * log_d  # data term 1/2 ||A x - y||^2
     np.testing.assert_allclose(res_d.objective, expected, rtol=1e-4)

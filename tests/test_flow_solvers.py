@@ -57,7 +57,7 @@ def test_asim_variants_run_and_fit(prior):
     variants = [("sq", "random", "lbfgs"), ("norm", "random", "adam"), ("nll", "random", "adam"),
                 ("sq", "adjoint", "adam"), ("sq", "pinv", "adam")]
     for penalty, init, optimizer in variants:
-        res = asim(prior, jax.random.key(5), y, op, gamma=1e-3, penalty=penalty, init=init, optimizer=optimizer,
+        res = asim(prior, jax.random.key(5), y, op, lam=5e-4, penalty=penalty, init=init, optimizer=optimizer,
                    learning_rate=0.05, num_steps=40 if optimizer == "lbfgs" else 300)
         # finite; L-BFGS meets the default tolerance (Adam's constant step may stop at the cap: MAX_STEPS)
         assert np.all(np.asarray(res.status) != Status.NONFINITE), (penalty, init)

@@ -78,7 +78,7 @@ def test_latent_energy_uses_the_operator_likelihood(key):
         return (params @ z).reshape(SHAPE)
 
     class H:
-        prior_weight, pixel_weight, model_error = 1.0, 0.5, 0.0
+        lam, pixel_weight, model_error = 1.0, 0.5, 0.0
 
     z = jnp.array([0.3, -0.2, 0.5])
     for op in (GaussianCS(key, SHAPE, 8), OneBit(GaussianCS(key, SHAPE, 8))):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import genprior_jax as gp
-from genprior_jax.operators import BoxMask, Downsample, GaussianCS, OneBit, RandomMask, measure
+from genprior_jax.operators import BoxMask, Downsample, GaussianCS, GaussianNoise, OneBit, RandomMask, measure
 from genprior_jax.priors import Prior
 from genprior_jax.solvers import (
     Status,
@@ -110,7 +110,7 @@ def test_estimate_model_error_recovers_tau(batched):
 
 def test_map_with_model_error_is_the_posterior_mode(model):
     prior, op, y, z_mean, _, _, _ = model
-    res = map_estimate(prior, jax.random.key(1), y, op, sigma=SIGMA, model_error=TAU, optimizer="lbfgs",
+    res = map_estimate(prior, jax.random.key(1), y, op, noise=GaussianNoise(SIGMA), model_error=TAU, optimizer="lbfgs",
                        num_steps=50)
     assert int(res.status) == Status.OK
     np.testing.assert_allclose(res.state.z, z_mean, rtol=1e-3, atol=1e-4)
@@ -121,19 +121,19 @@ def test_map_with_model_error_is_the_posterior_mode(model):
 
 def test_vi_with_model_error_matches_the_mean_field_optimum(model):
     prior, op, y, z_mean, z_prec, _, _ = model
-    res = variational(prior, jax.random.key(5), y, op, sigma=SIGMA, model_error=TAU, num_samples=16,
+    res = variational(prior, jax.random.key(5), y, op, noise=SIGMA, model_error=TAU, num_elbo_samples=16,
                       learning_rate=0.02, num_steps=4000, schedule="cosine")
     mu, var = np.asarray(res.state.mu), np.exp(2 * np.asarray(res.state.log_s))
     assert np.all(np.abs(mu - z_mean) <= 0.05 * np.abs(z_mean) + 0.02 * np.sqrt(1 / np.diag(z_prec)))
     np.testing.assert_allclose(var, 1 / np.diag(z_prec), rtol=0.05)
-    samples, mean, std = sample_q(prior, res, jax.random.key(6), 8, y=y, op=op, sigma=SIGMA, model_error=TAU)
+    samples, mean, std = sample_q(prior, res, jax.random.key(6), 8, y=y, op=op, noise=SIGMA, model_error=TAU)
     assert samples.shape == (8, *SHAPE)
     gen = jax.vmap(lambda z: linear_generate(prior.params, z))(jnp.asarray(mu)[None])[0]
     assert float(jnp.abs(samples - gen).max()) > 0.05  # the residual draws are in the samples
     # the mean is Rao-Blackwellized: with s -> 0 every z_k = mu and it is G(mu) + E[e | y, mu] exactly, whatever
     # the e draws (their own average is off by ~ tau / sqrt(8))
     sharp = res._replace(state=res.state._replace(log_s=jnp.full_like(res.state.log_s, -30.0)))
-    s2, m2, _ = sample_q(prior, sharp, jax.random.key(7), 8, y=y, op=op, sigma=SIGMA, model_error=TAU)
+    s2, m2, _ = sample_q(prior, sharp, jax.random.key(7), 8, y=y, op=op, noise=SIGMA, model_error=TAU)
     exact = gen + residual_mean(op, y - op.mv(gen), SIGMA, TAU)
     np.testing.assert_allclose(np.asarray(m2), np.asarray(exact), atol=1e-5)
     assert float(jnp.abs(s2.mean(0) - exact).max()) > 0.02
@@ -145,8 +145,8 @@ def test_langevin_with_model_error_matches_the_image_posterior(model):
     """MALA over z plus exact residual draws: the x samples have the closed-form posterior mean and variances."""
     prior, op, y, _, _, x_mean, x_cov = model
     chains, keep = 200, 3
-    res = langevin(prior, jax.random.key(8), y, op, sigma=SIGMA, model_error=TAU, step_size=0.01, num_steps=800,
-                   num_chains=chains, burn_in=500, thin=100, num_keep=keep, init_std=1.0)
+    res = langevin(prior, jax.random.key(8), y, op, noise=SIGMA, model_error=TAU, step_size=0.01, num_steps=800,
+                   num_chains=chains, burn_in=500, thin=100, num_samples=chains * keep, init_std=1.0)
     assert int(res.status) == Status.OK
     _, _, samples, acc = langevin_summary(res)
     x = np.asarray(samples, np.float64).reshape(-1, 16)
@@ -160,13 +160,13 @@ def test_langevin_with_model_error_matches_the_image_posterior(model):
 
 def test_no_recompilation_across_tau(model):
     prior, op, y, _, _, _, _ = model
-    kw = dict(num_steps=20, burn_in=10, thin=2, num_keep=2)
-    variational(prior, jax.random.key(0), y, op, sigma=0.3, model_error=0.1, num_steps=10)
-    langevin(prior, jax.random.key(0), y, op, sigma=0.3, model_error=0.1, **kw)
+    kw = dict(num_steps=20, burn_in=10, thin=2, num_samples=8)
+    variational(prior, jax.random.key(0), y, op, noise=GaussianNoise(0.3), model_error=0.1, num_steps=10)
+    langevin(prior, jax.random.key(0), y, op, noise=GaussianNoise(0.3), model_error=0.1, **kw)
     before = trace_count()
     for tau in (0.05, 0.5):
-        variational(prior, jax.random.key(0), y, op, sigma=0.2, model_error=tau, num_steps=10)
-        langevin(prior, jax.random.key(0), y, op, sigma=0.2, model_error=tau, **kw)
+        variational(prior, jax.random.key(0), y, op, noise=GaussianNoise(0.2), model_error=tau, num_steps=10)
+        langevin(prior, jax.random.key(0), y, op, noise=GaussianNoise(0.2), model_error=tau, **kw)
     assert trace_count() == before
 
 
@@ -190,11 +190,12 @@ def test_reconstruct_auto_model_error_widens_the_intervals():
     vae = gp.load_prior("vae-mnist")
     x = jnp.asarray(gp.load_mnist("test", n=8).images)
     op = BoxMask((28, 28, 1), 10)
-    y = jax.vmap(measure, (0, None, 0, None))(jax.random.split(jax.random.key(0), 8), op, x, 0.05)
+    noise = GaussianNoise(0.05)
+    y = measure(jax.random.key(0), op, x, noise)
     cover = {}
     for tau in (0.0, "auto"):
-        rec = reconstruct(vae, jax.random.key(1), y, op, method="vi", posterior=True, num_draws=32, sigma=0.05,
-                          num_steps=600, learning_rate=0.02, num_samples=2, init_std=0.0, model_error=tau)
+        rec = reconstruct(vae, jax.random.key(1), y, op, method="vi", posterior=True, num_samples=32, noise=noise,
+                          num_steps=600, learning_rate=0.02, num_elbo_samples=2, init_std=0.0, model_error=tau)
         s = np.clip(np.asarray(rec.samples), 0, 1)
         lo, hi = np.quantile(s, [0.05, 0.95], axis=1)
         fg = np.asarray(x) > 0.1

@@ -111,10 +111,9 @@ def test_patchnr_schedule(patch_prior, key):
     op = Identity(shape)
     problem = Problem(measure(jax.random.fold_in(key, 1), op, x, 0.05), op)
     hyper = PatchHyper(lam=0.01)
-    size, c_prior = int(patch_prior.image_shape[0]), int(patch_prior.image_shape[-1])
 
     def last_move(schedule: str) -> float:
-        solver = patch_prior_solver(patch_prior.log_prob, size, c_prior, 2, "adjoint", 1, schedule, 20)
+        solver = patch_prior_solver(patch_prior, 2, "adjoint", 1, schedule, 20)
         state = solver.init(key, problem, hyper, patch_prior.params)
         prev = state.x
         for _ in range(20):

@@ -17,7 +17,7 @@ from PIL import Image
 import genprior_jax as gp
 from genprior_jax.cli import main
 from genprior_jax.data import load_images, load_mnist
-from genprior_jax.operators import EXAMPLES, LinearOperator, make_operator, measure
+from genprior_jax.operators import EXAMPLES, GaussianNoise, LinearOperator, make_operator, measure
 from genprior_jax.priors import load_prior
 from genprior_jax.reconstruction import reconstruct_images
 from genprior_jax.solvers import METHODS, defaults
@@ -71,13 +71,13 @@ def test_every_method_same_through_cli_and_api(tmp_path, method):
     op = make_operator(EXAMPLES["gaussian"], k_op, (28, 28, 1))
     x = load_mnist("test", n=2).images
     k_noise, k_solve = jax.random.split(k_run)
-    y = jax.vmap(measure, (0, None, 0, None))(jax.random.split(k_noise, 2), op, x, 0.05)
+    y = measure(k_noise, op, x, GaussianNoise(0.05))  # the batch: one key per image
     prior = _prior_for(method)
     kw = {"num_steps": 4, **({"num_restarts": 1} if "num_restarts" in defaults(method) else {})}
     assert cli_overrides(method, steps=4, restarts=kw.get("num_restarts"), noise=0.05) == {
-        **kw, **({"sigma": 0.05} if "sigma" in defaults(method) else {})}
-    if "sigma" in defaults(method):
-        kw["sigma"] = 0.05
+        **kw, **({"noise": GaussianNoise(0.05)} if "noise" in defaults(method) else {})}
+    if "noise" in defaults(method):
+        kw["noise"] = GaussianNoise(0.05)
     rec = gp.reconstruct(prior, k_solve, y, op, method=method, **kw)
     np.testing.assert_allclose(np.asarray(gp.psnr(x, np.clip(rec.x, 0, 1))), record["psnr"], rtol=1e-4)
 
@@ -98,7 +98,7 @@ def test_every_method_operator_combination_traces(method):
     x = load_mnist("test", n=2).images
     for op_name in OPS:
         op = make_operator(EXAMPLES[op_name], jax.random.key(0), (28, 28, 1))
-        y = jax.vmap(measure, (0, None, 0, None))(jax.random.split(jax.random.key(1), 2), op, x, 0.05)
+        y = measure(jax.random.key(1), op, x, GaussianNoise(0.05))
         kw = {"num_steps": 3, **({"num_restarts": 1} if "num_restarts" in defaults(method) else {})}
         if METHODS[method].linear_only and op_name not in LINEAR:
             with pytest.raises(ValueError, match="expected a linear operator"):
@@ -166,21 +166,24 @@ def test_load_images_from_directory(tmp_path):
     with pytest.raises(ValueError, match=r"images: cannot read '.*truncated\.png'"):
         load_images(str(tmp_path), (28, 28, 1))
     (tmp_path / "truncated.png").unlink()
-    with pytest.raises(ValueError, match="no such directory"):
+    with pytest.raises(ValueError, match="no such file or directory"):
         load_images(str(tmp_path / "missing"))
     with pytest.raises(ValueError, match="MNIST digits are"):
         load_images("mnist-test:2", (64, 64, 3))
 
 
 def test_cli_directory_of_images(tmp_path):
+    """A directory of PNGs; ``--tol none`` runs every one of ``--steps`` (Lasso's default certificate stops this
+    problem after 30); a method without a prior records none in metrics.json (issue 28)."""
     src = tmp_path / "imgs"
     src.mkdir()
     for i, img in enumerate(load_mnist("test", n=2).images):
         Image.fromarray((img[..., 0] * 255).astype(np.uint8)).save(src / f"{i}.png")
     out = tmp_path / "out"
     assert main(["reconstruct", "--method", "lasso-dct", "--operator", "box:size=7", "--images", str(src),
-                 "--steps", "20", "--out", str(out)]) == 0
-    _check_outputs(out, 2)
+                 "--steps", "200", "--tol", "none", "--out", str(out)]) == 0
+    record = _check_outputs(out, 2)
+    assert record["steps"] == [200, 200] and record["config"]["tol"] == "none" and record["config"]["prior"] is None
 
 
 def test_cli_reports_unknown_operator(tmp_path, capsys):

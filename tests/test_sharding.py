@@ -19,6 +19,7 @@ import pytest
 from jax.sharding import Mesh
 
 from genprior_jax.operators import GaussianCS
+from genprior_jax.priors import Prior
 from genprior_jax.solvers import CSGMHyper, Solver, Status, csgm_solver
 from genprior_jax.solvers.runner import estimate_memory, run, trace_count
 
@@ -30,7 +31,9 @@ def linear_generate(params, z):
     return (params["W"] @ z + params["b"]).reshape(SHAPE)
 
 
-SOLVER = csgm_solver(linear_generate, (LATENT,))
+# the solver factories take a prior; it is cached on the prior's static part (generate, shapes), not on these params
+SOLVER = csgm_solver(Prior("linear", (LATENT,), SHAPE, linear_generate,
+                           {"W": jnp.zeros((16, LATENT)), "b": jnp.zeros(16)}))
 
 
 def make_problems(n, batched_op, nan_rows=None, seed=0):
@@ -309,7 +312,7 @@ def test_estimate_memory_never_negative_when_the_solve_reads_part_of_the_params(
     from genprior_jax.operators import GaussianCS
 
     prior = gp.load_prior("vae-mnist")
-    solver = csgm_solver(prior.generate, tuple(prior.latent_shape))
+    solver = csgm_solver(prior)
     op = GaussianCS(jax.random.key(0), (28, 28, 1), 100)
     y = jnp.zeros((32, 100))
     ests = {bs: estimate_memory(solver, y, op, CSGMHyper(), prior.params, num_steps=2, num_restarts=10,

@@ -3,7 +3,7 @@
 The defended classifier classifies the image's projection onto the range of a generator ``G`` (any
 :class:`~genprior_jax.priors.Prior`)::
 
-    z_hat(x) = argmin_z ||G(z) - x||^2 + lam ||z||^2,      P(x) = G(z_hat(x)),      f_def(x) = f(P(x))
+    z_hat(x) = argmin_z 1/2 ||G(z) - x||^2 + lam ||z||^2,      P(x) = G(z_hat(x)),      f_def(x) = f(P(x))
 
 which is CSGM (:func:`~genprior_jax.solvers.csgm`) with ``A = Identity``: Adam from ``z0 ~ N(0, init_std^2 I)``,
 ``num_restarts`` restarts, the one with the lowest objective kept (Defense-GAN: L Adam steps, R restarts).
@@ -55,7 +55,7 @@ class Projection(NamedTuple):
 def project_to_range(prior: Prior, key: Array, x: Any, *, num_steps: int = 500, num_restarts: int = 10,
                      learning_rate: float | Array = 0.01, lam: float | Array = 0.0, init_std: float | Array = 1.0,
                      optimizer: str = "adam", init: str = "random") -> Result:
-    """Project images onto the range of ``prior.generate``: ``min_z ||G(z) - x||^2 + lam ||z||^2``.
+    """Project images onto the range of ``prior.generate``: ``min_z 1/2 ||G(z) - x||^2 + lam ||z||^2``.
 
     Args:
         prior: any prior; ``init="adjoint"`` (start at the encoder's ``E(x)``) needs ``prior.encode``.

@@ -205,7 +205,8 @@ def dcgan_prior(params: Params, config: dict[str, Any], name: str = "dcgan", log
 
     With ``log_d=True``, ``prior.log_prob(params, x) = log D(x)``, the discriminator's log-probability that
     ``x`` is real (**not** an image density): ``csgm(prior, ..., penalty="nll", lam=lam)`` then minimises
-    ``||A G(z) - y||^2 - lam log D(G(z))``, the csgm repo's discriminator-regularised objective. Leave it off
+    ``1/2 ||A G(z) - y||^2 - lam log D(G(z))``, the csgm repo's discriminator-regularised objective (its weight is
+    ``2 lam``: its data term has no 1/2). Leave it off
     (the default, and what :func:`~genprior_jax.priors.load_prior` returns) wherever an exact density is meant.
     """
     c = check_config(config)

@@ -4,19 +4,21 @@ and Learned Regularization"; the compsensing_dip repo).
 The weights ``w`` of an untrained generator (:mod:`genprior_jax.priors.untrained`) with a fixed random input
 ``z ~ N(0, I)`` are fitted to one measurement::
 
-    w_hat = argmin_w  ||A G_w(z) - y||^2 + lam_tv TV(G_w(z)) + lam_lr LR(w),       x_hat = G_{w_t*}(z)
+    w_hat = argmin_w  1/2 ||A G_w(z) - y||^2 + lam TV(G_w(z)) + lam_weights LR(w),       x_hat = G_{w_t*}(z)
 
 with the anisotropic total variation :func:`total_variation` and the learned regularization
 ``LR(w) = (mu(w) - m)^T S^{-1} (mu(w) - m)`` of a :class:`~genprior_jax.priors.untrained.WeightPrior` (fitted by
 :func:`learn_weight_prior`). The estimate is the iterate ``t*`` with the lowest *measurement* loss
-``||A G_{w_t}(z) - y||^2`` over all iterates (or over the last ``best_window`` ones), kept in the solver state;
+``1/2 ||A G_{w_t}(z) - y||^2`` over all iterates (or over the last ``best_window`` ones), kept in the solver state;
 that loss is the solver's objective, so the runner keeps the restart with the best fit to ``y``, as the repo does.
 
 Reference settings (repo, MNIST): RMSprop with lr ``1e-3`` and momentum 0.9, 1000 steps, one restart,
 ``lam_tv = 0.01``, ``lam_lr = 0``, ``A`` with ``N(0, 1/m)`` entries. Differences: images here are in ``[0, 1]``
-(the repo's in ``[-1, 1]``, whose data term is 4 times and TV term 2 times ours: its ``lam_tv = 0.01`` is ``0.005``
-here; the default keeps 0.01); optax's RMSprop averages squared gradients with decay 0.9 (PyTorch: 0.99); the repo
-picks the lowest *total* loss among the last 51 iterates (``best_window=51`` here, but by measurement loss).
+(the repo's in ``[-1, 1]``, whose data term ``||A x - y||^2`` is 8 times our ``1/2 ||A x - y||^2`` and TV term 2
+times ours: its ``lam_tv = 0.01`` is ``lam = 0.0025`` here; the default ``lam = 0.005`` keeps this module's former
+``lam_tv = 0.01`` against ``||A x - y||^2``); optax's RMSprop averages squared gradients with decay 0.9 (PyTorch:
+0.99); the repo picks the lowest *total* loss among the last 51 iterates (``best_window=51`` here, but by
+measurement loss).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from ..priors.untrained import (
     untrained_generator,
     weight_penalty,
 )
-from .checks import check_hyper
+from .checks import check_hyper, deprecated_rescaled_kwargs
 from .optim import make_optimizer, optimizer_step
 from .options import RunOptions
 from .runner import Problem, Result, Solver, Status, run
@@ -55,8 +57,8 @@ DIP_OPTIMIZERS = ("rmsprop", "adam", "sgd")
 
 class DIPHyper(NamedTuple):
     learning_rate: Array | float = 1e-3
-    lam_tv: Array | float = 0.01  # weight of the anisotropic total variation of G_w(z)
-    lam_lr: Array | float = 0.0  # weight of the learned weight prior (needs a WeightPrior)
+    lam: Array | float = 0.005  # weight of the anisotropic total variation of G_w(z) (formerly lam_tv = 0.01)
+    lam_weights: Array | float = 0.0  # weight of the learned weight prior LR(w) (needs a WeightPrior; was lam_lr)
 
 
 DIP_HYPER = DIPHyper()
@@ -67,7 +69,7 @@ class DIPState(NamedTuple):
     z: Array  # the fixed input, latent_shape
     opt_state: Any  # the optimizer's state over the weights raveled into one vector (flat_weights)
     best_x: Array  # image of the iterate with the lowest measurement loss so far (zeros before any)
-    best_loss: Array  # its measurement loss ||A x - y||^2 (inf before any)
+    best_loss: Array  # its measurement loss 1/2 ||A x - y||^2 (inf before any)
     step: Array  # int32 number of steps taken
 
 
@@ -78,9 +80,9 @@ def total_variation(x: Array) -> Array:
 
 
 def measurement_loss(x: Array, problem: Problem) -> Array:
-    """The operator's data term ``op.loss(A x, y)``: ``||A x - y||^2`` for a linear operator, the surrogate loss of
+    """The data term ``1/2 misfit(A x, y)``: ``1/2 ||A x - y||^2`` for a linear operator, half the surrogate loss of
     a non-linear one (e.g. the logistic loss of :class:`~genprior_jax.operators.OneBit`)."""
-    return misfit(problem.op, problem.op.mv(x), problem.y)
+    return 0.5 * misfit(problem.op, problem.op.mv(x), problem.y)
 
 
 def flat_weights(generator: UntrainedGenerator) -> tuple[Callable[[Any], Array], Callable[[Array], Any]]:
@@ -134,9 +136,9 @@ def dip_solver(generator: UntrainedGenerator, optimizer: str = "rmsprop", learne
             w = unravel(v)
             x = generator.generate(w, state.z)
             data = measurement_loss(x, problem)
-            total = data + hyper.lam_tv * total_variation(x)
+            total = data + hyper.lam * total_variation(x)
             if learned_reg:
-                total = total + hyper.lam_lr * weight_penalty(w, prior)
+                total = total + hyper.lam_weights * weight_penalty(w, prior)
             return total, (data, x)
 
         v, opt_state, (total, (data, x)) = optimizer_step(optimizer, opt_for(hyper), value_fn, ravel(state.weights),
@@ -176,8 +178,9 @@ def _generator(generator: str | UntrainedGenerator, image_shape: tuple[int, ...]
     return gen
 
 
+@deprecated_rescaled_kwargs({"lam_tv": ("lam", 0.5), "lam_lr": ("lam_weights", 0.5)}, "dip")
 def dip(key: Array, y: Array, op: Any, *, generator: str | UntrainedGenerator = "auto", num_steps: int = 1000,
-        num_restarts: int = 1, lam_tv: float | Array = DIP_HYPER.lam_tv, lam_lr: float | Array = DIP_HYPER.lam_lr,
+        num_restarts: int = 1, lam: float | Array = DIP_HYPER.lam, lam_weights: float | Array = DIP_HYPER.lam_weights,
         weight_prior: WeightPrior | None = None, learning_rate: float | Array = DIP_HYPER.learning_rate,
         optimizer: str = "rmsprop", best_window: int | None = None, options: RunOptions | None = None,
         **run_options: Any) -> Result:
@@ -190,7 +193,11 @@ def dip(key: Array, y: Array, op: Any, *, generator: str | UntrainedGenerator = 
             ``"deep-decoder"`` (any ``H x W``, with the default architecture for ``op.in_shape``:
             :func:`~genprior_jax.priors.untrained.default_deep_decoder`) or an
             :class:`~genprior_jax.priors.untrained.UntrainedGenerator` from ``untrained_generator(...)``.
-        lam_tv, lam_lr, learning_rate: traced (sweeps reuse the compiled code); ``lam_lr`` needs ``weight_prior``.
+        lam: weight of the total variation of the image (the main regularization weight; traced).
+        lam_weights: weight of the learned weight prior ``LR(w)`` (traced); nonzero needs ``weight_prior``.
+            The former ``lam_tv`` / ``lam_lr`` (data term ``||A x - y||^2``) still work for one release as
+            ``lam = lam_tv / 2`` / ``lam_weights = lam_lr / 2`` (the same objective), with a ``DeprecationWarning``.
+        learning_rate: the optimizer's step (traced).
         weight_prior: the learned regularization (:func:`learn_weight_prior`), or None.
         num_steps, num_restarts, optimizer (:data:`DIP_OPTIMIZERS`), best_window: static.
         best_window: track the best iterate among the last ``best_window`` steps only (None: all steps).
@@ -199,16 +206,17 @@ def dip(key: Array, y: Array, op: Any, *, generator: str | UntrainedGenerator = 
 
     Returns:
         :class:`Result`; ``x`` is the lowest-measurement-loss iterate of the best restart, ``objective`` its
-        ``||A x - y||^2``, ``state`` a :class:`DIPState` (``state.weights``: the final weights).
+        measurement loss ``1/2 ||A x - y||^2`` (not the regularized total: DIP selects iterates and restarts by
+        their fit to ``y``), ``state`` a :class:`DIPState` (``state.weights``: the final weights).
     """
-    hyper = DIPHyper(learning_rate, lam_tv, lam_lr)
+    hyper = DIPHyper(learning_rate, lam, lam_weights)
     check_hyper(hyper, "dip", positive=("learning_rate",))
     gen = _generator(generator, tuple(op.in_shape))
     if best_window is not None and int(best_window) < 1:
         raise ValueError(f"dip: expected best_window >= 1 or None, got {best_window}")
     if weight_prior is None:
-        if not isinstance(lam_lr, jax.core.Tracer) and float(np.asarray(lam_lr)) != 0.0:
-            raise ValueError(f"dip: lam_lr = {lam_lr} needs a weight_prior (learn_weight_prior), got None")
+        if not isinstance(lam_weights, jax.core.Tracer) and float(np.asarray(lam_weights)) != 0.0:
+            raise ValueError(f"dip: lam_weights = {lam_weights} needs a weight_prior (learn_weight_prior), got None")
     else:
         check_weight_prior(weight_prior, len(jax.tree_util.tree_leaves(jax.eval_shape(gen.init, jax.random.key(0)))),
                            "dip")
@@ -230,10 +238,11 @@ def learn_weight_prior(key: Array, images: Array, op: Any, *, sigma: float | Arr
     if images.ndim != 1 + len(op.in_shape) or tuple(images.shape[1:]) != tuple(op.in_shape):
         raise ValueError(f"learn_weight_prior: expected images of shape (N, *{tuple(op.in_shape)}), "
                          f"got {tuple(images.shape)}")
-    if "weight_prior" in dip_kwargs or "lam_lr" in dip_kwargs:
-        raise ValueError("learn_weight_prior: the training runs use no learned regularization (weight_prior/lam_lr)")
+    if {"weight_prior", "lam_weights", "lam_lr"} & set(dip_kwargs):
+        raise ValueError("learn_weight_prior: the training runs use no learned regularization "
+                         "(weight_prior/lam_weights)")
     k_noise, k_solve = jax.random.split(key)
-    y = jax.vmap(measure, (0, None, 0, None))(jax.random.split(k_noise, images.shape[0]), op, images, sigma)
+    y = measure(k_noise, op, images, sigma)  # one key per image, split from k_noise
     res = dip(k_solve, y, op, **dip_kwargs)
     ok = np.asarray(res.status) != Status.NONFINITE
     weights = jax.tree_util.tree_map(lambda a: a[ok], res.state.weights)

@@ -11,10 +11,12 @@ measurement live inside one solver state and are vmapped; the runner vmaps over 
 Phases: the solver's ``init`` draws the chains and runs the ``burn_in`` warm-up moves (the step adapted there when
 ``adapt``); each of the runner's ``num_steps - burn_in`` steps is one move of the frozen kernel, whose ``info`` is
 :class:`LangevinInfo` (mean energy, acceptance probability); every ``thin``-th state contributes ``G(z)`` of every
-chain to the streaming moments (:mod:`.streaming`: posterior mean, per-pixel std, and the last ``num_keep`` states
-kept as samples). ``step_size`` and ``decay`` are traced.
+chain to the streaming moments (:mod:`.streaming`: posterior mean, per-pixel std, and the last
+``num_samples / num_chains`` states of each chain kept as the ``num_samples`` posterior samples). ``step_size`` and
+``decay`` are traced.
 
-Warm start (``init_steps > 0``): before sampling, ``init_steps`` Adam steps (rate ``init_lr``, traced) minimize
+Warm start (``init_steps > 0``): before sampling, ``init_steps`` Adam steps (rate ``init_learning_rate``, traced)
+minimize
 ``U`` from ``z = 0``, and the chains start at that approximate MAP point plus ``init_std`` times standard-normal
 noise. Chains started at ``z = 0`` in a high-dimensional latent (a flow's, 784-d for MNIST) otherwise spend their
 whole budget near the prior mean. The warm-up steps are not counted in ``num_steps``.
@@ -40,6 +42,7 @@ summaries inside the runner's scan state, and it keeps blackjax out of the depen
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple, cast
 
@@ -47,12 +50,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ..priors.base import Prior
+from ..operators.noise import GaussianNoise
+from ..priors.base import Prior, PriorStatic, prior_static
 from . import streaming
-from .checks import check_hyper
-from .energy import check_inputs, latent_energy, uses_model_error
+from .checks import check_hyper, deprecated_kwargs
+from .energy import check_inputs, latent_energy, noise_sigma, uses_model_error
 from .model_error import sample_residual
-from .options import RunOptions, resolve_options
+from .options import RunOptions, resolve_options, tol_of
 from .runner import Problem, Result, Solver, run
 
 Array = jax.Array
@@ -61,13 +65,13 @@ KERNELS = ("ula", "mala")
 
 
 class LangevinHyper(NamedTuple):
-    sigma: Array | float = 0.1
+    noise: Any = GaussianNoise(0.1)  # the noise model of the likelihood
     step_size: Array | float = 2e-4
     decay: Array | float = 0.0
-    prior_weight: Array | float = 1.0
+    lam: Array | float = 1.0  # the latent prior's weight
     pixel_weight: Array | float = 0.0
     init_std: Array | float = 0.0  # chains start at z = 0 (or the warm start) plus this much noise
-    init_lr: Array | float = 0.05  # Adam rate of the warm start (init_steps > 0)
+    init_learning_rate: Array | float = 0.05  # Adam rate of the warm start (init_steps > 0)
     model_error: Array | float = 0.0  # tau, the std of the image-space residual x - G(z)
     target_accept: Array | float = 0.574  # acceptance rate the burn-in adaptation aims at (adapt=True)
 
@@ -118,14 +122,27 @@ def langevin_kernel(energy_and_grad: Callable[[Array], tuple[Array, Array]], ker
     return move
 
 
+def langevin_solver(prior: Prior | PriorStatic, kernel: str = "mala", num_chains: int = 4, burn_in: int = 500,
+                    thin: int = 10, num_keep: int = 8, image_prior: bool = False, init_steps: int = 0,
+                    model_error: bool = False, adapt: bool = False) -> Solver:
+    """The sampling :class:`Solver` for ``prior`` (``log_prob`` used when ``image_prior``): ``init`` draws the
+    chains (warm start if ``init_steps``) and runs the ``burn_in`` warm-up moves (adapting the step when
+    ``adapt``); each runner ``step`` is one move of the frozen kernel, every ``thin``-th of which is added to the
+    streaming moments (:mod:`.streaming`). Cached on the prior's static part (functions and shapes, never params)."""
+    s = prior_static(prior, "langevin_solver")
+    if image_prior and s.log_prob is None:
+        raise ValueError(f"langevin_solver: image_prior=True needs a prior with an exact log_prob (a flow), got "
+                         f"{s.name!r}")
+    return _langevin_solver(s.generate, s.latent_shape, s.image_shape, kernel, int(num_chains), int(burn_in),
+                            int(thin), int(num_keep), bool(image_prior), s.log_prob if image_prior else None,
+                            int(init_steps), bool(model_error), bool(adapt))
+
+
 @functools.cache
-def langevin_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...], image_shape: tuple[int, ...],
-                    kernel: str = "mala", num_chains: int = 4, burn_in: int = 500, thin: int = 10,
-                    num_keep: int = 8, image_prior: bool = False, log_prob: Callable[..., Array] | None = None,
-                    init_steps: int = 0, model_error: bool = False, adapt: bool = False) -> Solver:
-    """The sampling :class:`Solver`: ``init`` draws the chains (warm start if ``init_steps``) and runs the
-    ``burn_in`` warm-up moves (adapting the step when ``adapt``); each runner ``step`` is one move of the frozen
-    kernel, every ``thin``-th of which is added to the streaming moments (:mod:`.streaming`)."""
+def _langevin_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...], image_shape: tuple[int, ...],
+                     kernel: str, num_chains: int, burn_in: int, thin: int, num_keep: int, image_prior: bool,
+                     log_prob: Callable[..., Array] | None, init_steps: int, model_error: bool,
+                     adapt: bool) -> Solver:
     if kernel not in KERNELS:
         raise ValueError(f"unknown Langevin kernel {kernel!r}; expected one of {KERNELS}")
     if adapt and kernel != "mala":
@@ -137,8 +154,7 @@ def langevin_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...
     energy_fn = latent_energy(generate, log_prob, image_prior, model_error)
 
     def energy_and_grad(z: Array, problem: Problem, hyper: LangevinHyper, params: Any) -> tuple[Array, Array]:
-        return jax.vmap(jax.value_and_grad(lambda zz: energy_fn(zz, jnp.asarray(hyper.sigma), problem, hyper,
-                                                                params)))(z)
+        return jax.vmap(jax.value_and_grad(lambda zz: energy_fn(zz, hyper.noise, problem, hyper, params)))(z)
 
     def mover(problem: Problem, hyper: LangevinHyper, params: Any) -> Callable[..., Any]:
         return langevin_kernel(lambda z: energy_and_grad(z, problem, hyper, params), kernel)
@@ -148,8 +164,8 @@ def langevin_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...
 
     def warm_start(problem: Problem, hyper: LangevinHyper, params: Any) -> Array:
         """``init_steps`` Adam steps on ``U`` from ``z = 0``: the chains' common starting point."""
-        opt = optax.adam(hyper.init_lr)
-        grad_u = jax.grad(lambda zz: energy_fn(zz, jnp.asarray(hyper.sigma), problem, hyper, params))
+        opt = optax.adam(hyper.init_learning_rate)
+        grad_u = jax.grad(lambda zz: energy_fn(zz, hyper.noise, problem, hyper, params))
 
         def body(_: Any, carry: tuple[Array, Any]) -> tuple[Array, Any]:
             z, opt_state = carry
@@ -192,7 +208,8 @@ def langevin_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...
         x = jax.vmap(generate, (None, 0))(params, z)
         if model_error:
             r = problem.y - jax.vmap(problem.op.mv)(x)
-            x = x + jax.vmap(lambda k, rr: sample_residual(k, problem.op, rr, jnp.asarray(hyper.sigma),
+            sigma = jnp.asarray(noise_sigma(hyper.noise))
+            x = x + jax.vmap(lambda k, rr: sample_residual(k, problem.op, rr, sigma,
                                                            hyper.model_error))(jax.random.split(key, num_chains), r)
         return x
 
@@ -216,44 +233,66 @@ def langevin_solver(generate: Callable[..., Array], latent_shape: tuple[int, ...
     return Solver(init, step, objective, estimate)
 
 
-def langevin(prior: Prior, key: Array, y: Array, op: Any, *, sigma: float | Array = LANGEVIN_HYPER.sigma,
+def langevin_schedule(num_steps: int, burn_in: int | None = None, thin: int | None = None) -> tuple[int, int]:
+    """``(burn_in, thin)`` of a run of ``num_steps``: ``burn_in`` defaults to ``num_steps // 2`` and ``thin`` to a
+    50th of the steps after it (at least 1), so changing ``num_steps`` alone keeps a valid schedule. The registry
+    reports these defaults (:func:`~genprior_jax.solvers.registry.defaults`)."""
+    burn_in = int(num_steps) // 2 if burn_in is None else burn_in
+    return burn_in, max((int(num_steps) - int(burn_in)) // 50, 1) if thin is None else thin
+
+
+@deprecated_kwargs({"sigma": "noise", "prior_weight": "lam", "init_lr": "init_learning_rate"}, "langevin")
+def langevin(prior: Prior, key: Array, y: Array, op: Any, *, noise: Any = LANGEVIN_HYPER.noise,
              step_size: float | Array = LANGEVIN_HYPER.step_size, decay: float | Array = LANGEVIN_HYPER.decay,
              kernel: str = "mala", num_steps: int = 2000, num_chains: int = 4, burn_in: int | None = None,
-             thin: int | None = None, num_keep: int = 8, prior_weight: float | Array = LANGEVIN_HYPER.prior_weight,
+             thin: int | None = None, num_samples: int | None = None, lam: float | Array = LANGEVIN_HYPER.lam,
              pixel_weight: float | Array = LANGEVIN_HYPER.pixel_weight,
-             init_std: float | Array = LANGEVIN_HYPER.init_std,
-             image_prior: bool = False, init_steps: int = 0, init_lr: float | Array = LANGEVIN_HYPER.init_lr,
+             init_std: float | Array = LANGEVIN_HYPER.init_std, image_prior: bool = False, init_steps: int = 0,
+             init_learning_rate: float | Array = LANGEVIN_HYPER.init_learning_rate,
              model_error: float | Array = 0.0, adapt: bool = False,
              target_accept: float | Array = LANGEVIN_HYPER.target_accept,
              options: RunOptions | None = None, **run_options: Any) -> Result:
     """Run ``num_chains`` Langevin chains per measurement. ``result.x`` is the posterior mean; see
     :func:`genprior_jax.solvers.posterior.langevin_summary` for the std, samples and acceptance rates.
-    ``init_steps > 0`` starts the chains from an approximate MAP point (module docstring; ``init_lr`` traced).
-    ``model_error`` (tau > 0): the image-space residual model of :mod:`.model_error`. ``adapt=True`` (MALA):
+    ``noise``: the noise model ``y`` was measured with (as :func:`~genprior_jax.solvers.bayes.map_estimate`);
+    ``lam``: the latent prior's weight. ``num_samples``: the posterior samples kept, the last
+    ``num_samples / num_chains`` thinned states of each chain (a multiple of ``num_chains``; default 8 per chain,
+    ``8 * num_chains``). Deprecated names:
+    ``sigma`` (``noise``), ``prior_weight`` (``lam``), ``init_lr`` (``init_learning_rate``), ``num_keep`` (per
+    chain: ``num_samples = num_keep * num_chains``).
+    ``init_steps > 0`` starts the chains from an approximate MAP point (module docstring; ``init_learning_rate``
+    traced). ``model_error`` (tau > 0): the image-space residual model of :mod:`.model_error`. ``adapt=True`` (MALA):
     the step is tuned during burn-in toward ``target_accept`` (traced); ``result.state.step_size`` is the step
     reached. ``burn_in`` defaults to half of ``num_steps`` and ``thin`` to a 50th of the steps after it, so
     changing ``num_steps`` alone keeps a valid schedule; the defaults (step 2e-4, chains from ``z = 0``) are the one
     recommended setting, used by :func:`~genprior_jax.solvers.posterior.reconstruct` and the CLI."""
-    if resolve_options(options, run_options, "langevin").tol is not None:
+    if "num_keep" in run_options:  # deprecated: kept states per chain
+        warnings.warn("langevin: 'num_keep' is deprecated and will be removed in the next release; use "
+                      "'num_samples' (all chains: num_samples = num_keep * num_chains)", DeprecationWarning,
+                      stacklevel=3)
+        num_samples = int(run_options.pop("num_keep")) * int(num_chains)
+    if num_samples is None:
+        num_samples = 8 * int(num_chains)
+    if int(num_chains) < 1 or int(num_samples) < 1 or int(num_samples) % int(num_chains):
+        raise ValueError(f"langevin: expected num_chains >= 1 and num_samples a positive multiple of num_chains "
+                         f"(the last num_samples / num_chains states of each chain), got num_samples={num_samples}, "
+                         f"num_chains={num_chains}")
+    if tol_of(resolve_options(options, run_options, "langevin")) is not None:
         raise ValueError("langevin: a sampler has no objective to settle; expected tol=None (it runs num_steps)")
-    if burn_in is None:
-        burn_in = int(num_steps) // 2
-    if thin is None:
-        thin = max((int(num_steps) - int(burn_in)) // 50, 1)
-    check_inputs(prior, op, sigma, image_prior, "langevin", model_error)
+    burn_in, thin = langevin_schedule(num_steps, burn_in, thin)
+    noise = check_inputs(prior, op, noise, image_prior, "langevin", model_error)
     if int(num_steps) <= int(burn_in):
         raise ValueError(f"langevin: expected num_steps > burn_in, got {num_steps} <= {burn_in}")
     if isinstance(target_accept, (int, float)) and not 0 < target_accept < 1:
         raise ValueError(f"langevin: expected 0 < target_accept < 1, got {target_accept}")
     if adapt and int(burn_in) < 1:
         raise ValueError("langevin: adapt=True tunes the step during burn-in; expected burn_in >= 1, got 0")
-    solver = langevin_solver(prior.generate, tuple(prior.latent_shape), tuple(prior.image_shape), kernel,
-                             int(num_chains), int(burn_in), int(thin), int(num_keep), image_prior,
-                             prior.log_prob if image_prior else None, int(init_steps), uses_model_error(model_error),
-                             bool(adapt))
-    hyper = LangevinHyper(sigma, step_size, decay, prior_weight, pixel_weight, init_std, init_lr, model_error,
+    solver = langevin_solver(prior, kernel, int(num_chains), int(burn_in), int(thin),
+                             int(num_samples) // int(num_chains), image_prior, int(init_steps),
+                             uses_model_error(model_error), bool(adapt))
+    hyper = LangevinHyper(noise, step_size, decay, lam, pixel_weight, init_std, init_learning_rate, model_error,
                           target_accept)
-    check_hyper(hyper, "langevin", positive=("sigma", "step_size", "init_lr", "target_accept"))
+    check_hyper(hyper, "langevin", positive=("step_size", "init_learning_rate", "target_accept"))
     # the burn-in runs inside init (the warm-up phase); the runner's steps are the sampling moves
     return run(solver, key, y, op, hyper, prior.params, num_steps=int(num_steps) - int(burn_in), num_restarts=1,
                options=options, **run_options)

@@ -1,19 +1,34 @@
-"""The step loop of one (problem, restart) pair: a fixed number of steps, or until the objective settles.
+"""The step loop of one (problem, restart) pair: a fixed number of steps, or until a stopping criterion is met.
 
-Without a tolerance (``tol=None``) the loop is one ``lax.scan`` of ``num_steps`` steps. With one, it is a
-``lax.while_loop`` over *blocks* of ``check_every`` scanned steps (scan's speed inside a block, one check per
-block): after each block the objective reported by the block's last step is compared with the previous block's,
+Without a tolerance (``tol=None``) the loop is one ``lax.scan`` of ``num_steps`` steps (criterion ``"none"``).
+With one, it is a ``lax.while_loop`` over *blocks* of ``check_every`` scanned steps (scan's speed inside a block,
+one check per block), and after each block the info of the block's last step is tested by the solver's criterion
+(``Solver.criterion``, static):
 
-    converged  <=>  |f_prev - f| <= tol * max(|f|, |f_prev|, 1)     (relative change over check_every steps,
-                                                                  absolute below 1, as scipy's L-BFGS-B ftol),
+- ``"objective_change"`` (the default): the objective reported by the block's last step is compared with the
+  previous block's,
 
-and the loop stops at convergence, at a non-finite objective, or at the cap of ``num_steps`` steps (rounded up to
-a whole number of blocks). Under ``vmap`` JAX runs a batched while loop until every element is done, but an
+      converged  <=>  |f_prev - f| <= tol * max(|f|, |f_prev|, 1)     (relative change over check_every steps,
+                                                                    absolute below 1, as scipy's L-BFGS-B ftol);
+
+- ``"duality_gap"`` / ``"partial_duality_gap"`` (convex solvers that certify their accuracy: TV, Lasso): the step
+  reports a :class:`GapInfo` whose ``gap`` is a *relative* duality gap ``(P(x) - D(p)) / D(p)`` at the iterate
+  the step returns, with ``D(p)`` the dual objective of a feasible dual point (a lower bound of the minimum
+  ``P*``), so ``(P(x) - P*) / P* <= gap``, and
+
+      converged  <=>  gap <= tol
+
+  (``"partial_duality_gap"``: the dual bound holds over a bounded set around the iterate, Chambolle & Pock's
+  partial gap; it certifies ``P(x) - P*`` when a minimizer lies in that set; each solver documents its set).
+
+The loop stops at convergence, at a non-finite objective, or at the cap of ``num_steps`` steps (rounded up to a
+whole number of blocks). Under ``vmap`` JAX runs a batched while loop until every element is done, but an
 element whose predicate is false is *not updated* (its carry is selected unchanged), so a problem that has
 converged stops changing: its result does not depend on its batch mates, and equals its solo solve.
 
-The objective is read from the step's ``info``: a scalar, or a NamedTuple / object with a ``loss`` field (the
-objective at the iterate before the step). Samplers (Langevin) have no objective to settle and run the fixed
+The objective is read from the step's ``info``: a scalar, or a NamedTuple / object with a ``loss`` field (for
+``"objective_change"`` the objective at the iterate before the step; a :class:`GapInfo` holds it at the iterate
+after the step, the one its gap certifies). Samplers (Langevin) have no objective to settle and run the fixed
 count.
 """
 
@@ -38,6 +53,29 @@ class LoopOutput(NamedTuple):
 
 CONVERGED, NONFINITE, CAPPED = 0, 1, 2
 
+# the stopping criteria a solver can declare (``Solver.criterion``) and :attr:`Result.criterion` reports; "none":
+# no tolerance was asked, the fixed step count ran
+OBJECTIVE_CHANGE, DUALITY_GAP, PARTIAL_DUALITY_GAP, NO_CRITERION = (
+    "objective_change", "duality_gap", "partial_duality_gap", "none")
+GAP_CRITERIA = (DUALITY_GAP, PARTIAL_DUALITY_GAP)
+CRITERIA = (OBJECTIVE_CHANGE, *GAP_CRITERIA)
+
+
+class GapInfo(NamedTuple):
+    """The step info of a solver that certifies its accuracy (criterion ``"duality_gap"``, module docstring)."""
+
+    loss: Array  # scalar: the primal objective P(x) at the iterate the step returns
+    gap: Array  # scalar: relative duality gap (P(x) - D(p)) / D(p) >= (P(x) - P*) / P* at that iterate (>= 0)
+
+
+def relative_gap(primal: Array, gap: Array) -> Array:
+    """``gap / D`` with ``D = primal - gap`` the dual lower bound of the minimum: an upper bound of the relative
+    objective error ``(P - P*) / P*``; ``0`` where the gap is ``0`` (e.g. ``y = 0``), ``inf`` where ``D <= 0``."""
+    tiny = jnp.finfo(jnp.float32).tiny
+    gap = jnp.maximum(gap, 0.0)
+    lower = primal - gap
+    return jnp.where(gap <= 0.0, 0.0, jnp.where(lower > 0.0, gap / jnp.maximum(lower, tiny), jnp.inf))
+
 
 def loss_of(info: Any) -> Array:
     """The scalar objective carried by a step's ``info``."""
@@ -48,10 +86,23 @@ def loss_of(info: Any) -> Array:
     return loss
 
 
+def gap_of(info: Any) -> Array:
+    """The scalar relative duality gap carried by a step's ``info`` (a :class:`GapInfo` or any ``gap`` field)."""
+    gap = getattr(info, "gap", None)
+    if not isinstance(gap, jax.Array) or jnp.ndim(gap) != 0:
+        raise ValueError("a duality-gap criterion needs each step's info to have a scalar 'gap' field (GapInfo); "
+                         f"got {type(info).__name__}")
+    return gap
+
+
 def iterate(step: Any, state: Any, *, num_steps: int, unroll: int = 1, history: bool = False,
-            tol: Array | None = None, check_every: int = 10, progress: bool = False) -> LoopOutput:
+            tol: Array | None = None, check_every: int = 10, progress: bool = False,
+            criterion: str = OBJECTIVE_CHANGE) -> LoopOutput:
     """Run ``step(state) -> (state, info)`` (module docstring); ``tol`` traced (None: no check, static);
-    ``progress``: host callbacks that move the step-level bar (:mod:`.progress`)."""
+    ``progress``: host callbacks that move the step-level bar (:mod:`.progress`); ``criterion`` (static): one of
+    :data:`CRITERIA`, how ``tol`` is tested."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion: expected one of {CRITERIA}, got {criterion!r}")
     def body(s: Any, _: None) -> tuple[Any, Any]:
         s, info = step(s)
         return s, (info if history or tol is not None else None)
@@ -103,8 +154,11 @@ def iterate(step: Any, state: Any, *, num_steps: int, unroll: int = 1, history: 
             s, last = step(s)
             infos = None
         f = loss_of(last)
-        settled = jnp.isfinite(c.prev) & (jnp.abs(c.prev - f)
-                                          <= tol * jnp.maximum(jnp.maximum(jnp.abs(f), jnp.abs(c.prev)), 1.0))
+        if criterion in GAP_CRITERIA:
+            settled = gap_of(last) <= tol  # a NaN gap is never settled
+        else:
+            settled = jnp.isfinite(c.prev) & (jnp.abs(c.prev - f)
+                                              <= tol * jnp.maximum(jnp.maximum(jnp.abs(f), jnp.abs(c.prev)), 1.0))
         k = c.k + 1
         if progress:
             progress_mod.tick(k * block)

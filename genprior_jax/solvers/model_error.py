@@ -24,12 +24,16 @@ Only linear operators with the Gaussian data term (``op.loss`` the squared error
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
 from ..likelihoods import GaussianModelError, check_model_error_operator, solve_cov
 from ..operators.base import LinearOperator, Operator
+from ..operators.noise import GaussianNoise, as_noise
 from ..operators.numerics import frobenius_sq
+from .checks import deprecated_kwargs
 
 Array = jax.Array
 
@@ -57,15 +61,21 @@ def noise_entries(op: Operator) -> Array:
     return jnp.sum(op.observe(jnp.ones(op.out_shape, jnp.float32)) ** 2)
 
 
-def estimate_model_error(y: Array, x_fit: Array, op: LinearOperator, sigma: float | Array, *,
+@deprecated_kwargs({"sigma": "noise"}, "estimate_model_error")
+def estimate_model_error(y: Array, x_fit: Array, op: LinearOperator, noise: Any, *,
                          op_batched: bool = False) -> Array:
     """Method-of-moments ``tau`` from fits ``x_fit`` (e.g. MAP images) of a batch of measurements.
 
     ``y``: ``(B, *op.out_shape)``; ``x_fit``: ``(B, *op.in_shape)``; ``op`` shared, or batched with
-    ``op_batched=True``. Returns the scalar
+    ``op_batched=True``; ``noise``: the ``GaussianNoise`` of ``y`` or its sigma. Returns the scalar
     ``tau = sqrt(max(sum_b ||y_b - A_b x_b||^2 - sigma^2 sum_b m_b, 0) / sum_b ||A_b||_F^2)``.
     """
     check_model_error_operator(op, "estimate_model_error")
+    noise = as_noise(noise, "estimate_model_error")
+    if not isinstance(noise, GaussianNoise):
+        raise ValueError(f"estimate_model_error: expected GaussianNoise (a noise std sigma), got "
+                         f"{type(noise).__name__}")
+    sigma = noise.sigma
     y, x_fit = jnp.asarray(y), jnp.asarray(x_fit)
     if y.ndim != len(op.out_shape) + 1 or tuple(y.shape[1:]) != tuple(op.out_shape):
         raise ValueError(f"estimate_model_error: expected y of shape (B, *{tuple(op.out_shape)}), got {y.shape}")

@@ -8,9 +8,30 @@ what is compiled), none is a hyper-parameter.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from jax.sharding import Mesh
+
+
+class Default:
+    """The type of :data:`DEFAULT`, the value of a run option left unset (one instance)."""
+
+    _instance: Default | None = None
+
+    def __new__(cls) -> Default:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+    def __reduce__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT = Default()  # a run option left unset: the method's run-option default applies, else the runner's (None)
 
 
 class RunOptions(NamedTuple):
@@ -22,13 +43,16 @@ class RunOptions(NamedTuple):
             :attr:`Result.history`, shape ``(B, R, num_steps, ...)``.
         unroll: ``lax.scan``'s unroll factor.
         mesh: ``None``, ``"auto"`` or a :class:`jax.sharding.Mesh`: split the batch over devices.
-        batch_size: ``None`` (all at once), the number of measurements per compiled call (bounds memory), or
+        batch_size: ``DEFAULT`` (unset: the method's default, ``"auto"`` for ``tv``, else all at once), ``None``
+            (all at once), the number of measurements per compiled call (bounds memory), or
             ``"auto"``: chosen from the problem size so that large images stream through one (or a few) at a time,
             where a vmapped batch runs slower per image than a loop
             (:func:`~genprior_jax.solvers.runner.auto_batch_size`).
         progress: a tqdm bar over the steps (a host callback every ~1 % of the steps of each chunk: rate and ETA;
             the instrumented loop is its own compiled program).
-        tol: ``None`` (run exactly ``num_steps`` steps) or a relative tolerance on the objective: every
+        tol: ``DEFAULT`` (unset: the method's default tolerance, e.g. :data:`~genprior_jax.solvers.csgm.ASIM_TOL`
+            for ``asim``; none for the others), ``None`` (run exactly ``num_steps`` steps, also where the method
+            has a default tolerance) or a relative tolerance on the objective: every
             ``check_every`` steps the objective's relative change since the last check is compared with ``tol``
             and a (problem, restart) pair whose change is below it stops there; ``num_steps`` becomes a cap
             (rounded up to a whole number of checks). :attr:`Result.steps` and :attr:`Result.converged` report
@@ -41,9 +65,9 @@ class RunOptions(NamedTuple):
     history: bool = False
     unroll: int = 1
     mesh: Mesh | str | None = None
-    batch_size: int | str | None = None
+    batch_size: int | str | None | Default = DEFAULT
     progress: bool = False
-    tol: float | None = None
+    tol: float | None | Default = DEFAULT
     check_every: int = 10
 
 
@@ -60,9 +84,26 @@ def resolve_options(options: RunOptions | None, overrides: dict[str, Any], who: 
     return options._replace(**overrides) if overrides else options
 
 
+def with_run_defaults(options: RunOptions | None, overrides: dict[str, Any],
+                      run_defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """``overrides`` with a method's ``run_defaults`` (e.g. ``{"tol": 1e-6}``) added for the run options the caller
+    left unset: neither a keyword (``tol=None`` included: it means no tolerance) nor a field of ``options`` other
+    than :data:`DEFAULT`. The registry reports the same mapping (:func:`~genprior_jax.solvers.registry.defaults`)."""
+    given = RunOptions() if options is None else options
+    unset = {k: v for k, v in run_defaults.items() if k not in overrides and isinstance(getattr(given, k), Default)}
+    return {**overrides, **unset}
+
+
+def tol_of(options: RunOptions) -> float | None:
+    """The tolerance ``options`` asks for: ``None`` (fixed step count) where it is unset (:data:`DEFAULT`)."""
+    return None if isinstance(options.tol, Default) else options.tol
+
+
+def batch_size_of(options: RunOptions) -> int | str | None:
+    """The ``batch_size`` ``options`` asks for: ``None`` (all at once) where it is unset (:data:`DEFAULT`)."""
+    return None if isinstance(options.batch_size, Default) else options.batch_size
+
+
 def default_tol(options: RunOptions | None, overrides: dict[str, Any], tol: float) -> dict[str, Any]:
-    """``overrides`` with ``tol`` added unless the caller chose one (a ``tol=`` keyword, ``None`` included, or
-    ``options.tol``): how solvers that converge to a minimum (L-BFGS, FISTA, PDHG) stop by default once settled."""
-    if "tol" in overrides or (options is not None and options.tol is not None):
-        return overrides
-    return {**overrides, "tol": tol}
+    """``with_run_defaults(options, overrides, {"tol": tol})`` (the older spelling)."""
+    return with_run_defaults(options, overrides, {"tol": tol})

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from ..likelihoods import misfit
-from ..priors.base import Prior
+from ..priors.base import Prior, PriorStatic, prior_static
 from ..transforms.patches import extract_patches, num_patches
 from .checks import check_hyper
 from .inits import BACKPROJECTIONS, backproject
@@ -99,13 +99,27 @@ def _check_prior(prior: Prior, image_shape: tuple[int, ...], stride: int, who: s
     return k, c_prior
 
 
-@functools.cache
-def patch_prior_solver(log_prob: Any, size: int, c_prior: int, stride: int = 1, init: str = "tv",
-                       tv_steps: int = 300, schedule: str = "cosine", num_steps: int = 500,
-                       optimizer: str = "adam") -> Solver:
-    """The :class:`Solver` for ``1/2 ||A x - y||^2 + lam R(x)`` (module docstring): Adam on ``x`` with the step
+def patch_prior_solver(prior: Prior | PriorStatic, stride: int = 1, init: str = "tv", tv_steps: int = 300,
+                       schedule: str = "cosine", num_steps: int = 500, optimizer: str = "adam") -> Solver:
+    """The :class:`Solver` for ``1/2 ||A x - y||^2 + lam R(x)`` (module docstring) with the patch prior ``prior``
+    (its ``log_prob`` on ``k x k x c`` patches, ``image_shape = (k, k, c)``): Adam on ``x`` with the step
     ``schedule`` over ``num_steps`` and a random grid offset per step, or L-BFGS on the fixed offset-0 grid
-    (``optimizer="lbfgs"``: a deterministic objective, so the solve can converge to a tolerance); cached."""
+    (``optimizer="lbfgs"``: a deterministic objective, so the solve can converge to a tolerance). Cached on the
+    prior's static part (``log_prob`` and the patch shape, never params)."""
+    s = prior_static(prior, "patch_prior_solver")
+    if s.log_prob is None:
+        raise ValueError(f"patch_prior_solver: expected a prior with a density (a patch flow), got {s.name!r} "
+                         f"without log_prob")
+    if len(s.image_shape) != 3 or s.image_shape[0] != s.image_shape[1]:
+        raise ValueError(f"patch_prior_solver: expected a prior on square patches (k, k, c), got image_shape "
+                         f"{s.image_shape}")
+    return _patch_prior_solver(s.log_prob, int(s.image_shape[0]), int(s.image_shape[-1]), int(stride), init,
+                               int(tv_steps), schedule, int(num_steps), optimizer)
+
+
+@functools.cache
+def _patch_prior_solver(log_prob: Any, size: int, c_prior: int, stride: int, init: str, tv_steps: int,
+                        schedule: str, num_steps: int, optimizer: str) -> Solver:
     if init not in PATCH_INITS:
         raise ValueError(f"patchnr: unknown init {init!r}; expected one of {PATCH_INITS}")
     if schedule not in PATCH_SCHEDULES:
@@ -151,7 +165,7 @@ def patch_prior_solver(log_prob: Any, size: int, c_prior: int, stride: int = 1, 
 def patchnr(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array = PATCH_HYPER.lam,
             learning_rate: float | Array = PATCH_HYPER.learning_rate, tv_lam: float | Array = PATCH_HYPER.tv_lam,
             stride: int = 2, num_steps: int = 500, init: str = "tv", tv_steps: int = 300,
-            schedule: str = "cosine", optimizer: str = "adam", options: RunOptions | None = None,
+            schedule: str = "cosine", optimizer: str = "adam", num_restarts: int = 1, options: RunOptions | None = None,
             **run_options: Any) -> Result:
     """Reconstruct images of any size with a patch-flow prior (module docstring).
 
@@ -162,7 +176,7 @@ def patchnr(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array =
         op: a linear operator on images of any size.
         lam: weight of ``R`` (traced).
         learning_rate: Adam's step on the pixels (traced).
-        tv_lam: weight of the TV start (traced).
+        tv_lam: weight of the TV start (traced; the TV objective ``1/2 ||A x - y||^2 + tv_lam TV(x)``).
         stride: the patch grid's step (static).
         num_steps: Adam steps, the cap when a tolerance is given (static).
         init: ``"tv"``, ``"pinv"`` or ``"adjoint"`` (static).
@@ -175,6 +189,8 @@ def patchnr(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array =
             fixed offset-0 grid (``learning_rate`` and ``schedule`` unused), a deterministic objective that a
             tolerance can certify as converged. Converged is not better here: on a 64x64 deblur the minimizer of
             ``R``'s objective is 4-8 dB below the 300-step Adam estimate (``benchmarks/patch_convergence.py``).
+        num_restarts: solves per image with their own patch-grid offsets, the lowest final objective kept (static;
+            the starts are deterministic, so restarts differ only with ``stride > 1`` and Adam).
         options: :class:`~genprior_jax.solvers.options.RunOptions` or its fields as keywords (``tol`` stops each
             image when ``1/2 ||A x - y||^2 + lam R(x)`` on the offset-0 grid settles).
 
@@ -186,7 +202,6 @@ def patchnr(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array =
     check_hyper(hyper, "patchnr", positive=("learning_rate",))
     if int(tv_steps) < 1:
         raise ValueError(f"patchnr: expected tv_steps >= 1, got {tv_steps}")
-    solver = patch_prior_solver(prior.log_prob, size, c_prior, int(stride), init, int(tv_steps), schedule,
-                                int(num_steps), optimizer)
-    return run(solver, key, y, op, hyper, prior.params, num_steps=num_steps, num_restarts=1, options=options,
-               **run_options)
+    solver = patch_prior_solver(prior, int(stride), init, int(tv_steps), schedule, int(num_steps), optimizer)
+    return run(solver, key, y, op, hyper, prior.params, num_steps=num_steps, num_restarts=num_restarts,
+               options=options, **run_options)

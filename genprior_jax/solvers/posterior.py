@@ -14,24 +14,28 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from ..operators.noise import as_noise
 from ..priors.base import Prior
 from . import streaming
-from .energy import uses_model_error
+from .checks import deprecated_kwargs
+from .energy import noise_sigma, uses_model_error
 from .model_error import residual_mean, sample_residual
 from .runner import Result
 
 Array = jax.Array
 
 
+@deprecated_kwargs({"sigma": "noise"}, "sample_q")
 def sample_q(prior: Prior, result: Result, key: Array, num_samples: int, *, y: Array | None = None,
-             op: Any = None, sigma: float | Array | None = None, model_error: float | Array = 0.0,
+             op: Any = None, noise: Any = None, model_error: float | Array = 0.0,
              op_batched: bool = False) -> tuple[Array, Array, Array]:
     """Samples of a VI result: returns ``(samples (B, K, ...), mean, std)`` over the ``K`` draws.
 
     With ``model_error`` (tau) other than 0, each draw is ``G(z) + e`` with ``e`` drawn from ``e | y, z``, which
     needs the measurements ``y`` (as passed to :func:`variational`), ``op`` (batched if ``op_batched``) and
-    ``sigma``; the returned mean is then the average of ``G(z_k) + E[e | y, z_k]`` (the residual's conditional
-    mean rather than its draws: the same expectation without their noise), the std that of the draws."""
+    ``noise`` (the ``GaussianNoise`` or its sigma; ``sigma=`` is its deprecated name); the returned mean is then
+    the average of ``G(z_k) + E[e | y, z_k]`` (the residual's conditional mean rather than its draws: the same
+    expectation without their noise), the std that of the draws."""
     if int(num_samples) < 1:
         raise ValueError(f"expected num_samples (K) >= 1, got {num_samples}")
     mu, s = result.state.mu, jnp.exp(result.state.log_s)
@@ -44,8 +48,9 @@ def sample_q(prior: Prior, result: Result, key: Array, num_samples: int, *, y: A
     z = mu[:, None] + s[:, None] * eps
     samples = jax.vmap(jax.vmap(prior.generate, (None, 0)), (None, 0))(prior.params, z)
     if uses_model_error(model_error):
-        if y is None or op is None or sigma is None:
-            raise ValueError("sample_q: model_error needs the measurements y, the operator op and sigma")
+        if y is None or op is None or noise is None:
+            raise ValueError("sample_q: model_error needs the measurements y, the operator op and the noise")
+        sigma = noise_sigma(as_noise(noise, "sample_q"))
         yb = jnp.asarray(y) if batched else jnp.asarray(y)[None]
         if yb.shape[0] != samples.shape[0]:
             raise ValueError(f"sample_q: expected {samples.shape[0]} measurements, got y of shape {jnp.shape(y)}")
@@ -78,7 +83,7 @@ def _add_residuals(keys: Array, op: Any, y: Array, xs: Array, sigma: Array, tau:
 
 
 def langevin_summary(result: Result) -> tuple[Array, Array, Array, Array]:
-    """``(mean, std, samples (B, num_keep * chains, ...), acceptance (B, chains))`` of a Langevin result."""
+    """``(mean, std, samples (B, num_samples, ...), acceptance (B, chains))`` of a Langevin result."""
     st = result.state
     mean, std = streaming.mean_std(st.moments)
     ring = st.moments.ring

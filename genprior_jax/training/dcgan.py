@@ -56,14 +56,13 @@ def csgm_quality(prior: Any, n: int = 16, m: int = 100, steps: int = 500, restar
     """Mean per-pixel MSE of CSGM (``lam = 0``, Adam lr 0.01) on the first ``n`` digits of ``split`` from
     ``m`` Gaussian measurements with noise norm 0.1 (the demo's setting)."""
     from ..metrics import mse
-    from ..operators import GaussianCS, measure, noise_std_for_norm
+    from ..operators import GaussianCS, GaussianNoise, measure, noise_std_for_norm
     from ..solvers import csgm
 
     x = jnp.asarray(load_mnist(split, n=n).images)
     k_op, k_noise, k_solve = jax.random.split(jax.random.key(seed), 3)
     op = GaussianCS(k_op, prior.image_shape, m)
-    y = jax.vmap(measure, in_axes=(0, None, 0, None))(jax.random.split(k_noise, n), op, x,
-                                                      noise_std_for_norm(0.1, m))
+    y = measure(k_noise, op, x, GaussianNoise(noise_std_for_norm(0.1, m)))
     res = csgm(prior, k_solve, y, op, lam=0.0, num_steps=steps, num_restarts=restarts)
     return float(jnp.mean(mse(x, res.x)))
 
@@ -270,7 +269,9 @@ def train_dcgan(config_name: str = "dcgan-mnist", seed: int = 0, steps: int = 40
     config = check_config({**CONFIGS[config_name], **(config_overrides or {})})
     if tuple(config["image_shape"]) != (28, 28, 1):
         raise ValueError(f"train_dcgan: the embedded data are 28x28x1 MNIST digits; config {config_name!r} wants "
-                         f"{config['image_shape']} (train it on your own data with a GPU/TPU)")
+                         f"{config['image_shape']}, and training on other images is not supported yet. Train a "
+                         "28x28x1 config (dcgan-mnist); for photos of any size train the patch prior "
+                         "(genprior-jax train patch-flow) and reconstruct with --method patchnr --prior <its --out>")
     disc_shape = tuple(config["image_shape"]) if measurement is None else measurement.out_shape
     if measurement is not None and measurement.image_shape != tuple(config["image_shape"]):
         raise ValueError(f"train_dcgan: the measurement model is for images of shape {measurement.image_shape}; "

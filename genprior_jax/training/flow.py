@@ -66,7 +66,9 @@ def train_flow(config_name: str = "glow-mnist", seed: int = 0, epochs: int = 30,
     config = check_config({**CONFIGS[config_name], **(config_overrides or {})})
     if tuple(config["image_shape"]) != (28, 28, 1):
         raise ValueError(f"train_flow: the embedded data are 28x28x1 MNIST digits; config {config_name!r} wants "
-                         f"{config['image_shape']} (train it on your own data with a GPU/TPU)")
+                         f"{config['image_shape']}, and training on other images is not supported yet. Train a "
+                         "28x28x1 config (glow-mnist, realnvp-mnist); for photos of any size train the patch prior "
+                         "(genprior-jax train patch-flow) and reconstruct with --method patchnr --prior <its --out>")
     train = load_mnist("train", digits=digits).images
     val = load_mnist("validation", digits=digits).images
     test = load_mnist("test", digits=digits).images
