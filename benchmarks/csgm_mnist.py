@@ -38,7 +38,10 @@ import genprior_jax as gp  # noqa: E402
 from genprior_jax.operators import GaussianCS, measure, noise_std_for_norm  # noqa: E402
 from genprior_jax.plotting import save_curves, save_grid  # noqa: E402
 
-LASSO_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+# Lasso's lam on the data term 1/2 ||A S c - y||^2 (issue 28): the earlier runs' grid (0.003 .. 3.0) against
+# ||A S c - y||^2, halved (the same solutions). Results files written before record no "lasso_lam_scale": their
+# tuned lams are on the old scale and are halved when read.
+LASSO_GRID = (0.0015, 0.005, 0.015, 0.05, 0.15, 0.5, 1.5)
 METHODS = ("VAE", "VAE+Reg", "DCGAN", "Lasso-pixel", "Lasso-DCT", "Lasso-wavelet", "TV", "DIP", "Flow")
 LASSO_NAMES = {"pixel": "Lasso-pixel", "dct": "Lasso-DCT", "wavelet": "Lasso-wavelet"}
 TV_GRID = (0.0003, 0.001, 0.003, 0.01, 0.03)
@@ -180,7 +183,9 @@ def main() -> None:
         # merge per (method, m): a run of some m's of a method keeps that method's other m's
         results = {k: {**old["results"].get(k, {}), **results.get(k, {})} for k in {*old["results"], *results}}
         for basis in tuned:
-            tuned[basis] = {**{int(k): v for k, v in old["lasso_tuned_lam"].get(basis, {}).items()}, **tuned[basis]}
+            factor = 1.0 if old.get("lasso_lam_scale") == "half" else 0.5  # old files: ||Ax - y||^2 scale
+            tuned[basis] = {**{int(k): v * factor for k, v in old["lasso_tuned_lam"].get(basis, {}).items()},
+                            **tuned[basis]}
         runs = (old.get("runs") or [{"methods": list(old["results"]), "args": {**old.get("args", {}), "argv": []},
                                      "seconds": old.get("total_seconds", 0.0)}]) + runs
         if os.path.exists(ex_path):
@@ -191,7 +196,7 @@ def main() -> None:
     ms = sorted({int(m) for k in methods for m in results[k]})
     table = {k: {int(m): v for m, v in results[k].items()} for k in methods}
     info = machine_info()
-    payload = {"machine": info, "runs": runs, "lasso_grid": LASSO_GRID,
+    payload = {"machine": info, "runs": runs, "lasso_grid": LASSO_GRID, "lasso_lam_scale": "half",
                "lasso_tuned_lam": {b: {str(m): v for m, v in d.items()} for b, d in tuned.items()}, "results": results}
     write_json(f"{args.out_prefix}.json", payload)
     save_curves(ms, {k: [table[k][m]["mse"] if m in table[k] else np.nan for m in ms] for k in methods},
@@ -240,7 +245,7 @@ def main() -> None:
 
     for m in ms:
         lines.append(f"| {m} | " + " | ".join(cell(k, m) for k in methods) + " |")
-    lines += ["", "Tuned Lasso lam (ours = 2 x scikit-learn alpha):", "",
+    lines += ["", "Tuned Lasso lam (ours = scikit-learn alpha; data term 1/2 ||A S c - y||^2):", "",
               "| m | " + " | ".join(str(m) for m in ms) + " |", "|---|" + "---|" * len(ms),
               "| pixel | " + " | ".join(str(tuned["pixel"].get(m, "-")) for m in ms) + " |",
               "| DCT | " + " | ".join(str(tuned["dct"].get(m, "-")) for m in ms) + " |",

@@ -48,7 +48,7 @@ k_op, k_noise, k_solve = jax.random.split(jax.random.key(0), 3)
 op = GaussianCS(k_op, (28, 28, 1), m=100)
 y = measure(k_noise, op, x, noise_std_for_norm(0.1, 100))
 res = gp.csgm(prior, k_solve, y, op, lam=0.05, num_steps=steps)
-lasso = gp.lasso(k_solve, y, op, lam=0.3, basis="dct", num_steps=1000)
+lasso = gp.lasso(k_solve, y, op, lam=0.15, basis="dct", num_steps=1000)
 
 # %%
 print("per-pixel MSE  VAE:", float(gp.mse(x, res.x).mean()), " Lasso-DCT:", float(gp.mse(x, lasso.x).mean()))

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import linear_generate  # G(z) = W z + b on 4x4x1 images, shared
 
 import genprior_jax as gp
 from genprior_jax.operators import BoxMask, GaussianCS, GaussianNoise, measure
@@ -15,10 +16,6 @@ SHAPE = (4, 4, 1)
 D = 3
 SIGMA = 0.3
 NOISE = GaussianNoise(SIGMA)
-
-
-def linear_generate(params, z):
-    return (params["W"] @ z + params["b"]).reshape(SHAPE)
 
 
 @pytest.fixture(scope="module")

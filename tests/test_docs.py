@@ -87,6 +87,13 @@ def test_docs_site_builds_strict(tmp_path):
     assert "reconstruct" in api and "RunOptions" in api  # the reference is generated from the docstrings
     home = (tmp_path / "site" / "index.html").read_text()
     assert "The seed papers" in home and 'href="benchmarks/#' in home  # README.md, its links rewritten
+    training = (tmp_path / "site" / "api" / "training" / "index.html").read_text()
+    for trainer in ("vae.train_vae", "flow.train_flow", "dcgan.train_dcgan", "patch_flow.train_patch_flow",
+                    "ambient.train_ambient_dcgan"):  # the five trainers of `genprior-jax train`
+        assert f'id="genprior_jax.training.{trainer}"' in training, trainer
+    usage = (tmp_path / "site" / "guide" / "usage" / "index.html").read_text()
+    for section in ("photos-of-any-size-patchnr", "reconstruct-a-folder-of-photos", "training-priors"):
+        assert f'id="{section}"' in usage, section
     for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):  # every notebook is a page, its code shown
         page = (tmp_path / "site" / "notebooks" / nb.stem / "index.html").read_text()
         assert page.count("jp-CodeCell") >= 3, nb.name

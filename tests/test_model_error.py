@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import linear_generate  # G(z) = W z + b on 4x4x1 images, shared
 
 import genprior_jax as gp
 from genprior_jax.operators import BoxMask, Downsample, GaussianCS, GaussianNoise, OneBit, RandomMask, measure
@@ -31,10 +32,6 @@ def dense(op):
     n = int(np.prod(op.in_shape))
     cols = jax.vmap(lambda e: op.mv(e.reshape(op.in_shape)).reshape(-1))(jnp.eye(n))
     return np.asarray(cols, np.float64).T  # (m, n)
-
-
-def linear_generate(params, z):
-    return (params["W"] @ z + params["b"]).reshape(SHAPE)
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import linear_generate  # G(z) = W z + b on 4x4x1 images, shared
 
 import genprior_jax as gp
 from genprior_jax.likelihoods import Gaussian, Logistic, likelihood_for
@@ -14,10 +15,6 @@ from genprior_jax.solvers import langevin, map_estimate, reconstruct, variationa
 
 SHAPE = (4, 4, 1)
 D = 3
-
-
-def linear_generate(params, z):
-    return (params["W"] @ z + params["b"]).reshape(SHAPE)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ the prior is built, naming ``generate`` and both shapes."""
 
 import contextlib
 import dataclasses
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -33,7 +34,7 @@ TRACE, LOWER, COMPILE = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/co
 def count_compiles():
     counts = {TRACE: 0, LOWER: 0, COMPILE: 0}
 
-    def listener(event, duration, **kwargs):
+    def listener(event: str, duration_secs: float, **kwargs: str | int) -> None:
         if event in counts:
             counts[event] += 1
 
@@ -86,7 +87,7 @@ def problem(prior: Prior):
 
 
 # one setting for every solve here, so the tests share one compiled program per adapter
-SOLVE = dict(num_steps=30, num_restarts=2, learning_rate=0.05, tol=1e-7)
+SOLVE: dict[str, Any] = dict(num_steps=30, num_restarts=2, learning_rate=0.05, tol=1e-7)
 
 
 def linear_generate(params, z):

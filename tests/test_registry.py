@@ -4,6 +4,7 @@ per method (posterior summary, run-option and derived defaults, model-error supp
 
 import importlib
 import pkgutil
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -13,16 +14,16 @@ from conftest import LINEAR_SHAPE
 
 import genprior_jax as gp
 import genprior_jax.solvers as solvers_pkg
-from genprior_jax.solvers.csgm import ASIM_TOL
-from genprior_jax.solvers.lasso import LASSO_TOL
-from genprior_jax.solvers.tv import TV_TOL
 from genprior_jax.operators import GaussianCS, GaussianNoise, measure
 from genprior_jax.priors import Prior
 from genprior_jax.priors.untrained import UntrainedGenerator
 from genprior_jax.solvers import runner
+from genprior_jax.solvers.csgm import ASIM_TOL
+from genprior_jax.solvers.lasso import LASSO_TOL
 from genprior_jax.solvers.methods import METHODS, defaults, reconstruct, solve
 from genprior_jax.solvers.options import DEFAULT, RunOptions, batch_size_of, resolve_options, tol_of
 from genprior_jax.solvers.summaries import Summary, langevin_chain_summary, vi_summary
+from genprior_jax.solvers.tv import TV_TOL
 from genprior_jax.solvers.types import Result
 
 
@@ -58,7 +59,7 @@ def problem():
     return op, y
 
 
-def _tiny(name):
+def _tiny(name) -> dict[str, Any]:
     """Keywords that make method ``name`` tiny: few steps, one restart, the tiny generator / patch prior."""
     d = defaults(name)
     kw = {"num_steps": 4, **({"num_restarts": 1} if "num_restarts" in d else {})}

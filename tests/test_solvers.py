@@ -4,19 +4,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import linear_generate, make_linear_prior  # G(z) = W z + b on 4x4x1 images, shared
 
 import genprior_jax as gp
 from genprior_jax.operators import GaussianCS, Identity, measure
-from genprior_jax.priors import Prior
 from genprior_jax.solvers import Status, csgm, lasso
 from genprior_jax.solvers.runner import trace_count
 
 SHAPE = (4, 4, 1)
 LATENT = 3
-
-
-def linear_generate(params, z):
-    return (params["W"] @ z + params["b"]).reshape(SHAPE)
 
 
 def nan_if_positive_generate(params, z):
@@ -25,9 +21,7 @@ def nan_if_positive_generate(params, z):
 
 
 def linear_prior(key, generate=linear_generate):
-    kw, kb = jax.random.split(key)
-    params = {"W": jax.random.normal(kw, (16, LATENT)) / 4.0, "b": 0.5 + 0.1 * jax.random.normal(kb, (16,))}
-    return Prior("linear", (LATENT,), SHAPE, generate, params)
+    return make_linear_prior(key, LATENT, scale=4.0, generate=generate)
 
 
 def closed_form(prior, op, y, lam):

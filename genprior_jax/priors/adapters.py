@@ -116,10 +116,12 @@ def from_nnx(module: nnx.Module, *, latent_shape: tuple[int, ...], image_shape: 
 
     Args:
         module: the generator; ``module(z)`` (or ``generate``) maps one latent to one image.
-        latent_shape, image_shape: the shapes of one latent and one image ``(H, W, C)``.
+        latent_shape: the shape of one latent.
+        image_shape: the shape of one image, ``(H, W, C)``.
         name: the prior's name (default: the module's class name).
-        generate, encode, log_prob: method names of ``module`` (or functions ``(module, x) -> ...``); ``encode``
-            maps one image to one latent, ``log_prob`` one image to its log-density (nats). ``None``: absent.
+        generate: the method of ``module`` (a name, or a function ``(module, z) -> x``) mapping a latent to an image.
+        encode: the method mapping one image to one latent (name or function), or ``None`` (no encoder).
+        log_prob: the method mapping one image to its log-density in nats (name or function), or ``None``.
         batched: the methods want a leading batch axis (called on ``x[None]``, row 0 of the result used).
         config: static metadata to keep with the prior (hashable values).
 
@@ -147,8 +149,14 @@ def from_linen(module: nn.Module, params: Any, *, latent_shape: tuple[int, ...],
         module: the (unbound) generator; ``module.apply(variables, z)`` maps one latent to one image.
         params: its variables as ``module.init`` returns them (a mapping with a ``"params"`` collection, plus
             ``"batch_stats"`` etc.), or the ``"params"`` collection alone; ``prior.params`` is the full variables.
-        latent_shape, image_shape, name, encode, log_prob, batched, config: as for :func:`from_nnx`.
+        latent_shape: the shape of one latent.
+        image_shape: the shape of one image, ``(H, W, C)``.
+        name: the prior's name (default: the module's class name).
         generate: a method name or function for ``apply(..., method=)``; ``None`` is ``__call__``.
+        encode: the method mapping one image to one latent (name or function), or ``None`` (no encoder).
+        log_prob: the method mapping one image to its log-density in nats (name or function), or ``None``.
+        batched: the methods want a leading batch axis (called on ``x[None]``, row 0 of the result used).
+        config: static metadata to keep with the prior (hashable values).
     """
     if not isinstance(module, nn.Module):
         raise ValueError(f"Prior.from_linen: expected a flax.linen.Module, got {type(module).__name__}")

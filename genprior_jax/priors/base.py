@@ -74,7 +74,8 @@ class FrozenConfig(dict):
     def _read_only(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError("Prior.config is read-only; build a new prior, e.g. dataclasses.replace(prior, config=...)")
 
-    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _read_only  # type: ignore[assignment]
+    __setitem__ = __delitem__ = _read_only  # type: ignore[assignment]
+    clear = pop = popitem = setdefault = update = __ior__ = _read_only  # type: ignore[assignment]
 
     def __hash__(self) -> int:  # type: ignore[override]
         return hash(_freeze(self))

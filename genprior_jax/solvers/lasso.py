@@ -16,7 +16,9 @@ FISTA (Beck & Teboulle 2009) on ``c`` with step ``1/L``, ``L = ||A S||^2`` estim
 ``(A S)^T (A S)`` (40 iterations, then 5 % margin); the prox of ``lam sum_i w_i |c_i|`` is soft-thresholding of
 coefficient ``i`` at ``lam w_i / L``. The state also carries the images ``x = S c`` and ``v = S v_c`` of the iterate
 and of the momentum point (linear combinations, so two transforms per step). Start ``c0 = 0``; one restart (the
-problem is convex).
+problem is convex). The momentum restarts adaptively (O'Donoghue & Candes 2015, gradient scheme: ``t = 1`` whenever
+``<v_c - c_new, c_new - c> > 0``), which halves to thirds the steps to a 1e-4 gap on MNIST-sized problems (Gaussian
+CS m = 100, DCT, lam 0.15: 461 steps instead of 933; sparse pixel Lasso: 217 instead of 664).
 
 Stopping (``tol``, default :data:`LASSO_TOL`): a certified relative duality gap (criterion ``"duality_gap"``,
 :mod:`.loop`). With ``M = A S``, the residual ``rho = y - M c`` of the iterate and ``g = M^T rho``, the dual point
