@@ -27,15 +27,6 @@ from .runner import Problem
 Array = jax.Array
 
 
-def check_positive(name: str, value: Any) -> None:
-    try:
-        v = float(value)
-    except (TypeError, jax.errors.ConcretizationTypeError):
-        return  # traced: nothing to check here
-    if not v > 0:
-        raise ValueError(f"expected {name} > 0, got {v}")
-
-
 def uses_model_error(model_error: Any) -> bool:
     """The static flag: ``False`` only for the literal number 0 (any other value, traced or not, is used)."""
     return not (isinstance(model_error, (int, float)) and model_error == 0)
