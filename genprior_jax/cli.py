@@ -363,6 +363,13 @@ def _method_names() -> list[str]:
     return sorted(METHODS)
 
 
+def _posterior_method_names() -> list[str]:
+    """The methods whose registry entry carries a posterior summary (``posterior`` runs them)."""
+    from .solvers.methods import METHODS
+
+    return [name for name, m in METHODS.items() if m.posterior]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genprior-jax",
                                      description="Inverse problems with deep generative priors (JAX).")
@@ -445,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     post.add_argument("--prior", default="vae-mnist", help="prior name or checkpoint path")
     post.add_argument("--operator", default="box:size=10",
                       help="operator spec, e.g. box:size=10, mask:missing=0.6, sr:factor=2")
-    post.add_argument("--method", choices=["vi", "langevin"], default="vi")
+    post.add_argument("--method", choices=_posterior_method_names(), default="vi")
     post.add_argument("--n", type=int, default=4, help="number of held-out test digits")
     post.add_argument("--noise", type=float, default=0.05, help="noise std per measurement entry (known)")
     post.add_argument("--steps", type=int, default=1000)
