@@ -148,7 +148,7 @@ def test_cli_caches_compiled_programs_on_disk(tmp_path):
             "--steps", "3", "--restarts", "1", "--no-progress", "--out", str(tmp_path / "out")]
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert any(p.name.startswith("jit__run-") for p in cache.iterdir())
+    assert any(p.name.startswith("jit_solve_chunk-") for p in cache.iterdir())  # the runner's compiled chunk
     off = subprocess.run(argv[:-1] + [str(tmp_path / "out2")], capture_output=True, text=True, timeout=600,
                          env={**env, "GENPRIOR_JAX_CACHE": "0"})
     assert off.returncode == 0
