@@ -94,7 +94,8 @@ def _solve(kind, prior, key, y, op, batched, lam, args):
     common = dict(num_steps=args.steps, optimizer=args.optimizer, op_batched=batched, learning_rate=lr,
                   tol=args.tol if args.tol > 0 else None)
     if kind == "synthesis":
-        # 1/2 ||A G(z) - y||^2 + lam ||z||^2 (runs before the 1/2 data term passed lam_csgm = 2 lam: the same problem)
+        # 1/2 ||A G(z) - y||^2 + lam ||z||^2 (runs before the 1/2 data term passed lam_csgm = 2 lam: the same problem,
+        # but its tolerance then read 2 J, absolute below 1: an effective tol / 2; both now stop on J itself)
         res = gp.csgm(prior, key, y, op, lam=lam, init_std=0.0, num_restarts=1, **common)
     else:
         res = gp.analysis(prior, key, y, op, lam=lam, **common)

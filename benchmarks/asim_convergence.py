@@ -42,7 +42,7 @@ def main() -> None:
     runs = {
         "VAE, gp.csgm defaults (Adam 1000 x 10 restarts, lam 0.05)": lambda: gp.csgm(vae, jax.random.key(2), y, ops,
                                                                                    op_batched=True),
-        "Flow, gp.asim defaults (L-BFGS to tol 1e-4, cap 2000)": lambda: gp.asim(glow, jax.random.key(3), y, ops,
+        "Flow, gp.asim defaults (L-BFGS to tol 5e-5, cap 2000)": lambda: gp.asim(glow, jax.random.key(3), y, ops,
                                                                                  op_batched=True),
         "Flow, 30 L-BFGS iterations (fixed count)": lambda: gp.asim(glow, jax.random.key(3), y, ops, num_steps=30,
                                                                     tol=None, op_batched=True),

@@ -225,7 +225,7 @@ def main() -> None:
         f"std 0.1/sqrt(m); CSGM: Adam lr 0.01, {args.steps} steps, {args.restarts} restarts; Lasso: FISTA "
         f"{args.lasso_steps} steps, lam tuned per m on {args.n_val} validation digits over {list(LASSO_GRID)}; "
         f"Flow: {args.flow}, L-BFGS "
-        + (f"{args.flow_steps} iterations" if args.flow_steps else "to convergence (gp.asim defaults: tol 1e-4, "
+        + (f"{args.flow_steps} iterations" if args.flow_steps else "to convergence (gp.asim defaults: tol 5e-5, "
            "at most 2000 iterations)") + ", z0 = 0, lam = 0 (GlowIP's CS setting). VAE+Reg: lam 0.05 (the repo's 0.1; "
         "our data term is 1/2 ||A G(z) - y||^2). "
         f"DCGAN: {args.dcgan}, CSGM as the VAE (lam 0){dcgan_settings}. "

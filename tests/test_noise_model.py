@@ -136,3 +136,16 @@ def test_one_bit_map_uses_the_noise_models_temperature():
     assert not np.allclose(a.state.z, b.state.z, atol=1e-3)  # the temperature given is the one used
     with pytest.raises(ValueError, match="map_estimate: expected temperature > 0"):
         map_estimate(prior, jax.random.key(1), y, op, noise=LogisticNoise(0.0), **kw)
+
+
+def test_reconstruct_reads_the_deprecated_sigma_everywhere(problem):
+    """``gp.reconstruct(..., sigma=s)`` is ``noise=s`` for the solve *and* for the posterior samples it draws."""
+    prior, op, y = problem
+    kw = dict(method="vi", posterior=True, num_samples=3, num_steps=5)
+    new = reconstruct(prior, jax.random.key(4), y, op, noise=0.3, **kw)
+    with pytest.warns(DeprecationWarning, match="'sigma' is deprecated.*use 'noise'"):
+        old = reconstruct(prior, jax.random.key(4), y, op, sigma=0.3, **kw)
+    np.testing.assert_array_equal(new.x, old.x)
+    np.testing.assert_array_equal(new.samples, old.samples)
+    other = reconstruct(prior, jax.random.key(4), y, op, noise=0.05, **kw)
+    assert not np.allclose(other.samples, new.samples, atol=1e-4)

@@ -144,7 +144,8 @@ def measure(key: Array, op: Operator, x: Array, noise: Any) -> Array:
     ``x``: one image of shape ``op.in_shape`` (returns ``op.out_shape``) or a batch ``(B, *op.in_shape)`` (returns
     ``(B, *op.out_shape)``). A batch uses ``keys = jax.random.split(key, B)``, one per image, so
     ``measure(key, op, xs, noise)`` is ``jax.vmap(measure, (0, None, 0, None))(keys, op, xs, noise)`` (bit for bit),
-    and ``[measure(keys[i], op, xs[i], noise) for i]`` up to float rounding of the batched ``A x``. Per-image operators (a batched ``op``): vmap.
+    and ``[measure(keys[i], op, xs[i], noise) for i]`` up to float rounding of the batched ``A x``. Per-image
+    operators (a batched ``op``): vmap.
     ``ValueError`` naming both shapes for any other shape of ``x``.
     """
     check_key(key, "measure")

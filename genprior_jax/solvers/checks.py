@@ -50,6 +50,7 @@ def deprecated_kwargs(renames: dict[str, str], who: str) -> Callable[[F], F]:
         def call(*args: Any, **kwargs: Any) -> Any:
             return fn(*args, **renamed_kwargs(kwargs, renames, who))
 
+        call.deprecated_renames = dict(renames)  # type: ignore[attr-defined]  # read by apply_deprecations
         return call  # type: ignore[return-value]
 
     return wrap
@@ -75,6 +76,29 @@ def deprecated_rescaled_kwargs(renames: dict[str, tuple[str, float]], who: str) 
                     kwargs[new] = factor * kwargs.pop(old)
             return fn(*args, **kwargs)
 
+        call.deprecated_rescaled = dict(renames)  # type: ignore[attr-defined]  # read by apply_deprecations
         return call  # type: ignore[return-value]
 
     return wrap
+
+
+def apply_deprecations(fn: Callable[..., Any], kwargs: dict[str, Any], who: str) -> dict[str, Any]:
+    """The keywords ``kwargs`` for ``fn`` with every deprecated name that ``fn``'s :func:`deprecated_kwargs` /
+    :func:`deprecated_rescaled_kwargs` decorators accept already converted (warning as they would), so a caller that
+    reads the keywords itself (``gp.reconstruct``'s posterior summary and model-error fit) sees the new names."""
+    out = dict(kwargs)
+    seen: set[int] = set()
+    f: Any = fn
+    while f is not None and id(f) not in seen:  # decorators stack: walk the __wrapped__ chain
+        seen.add(id(f))
+        out = renamed_kwargs(out, getattr(f, "deprecated_renames", {}), who)
+        for old, (new, factor) in getattr(f, "deprecated_rescaled", {}).items():
+            if old in out:
+                if new in out:
+                    raise ValueError(f"{who}: got both {old!r} and {new!r}; {old!r} is the deprecated name of {new!r}")
+                warnings.warn(f"{who}: {old!r} is deprecated and will be removed in the next release; use {new!r} = "
+                              f"{factor:g} * {old} (the same objective, its data term now 1/2 ||A x - y||^2)",
+                              DeprecationWarning, stacklevel=3)
+                out[new] = factor * out.pop(old)
+        f = getattr(f, "__wrapped__", None)
+    return out

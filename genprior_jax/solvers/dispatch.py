@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from ..operators.validation import require_linear
 from ..priors.base import Prior
 from .bayes import map_estimate
-from .checks import renamed_kwargs
+from .checks import apply_deprecations, renamed_kwargs
 from .energy import uses_model_error
 from .model_error import estimate_model_error
 from .options import RunOptions, resolve_options
@@ -68,6 +68,7 @@ def reconstruct(prior: Prior | None, key: Array, y: Array, op: Any, *, method: s
     :mod:`.model_error`) adds the image-space residual.
     """
     m = get_method(method)
+    kwargs = apply_deprecations(m.solve, kwargs, method)  # old names (sigma, gamma, ...) read as the new ones
     if "num_draws" in kwargs:
         if num_samples is not None:  # the old VI call: num_samples (ELBO draws) next to num_draws (posterior draws)
             kwargs = {"num_elbo_samples": num_samples, **kwargs}
