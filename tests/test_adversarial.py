@@ -88,103 +88,45 @@ def test_random_shift_is_a_zero_filled_translation(key):
     np.testing.assert_array_equal(adv.random_shift(key, x, 0), x)
 
 
-def test_classifier_bad_input(key):
-    train = gp.load_mnist("validation", n=100)
-    with pytest.raises(ValueError,
-                       match=r"expected a batch of images of shape \(B, \*\(28, 28, 1\)\), got \(28, 28, 1\)"):
-        adv.train_classifier(key, train.images[0], train.labels[:1])
-    with pytest.raises(ValueError, match=r"expected integer labels of shape \(100,\)"):
-        adv.train_classifier(key, train.images, train.labels[:99])
-    with pytest.raises(ValueError, match=r"finite pixel values in \[0, 1\], got range"):
-        adv.train_classifier(key, train.images * 2.0, train.labels)
-    with pytest.raises(ValueError, match="epochs >= 1"):
-        adv.train_classifier(key, train.images, train.labels, epochs=0)
+@pytest.fixture(scope="module")
+def validation():
+    return gp.load_mnist("validation", n=100)
 
 
-# ---------------------------------------------------------------------------------------------- attacks
+@pytest.mark.parametrize("train, match", [
+    pytest.param(lambda key, x, y: adv.train_classifier(key, x[0], y[:1]),
+                 r"expected a batch of images of shape \(B, \*\(28, 28, 1\)\), got \(28, 28, 1\)", id="one-image"),
+    pytest.param(lambda key, x, y: adv.train_classifier(key, x, y[:99]),
+                 r"expected integer labels of shape \(100,\)", id="99-labels"),
+    pytest.param(lambda key, x, y: adv.train_classifier(key, x * 2.0, y),
+                 r"finite pixel values in \[0, 1\], got range", id="pixels-above-1"),
+    pytest.param(lambda key, x, y: adv.train_classifier(key, x, y, epochs=0), "epochs >= 1", id="zero-epochs"),
+])
+def test_classifier_bad_input(validation, key, train, match):
+    with pytest.raises(ValueError, match=match):
+        train(key, validation.images, validation.labels)
 
 
-def test_input_gradient_matches_closed_form_and_per_example_grad(key):
-    f, W, b = linear_model(key)
-    x = jax.random.uniform(jax.random.fold_in(key, 1), (5, *SMALL))
-    labels = jnp.array([0, 1, 2, 1, 0])
-    g = np.asarray(adv.input_gradient(f, x, labels))
-    np.testing.assert_allclose(g, linear_ce_gradient(W, b, x, labels), rtol=1e-4, atol=1e-5)
-    for i in range(len(x)):  # the batched gradient is each image's own gradient
-        gi = jax.grad(lambda v: adv.cross_entropy(f(v[None]), labels[i:i + 1])[0])(x[i])
-        np.testing.assert_allclose(g[i], gi, rtol=1e-5, atol=1e-6)
-
-
-def test_fgsm_matches_closed_form(key):
-    f, W, b = linear_model(key)
-    x = jax.random.uniform(jax.random.fold_in(key, 1), (6, *SMALL))
-    labels = jnp.array([0, 1, 2, 0, 1, 2])
-    eps = 0.15
-    expected = np.clip(np.asarray(x) + eps * np.sign(linear_ce_gradient(W, b, x, labels)), 0, 1)
-    np.testing.assert_allclose(adv.fgsm(f, x, labels, eps), expected, atol=1e-6)
-
-
-def test_fgsm_and_pgd_reduce_accuracy(trained, key):
-    clf, _, x, labels = trained
-    clean = adv.accuracy(clf.logits, x, labels)
-    x_fgsm = adv.fgsm(clf.logits, x, labels, 0.1)
-    x_pgd = adv.pgd(clf.logits, key, x, labels, eps=0.1, step_size=0.01, num_steps=20)
-    acc_fgsm, acc_pgd = adv.accuracy(clf.logits, x_fgsm, labels), adv.accuracy(clf.logits, x_pgd, labels)
-    assert acc_fgsm < clean - 0.3, (clean, acc_fgsm)
-    assert acc_pgd <= acc_fgsm and acc_pgd < 0.3, (acc_fgsm, acc_pgd)
-    loss = lambda v: float(adv.cross_entropy(clf.logits(v), labels).mean())  # noqa: E731
-    assert loss(x_pgd) > loss(x_fgsm) > loss(x)
-
-
-def test_pgd_with_zero_eps_changes_nothing(trained, key):
-    clf, _, x, labels = trained
-    for random_start in (True, False):
-        np.testing.assert_array_equal(adv.pgd(clf.logits, key, x[:20], labels[:20], eps=0.0,
-                                              random_start=random_start), x[:20])
-    np.testing.assert_array_equal(adv.fgsm(clf.logits, x[:20], labels[:20], 0.0), x[:20])
-
-
-@pytest.mark.parametrize("eps", [0.05, 0.2, 0.3])
-def test_attacks_stay_in_the_ball_and_the_box(trained, key, eps):
-    clf, _, x, labels = trained
-    x, labels = x[:32], labels[:32]
-    for x_adv in (adv.fgsm(clf.logits, x, labels, eps),
-                  adv.pgd(clf.logits, key, x, labels, eps=eps, step_size=0.05, num_steps=10)):
-        x_adv = np.asarray(x_adv)
-        assert x_adv.shape == x.shape and x_adv.dtype == np.float32
-        assert np.max(np.abs(x_adv - np.asarray(x))) <= eps + 1e-6
-        assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
-        assert np.max(np.abs(x_adv - np.asarray(x))) > 0.5 * eps  # it does move
-
-
-def test_pgd_keys_and_recompilation(trained, key):
-    clf, _, x, labels = trained
-    a = adv.pgd(clf.logits, key, x[:8], labels[:8], eps=0.1, num_steps=3)
-    b = adv.pgd(clf.logits, key, x[:8], labels[:8], eps=0.1, num_steps=3)
-    c = adv.pgd(clf.logits, jax.random.fold_in(key, 1), x[:8], labels[:8], eps=0.1, num_steps=3)
-    np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, c)
-    size = adv.attacks._pgd._cache_size()
-    adv.pgd(clf.logits, key, x[:8], labels[:8], eps=0.2, step_size=0.02, num_steps=3)  # traced eps, step_size
-    assert adv.attacks._pgd._cache_size() == size
-
-
-def test_attack_bad_input(key):
+@pytest.mark.parametrize("attack, match", [
+    pytest.param(lambda f, key, x, labels: adv.fgsm(f, x, labels, -0.1), "expected a finite eps >= 0",
+                 id="fgsm-negative-eps"),
+    pytest.param(lambda f, key, x, labels: adv.pgd(f, key, x, labels, eps=0.1, step_size=0.0),
+                 "expected a finite step_size > 0", id="pgd-zero-step-size"),
+    pytest.param(lambda f, key, x, labels: adv.pgd(f, key, x, labels, eps=0.1, num_steps=-1),
+                 "integer num_steps >= 0", id="pgd-negative-steps"),
+    pytest.param(lambda f, key, x, labels: adv.pgd(f, key, x[0], labels[:1], eps=0.1),
+                 r"expected a batch of images of shape \(B, H, W, C\), got \(4, 4, 1\)", id="pgd-one-image"),
+    pytest.param(lambda f, key, x, labels: adv.fgsm(f, x.at[0, 0, 0, 0].set(jnp.nan), labels, 0.1),
+                 r"got range \[nan, nan\]", id="fgsm-nan-image"),
+    pytest.param(lambda f, key, x, labels: adv.pgd(f, 0, x, labels, eps=0.1), "expected a PRNG key",
+                 id="pgd-int-key"),
+])
+def test_attack_bad_input(key, attack, match):
     f, _, _ = linear_model(key)
     x = jnp.full((2, *SMALL), 0.5)
     labels = jnp.array([0, 1])
-    with pytest.raises(ValueError, match="expected a finite eps >= 0"):
-        adv.fgsm(f, x, labels, -0.1)
-    with pytest.raises(ValueError, match="expected a finite step_size > 0"):
-        adv.pgd(f, key, x, labels, eps=0.1, step_size=0.0)
-    with pytest.raises(ValueError, match="integer num_steps >= 0"):
-        adv.pgd(f, key, x, labels, eps=0.1, num_steps=-1)
-    with pytest.raises(ValueError, match=r"expected a batch of images of shape \(B, H, W, C\), got \(4, 4, 1\)"):
-        adv.pgd(f, key, x[0], labels[:1], eps=0.1)
-    with pytest.raises(ValueError, match=r"got range \[nan, nan\]"):
-        adv.fgsm(f, x.at[0, 0, 0, 0].set(jnp.nan), labels, 0.1)
-    with pytest.raises(ValueError, match="expected a PRNG key"):
-        adv.pgd(f, 0, x, labels, eps=0.1)
+    with pytest.raises(ValueError, match=match):
+        attack(f, key, x, labels)
 
 
 # ---------------------------------------------------------------------------------------------- defense
@@ -222,11 +164,15 @@ def test_projection_nan_image_is_reported_per_image(trained, vae, key):
     assert np.all(np.isfinite(np.asarray(res.x)[[0, 2]]))
 
 
-def test_projection_bad_input(vae, key):
-    with pytest.raises(ValueError, match=r"expected images of shape \(B, \*\(28, 28, 1\)\) or \(28, 28, 1\)"):
-        adv.project_to_range(vae, key, jnp.zeros((2, 28, 28)))
-    with pytest.raises(ValueError, match="unknown gradient 'exact'"):
-        adv.defended_logits(lambda v: v, vae, adv.Projection(), "exact")
+@pytest.mark.parametrize("call, match", [
+    pytest.param(lambda vae, key: adv.project_to_range(vae, key, jnp.zeros((2, 28, 28))),
+                 r"expected images of shape \(B, \*\(28, 28, 1\)\) or \(28, 28, 1\)", id="project-images-shape"),
+    pytest.param(lambda vae, key: adv.defended_logits(lambda v: v, vae, adv.Projection(), "exact"),
+                 "unknown gradient 'exact'", id="defense-unknown-gradient"),
+])
+def test_projection_bad_input(vae, key, call, match):
+    with pytest.raises(ValueError, match=match):
+        call(vae, key)
 
 
 def test_bpda_gradient_is_the_classifier_gradient_at_the_projection(trained, vae, key):

@@ -55,16 +55,24 @@ def test_masks_drawn_per_key_under_vmap():
     assert len(corners) > 100 and all(0 <= r <= 21 and 0 <= c <= 21 for r, c in corners)
 
 
-def test_parse_measurement_errors():
+def test_parse_measurement_noise_and_image_shape():
     assert parse_measurement("blur:gaussian=1.0,noise=0.1", SHAPE) == MeasurementModel("blur:gaussian=1.0", SHAPE, 0.1)
-    for spec, message in [("sr:factor=2", "image-shaped measurement"), ("nope:p=1", "unknown operator"),
-                          ("block-pixels:p=2", r"p in \[0, 1\]"), ("block-pixels:q=0.5", "unknown key 'q'"),
-                          ("block-pixels:p=0.5,noise=-1", "noise >= 0"), ("keep-patch:size=40", "patch size"),
-                          ("blur:gaussian=1,noise=x", "noise expected a number")]:
-        with pytest.raises(ValueError, match=message):
-            parse_measurement(spec, SHAPE)
     with pytest.raises(ValueError, match="expected an image of shape"):
         parse_measurement("block-pixels:p=0.5", SHAPE).measure(jax.random.key(0), jnp.zeros((28, 28, 3)))
+
+
+@pytest.mark.parametrize("spec, message", [
+    pytest.param("sr:factor=2", "image-shaped measurement", id="not-image-shaped"),
+    pytest.param("nope:p=1", "unknown operator", id="unknown-operator"),
+    pytest.param("block-pixels:p=2", r"p in \[0, 1\]", id="p-above-1"),
+    pytest.param("block-pixels:q=0.5", "unknown key 'q'", id="unknown-key"),
+    pytest.param("block-pixels:p=0.5,noise=-1", "noise >= 0", id="negative-noise"),
+    pytest.param("keep-patch:size=40", "patch size", id="patch-too-large"),
+    pytest.param("blur:gaussian=1,noise=x", "noise expected a number", id="noise-not-a-number"),
+])
+def test_parse_measurement_errors(spec, message):
+    with pytest.raises(ValueError, match=message):
+        parse_measurement(spec, SHAPE)
 
 
 def test_with_theta_shows_the_mask_and_keeps_the_measurement():
@@ -186,7 +194,7 @@ def test_ambient_step_compiles_once_and_sees_measurements():
 
 def test_train_ambient_with_projections_writes_a_loadable_prior(tmp_path):
     """Gaussian projections: the discriminator's input is (A, y) as 4 + 4 channels; the checkpoint loads as an
-    ordinary DCGAN prior that makes clean 28x28 digits. Baselines that need image measurements refuse."""
+    ordinary DCGAN prior that makes clean 28x28 digits."""
     out = tmp_path / "amb"
     _, metrics = train_ambient_dcgan("gaussian:m=4", "ambient", steps=6, out=str(out), progress=False,
                                      batch_size=16)
@@ -196,12 +204,17 @@ def test_train_ambient_with_projections_writes_a_loadable_prior(tmp_path):
     with open(out / "config.json") as fh:
         disc = json.load(fh)
     assert disc["metadata"]["measurement_spec"] == "gaussian:m=4"
-    with pytest.raises(ValueError, match="not images"):
-        train_ambient_dcgan("gaussian:m=4", "ignore", steps=1, progress=False)
-    with pytest.raises(ValueError, match="image-space linear"):
-        train_ambient_dcgan("keep-patch:size=14", "unmeasure", steps=1, progress=False)
-    with pytest.raises(ValueError, match="unknown mode"):
-        train_ambient_dcgan("keep-patch:size=14", "bogus", steps=1, progress=False)
+
+
+@pytest.mark.parametrize("spec, mode, match", [
+    pytest.param("gaussian:m=4", "ignore", "not images", id="baseline-on-projections"),
+    pytest.param("keep-patch:size=14", "unmeasure", "image-space linear", id="unmeasure-non-linear"),
+    pytest.param("keep-patch:size=14", "bogus", "unknown mode", id="unknown-mode"),
+])
+def test_train_ambient_refuses_a_mode_its_measurement_cannot_take(spec, mode, match):
+    """Baselines that need image measurements (or a linear one to invert) refuse, as do unknown modes."""
+    with pytest.raises(ValueError, match=match):
+        train_ambient_dcgan(spec, mode, steps=1, progress=False)
 
 
 def test_cli_trains_an_ambient_dcgan(tmp_path, capsys):
@@ -257,25 +270,29 @@ def test_inception_score_and_frechet_distance_closed_forms():
         inception_score(np.full((2, 3), np.nan))
 
 
-def test_bad_training_data_is_refused_before_training():
-    """Measured data of the wrong shape, dtype or with NaNs, and images of the wrong shape for a measurement
-    model, raise ValueError naming what was expected and what came."""
+@pytest.mark.parametrize("data_kwargs, match", [
+    pytest.param(lambda good: dict(data=np.zeros((64, *SHAPE), np.float32)),
+                 r"expected data of dtype float32 and shape \(N, \*\(28, 28, 8\)\), got float32 \(64, 28, 28, 1\)",
+                 id="images-not-measurements"),
+    pytest.param(lambda good: dict(data=good.astype(np.float64)), "got float64", id="float64"),
+    pytest.param(lambda good: dict(data=np.where(np.arange(good.size).reshape(good.shape) == 3, np.nan, good)
+                                   .astype(np.float32)), "NaN or infinite", id="nan"),
+    pytest.param(lambda good: {}, "needs data", id="no-data"),
+])
+def test_bad_training_data_is_refused_before_training(data_kwargs, match):
+    """Measured data of the wrong shape, dtype or with NaNs (or none) raise ValueError naming what was expected and
+    what came."""
     from genprior_jax.training import train_dcgan
 
     model = parse_measurement("gaussian:m=4", SHAPE)
     good = np.zeros((64, *model.out_shape), np.float32)
-    with pytest.raises(ValueError, match=r"expected data of dtype float32 and shape \(N, \*\(28, 28, 8\)\), got "
-                                         r"float32 \(64, 28, 28, 1\)"):
-        train_dcgan(steps=1, data=np.zeros((64, *SHAPE), np.float32), measurement=model, progress=False)
-    with pytest.raises(ValueError, match="got float64"):
-        train_dcgan(steps=1, data=good.astype(np.float64), measurement=model, progress=False)
-    with pytest.raises(ValueError, match="NaN or infinite"):
-        train_dcgan(steps=1, data=np.where(np.arange(good.size).reshape(good.shape) == 3, np.nan, good)
-                    .astype(np.float32), measurement=model, progress=False)
-    with pytest.raises(ValueError, match="needs data"):
-        train_dcgan(steps=1, measurement=model, progress=False)
+    with pytest.raises(ValueError, match=match):
+        train_dcgan(steps=1, measurement=model, progress=False, **data_kwargs(good))
+
+
+def test_images_of_the_wrong_shape_for_a_measurement_model_are_refused():
     with pytest.raises(ValueError, match=r"expected images of shape \(N, \*\(28, 28, 1\)\), got \(2, 28, 28\)"):
-        measure_dataset(model, np.zeros((2, 28, 28), np.float32))
+        measure_dataset(parse_measurement("gaussian:m=4", SHAPE), np.zeros((2, 28, 28), np.float32))
 
 
 def test_unmeasure_draws_the_operator_measure_drew():

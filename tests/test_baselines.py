@@ -133,20 +133,23 @@ def test_detail_weights_zero_the_coarse_block():
         detail_weights((28, 28, 1), 3)
 
 
-def test_transform_bad_inputs():
-    with pytest.raises(ValueError, match=r"divisible by 2\^levels = 8 for 3 levels, got shape \(28, 28, 1\)"):
-        dwt2(jnp.zeros((28, 28, 1)), "db4", 3)
-    with pytest.raises(ValueError, match="expected an image of shape"):
-        idwt2(jnp.zeros((8, 8)), "haar", 1)
-    with pytest.raises(ValueError, match="unknown wavelet 'db5'"):
-        WaveletBasis((8, 8, 1), "db5", 1)
-    for levels in (0, 1.5, True):
-        with pytest.raises(ValueError, match="positive integer number of levels"):
-            WaveletBasis((8, 8, 1), "haar", levels)
-    with pytest.raises(ValueError, match="unknown basis 'curvelet'"):
-        make_basis("curvelet", (8, 8, 1))
-    with pytest.raises(ValueError, match="unknown wavelet"):
-        lasso(jax.random.key(0), jnp.zeros((8, 8, 1)), Identity((8, 8, 1)), basis="wavelet", wavelet="sym4")
+@pytest.mark.parametrize("call, match", [
+    pytest.param(lambda: dwt2(jnp.zeros((28, 28, 1)), "db4", 3),
+                 r"divisible by 2\^levels = 8 for 3 levels, got shape \(28, 28, 1\)", id="dwt2-not-divisible"),
+    pytest.param(lambda: idwt2(jnp.zeros((8, 8)), "haar", 1), "expected an image of shape", id="idwt2-2d-image"),
+    pytest.param(lambda: WaveletBasis((8, 8, 1), "db5", 1), "unknown wavelet 'db5'", id="basis-unknown-wavelet"),
+    pytest.param(lambda: WaveletBasis((8, 8, 1), "haar", 0), "positive integer number of levels", id="basis-levels-0"),
+    pytest.param(lambda: WaveletBasis((8, 8, 1), "haar", 1.5), "positive integer number of levels",
+                 id="basis-levels-1.5"),
+    pytest.param(lambda: WaveletBasis((8, 8, 1), "haar", True), "positive integer number of levels",
+                 id="basis-levels-True"),
+    pytest.param(lambda: make_basis("curvelet", (8, 8, 1)), "unknown basis 'curvelet'", id="unknown-basis"),
+    pytest.param(lambda: lasso(jax.random.key(0), jnp.zeros((8, 8, 1)), Identity((8, 8, 1)), basis="wavelet",
+                               wavelet="sym4"), "unknown wavelet", id="lasso-unknown-wavelet"),
+])
+def test_transform_bad_inputs(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
 
 
 def test_dct_basis_matches_scipy_and_is_orthogonal():
@@ -271,13 +274,14 @@ def test_tv_nonfinite_measurement_is_isolated():
         np.testing.assert_allclose(res.x[i], alone.x, atol=1e-6)
 
 
-def test_tv_bad_inputs():
-    op = Identity((8, 8, 1))
-    for lam in (-0.1, float("nan")):
-        with pytest.raises(ValueError, match="finite scalar lam >= 0"):
-            tv(jax.random.key(0), jnp.zeros((8, 8, 1)), op, lam=lam)
-    with pytest.raises(ValueError, match=r"expected shape \(B, \*\(8, 8, 1\)\)"):
-        tv(jax.random.key(0), jnp.zeros((8, 8)), op)
+@pytest.mark.parametrize("y_shape, kwargs, match", [
+    pytest.param((8, 8, 1), dict(lam=-0.1), "finite scalar lam >= 0", id="negative-lam"),
+    pytest.param((8, 8, 1), dict(lam=float("nan")), "finite scalar lam >= 0", id="nan-lam"),
+    pytest.param((8, 8), {}, r"expected shape \(B, \*\(8, 8, 1\)\)", id="y-shape"),
+])
+def test_tv_bad_inputs(y_shape, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tv(jax.random.key(0), jnp.zeros(y_shape), Identity((8, 8, 1)), **kwargs)
 
 
 # -- wavelet Lasso ----------------------------------------------------------------------------------------------
@@ -371,13 +375,7 @@ def test_padded_wavelet_lasso_satisfies_optimality_conditions():
 
 def test_bm3d_denoise():
     """With the optional bm3d package: +3 dB or more over the noisy camera crops at sigma 0.1 (batch of 2, and
-    the unbatched call); without it, an ImportError that says how to install it. Bad input always raises."""
-    with pytest.raises(ValueError, match="finite images, got non-finite values in image"):
-        bm3d_denoise(np.full((2, 8, 8, 1), np.nan), 0.1)
-    with pytest.raises(ValueError, match="sigma > 0"):
-        bm3d_denoise(np.zeros((2, 8, 8, 1)), 0.0)
-    with pytest.raises(ValueError, match=r"\(B, H, W, C\) or \(H, W, C\), got shape \(8, 8\)"):
-        bm3d_denoise(np.zeros((8, 8)), 0.1)
+    the unbatched call); without it, an ImportError that says how to install it. Bad input always raises (below)."""
     cam = skimage.data.camera() / 255.0
     x = np.stack([cam[150:246, 200:296], cam[300:396, 100:196]])[..., None]
     y = (x + 0.1 * np.random.default_rng(0).standard_normal(x.shape)).astype(np.float32)
@@ -390,3 +388,13 @@ def test_bm3d_denoise():
     gain = np.asarray(gp.psnr(x, den)) - np.asarray(gp.psnr(x, y))
     assert np.all(gain > 3.0), gain
     np.testing.assert_allclose(bm3d_denoise(y[0], 0.1), den[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("images, sigma, match", [
+    pytest.param(np.full((2, 8, 8, 1), np.nan), 0.1, "finite images, got non-finite values in image", id="nan-images"),
+    pytest.param(np.zeros((2, 8, 8, 1)), 0.0, "sigma > 0", id="sigma-zero"),
+    pytest.param(np.zeros((8, 8)), 0.1, r"\(B, H, W, C\) or \(H, W, C\), got shape \(8, 8\)", id="2d-image"),
+])
+def test_bm3d_denoise_bad_input(images, sigma, match):
+    with pytest.raises(ValueError, match=match):
+        bm3d_denoise(images, sigma)

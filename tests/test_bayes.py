@@ -134,10 +134,6 @@ def test_langevin_step_adaptation(model):
     assert np.all(np.abs(z.mean(0) - mean) < 4 * sd / np.sqrt(len(z))), (z.mean(0), mean)
     tol = 4 * np.sqrt((np.outer(np.diag(cov), np.diag(cov)) + cov**2) / len(z))
     assert np.all(np.abs(np.cov(z.T) - cov) < tol)
-    with pytest.raises(ValueError, match="expected kernel 'mala', got 'ula'"):
-        langevin(prior, jax.random.key(0), y, op, kernel="ula", adapt=True)
-    with pytest.raises(ValueError, match="0 < target_accept < 1, got 1.5"):
-        langevin(prior, jax.random.key(0), y, op, adapt=True, target_accept=1.5)
 
 
 def test_no_recompilation_across_noise_and_weights(model):
@@ -172,24 +168,27 @@ def test_diverging_ula_is_flagged_per_element(model):
     assert int(mala.status) == Status.OK and float(acc.mean()) < 0.05  # MALA rejects instead of diverging
 
 
-def test_bad_input(model):
+@pytest.mark.parametrize("solve, kwargs, match", [
+    pytest.param(map_estimate, dict(noise=GaussianNoise(0.0)),
+                 "map_estimate: expected the noise level sigma > 0 and finite, got 0.0", id="map-sigma-zero"),
+    pytest.param(langevin, dict(noise=-1.0),
+                 "langevin: expected the noise level sigma > 0 and finite, got -1.0", id="langevin-sigma-negative"),
+    pytest.param(variational, dict(num_elbo_samples=0), r"num_elbo_samples \(K\) >= 1, got 0", id="vi-no-elbo-samples"),
+    pytest.param(langevin, dict(num_steps=100, burn_in=100), "num_steps > burn_in", id="langevin-all-burn-in"),
+    pytest.param(langevin, dict(kernel="hmc"), "unknown Langevin kernel", id="langevin-unknown-kernel"),
+    pytest.param(langevin, dict(kernel="ula", adapt=True), "expected kernel 'mala', got 'ula'",
+                 id="langevin-adapt-needs-mala"),
+    pytest.param(langevin, dict(adapt=True, target_accept=1.5), "0 < target_accept < 1, got 1.5",
+                 id="langevin-target-accept-above-1"),
+    pytest.param(map_estimate, dict(image_prior=True), "image_prior=True needs a prior with an exact log_prob",
+                 id="map-image-prior-without-log-prob"),
+    pytest.param(reconstruct, dict(method="hmc"), "unknown method", id="reconstruct-unknown-method"),
+    pytest.param(reconstruct, dict(method="map", posterior=True), "point estimate", id="reconstruct-map-posterior"),
+])
+def test_bad_input(model, solve, kwargs, match):
     prior, op, y, _, _, _ = model
-    with pytest.raises(ValueError, match="map_estimate: expected the noise level sigma > 0 and finite, got 0.0"):
-        map_estimate(prior, jax.random.key(0), y, op, noise=GaussianNoise(0.0))
-    with pytest.raises(ValueError, match="langevin: expected the noise level sigma > 0 and finite, got -1.0"):
-        langevin(prior, jax.random.key(0), y, op, noise=-1.0)
-    with pytest.raises(ValueError, match=r"num_elbo_samples \(K\) >= 1, got 0"):
-        variational(prior, jax.random.key(0), y, op, num_elbo_samples=0)
-    with pytest.raises(ValueError, match="num_steps > burn_in"):
-        langevin(prior, jax.random.key(0), y, op, num_steps=100, burn_in=100)
-    with pytest.raises(ValueError, match="unknown Langevin kernel"):
-        langevin(prior, jax.random.key(0), y, op, kernel="hmc")
-    with pytest.raises(ValueError, match="image_prior=True needs a prior with an exact log_prob"):
-        map_estimate(prior, jax.random.key(0), y, op, image_prior=True)
-    with pytest.raises(ValueError, match="unknown method"):
-        reconstruct(prior, jax.random.key(0), y, op, method="hmc")
-    with pytest.raises(ValueError, match="point estimate"):
-        reconstruct(prior, jax.random.key(0), y, op, method="map", posterior=True)
+    with pytest.raises(ValueError, match=match):
+        solve(prior, jax.random.key(0), y, op, **kwargs)
 
 
 def test_reconstruct_posterior_outputs_on_inpainting():

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -42,27 +43,34 @@ def test_failed_save_keeps_previous(tmp_path, key, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["vae"]
 
 
-def test_corrupted_and_missing(tmp_path):
-    path = str(tmp_path / "c")
-    ckpt.save_checkpoint(path, {"w": np.arange(5.0)}, "vae", {})
+def _overwrite_params_tail(path):
     with open(os.path.join(path, ckpt.PARAMS_FILE), "r+b") as fh:
         fh.seek(-3, os.SEEK_END)
         fh.write(b"\x00\x01\x02")
-    with pytest.raises(ValueError, match="corrupted: expected SHA-256"):
-        ckpt.load_checkpoint(path)
-    os.remove(os.path.join(path, ckpt.PARAMS_FILE))
-    with pytest.raises(FileNotFoundError, match="params.msgpack"):
-        ckpt.load_checkpoint(path)
-    with pytest.raises(FileNotFoundError, match="no checkpoint directory"):
-        load_prior(str(tmp_path / "nowhere"))
-    bad = tmp_path / "bad"
-    ckpt.save_checkpoint(str(bad), {"w": np.ones(2)}, "gan?", {})
-    with pytest.raises(ValueError, match="kind 'gan\\?'"):
-        load_prior(str(bad))
-    with open(bad / "config.json", "w") as fh:
+
+
+def _write_invalid_config(path):
+    with open(os.path.join(path, "config.json"), "w") as fh:
         fh.write("{not json")
-    with pytest.raises(ValueError, match="not valid JSON"):
-        ckpt.load_checkpoint(str(bad))
+
+
+@pytest.mark.parametrize("kind, damage, load, error, match", [
+    pytest.param("vae", _overwrite_params_tail, ckpt.load_checkpoint, ValueError, "corrupted: expected SHA-256",
+                 id="corrupted-params"),
+    pytest.param("vae", lambda path: os.remove(os.path.join(path, ckpt.PARAMS_FILE)), ckpt.load_checkpoint,
+                 FileNotFoundError, "params.msgpack", id="missing-params"),
+    pytest.param("vae", shutil.rmtree, load_prior, FileNotFoundError, "no checkpoint directory", id="no-directory"),
+    pytest.param("gan?", None, load_prior, ValueError, "kind 'gan\\?'", id="unknown-kind"),
+    pytest.param("vae", _write_invalid_config, ckpt.load_checkpoint, ValueError, "not valid JSON",
+                 id="config-not-json"),
+])
+def test_corrupted_and_missing(tmp_path, kind, damage, load, error, match):
+    path = str(tmp_path / "c")
+    ckpt.save_checkpoint(path, {"w": np.arange(5.0)}, kind, {})
+    if damage is not None:
+        damage(path)
+    with pytest.raises(error, match=match):
+        load(path)
 
 
 def test_unknown_prior_name():

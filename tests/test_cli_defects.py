@@ -52,9 +52,13 @@ def test_load_images_reads_every_format_as_the_cli_does(tmp_path, kind, suffix):
 def test_images_spec_messages(tmp_path):
     with pytest.raises(ValueError, match=r"an image file or a directory of images, .*no such file or directory"):
         data.load_image_files(str(tmp_path / "missing.png"))
-    for count in ("-2", "0", "x", ""):
-        with pytest.raises(ValueError, match=f"N a positive count of images, e.g. mnist-test:16; got N = '{count}'"):
-            data.load_images(f"mnist-test:{count}")
+
+
+@pytest.mark.parametrize("count", [pytest.param("-2", id="negative"), pytest.param("0", id="zero"),
+                                   pytest.param("x", id="not-a-number"), pytest.param("", id="empty")])
+def test_images_spec_count_messages(count):
+    with pytest.raises(ValueError, match=f"N a positive count of images, e.g. mnist-test:16; got N = '{count}'"):
+        data.load_images(f"mnist-test:{count}")
 
 
 # 2. --prior refused by a method that uses none; 7. mnist-test:-2 --------------------------------------------------

@@ -79,29 +79,32 @@ def test_pixel_shuffle_starts_as_nearest_upsampling(key):
     np.testing.assert_allclose(up.apply({"params": params}, x), unsqueeze(full), atol=1e-5)
 
 
-def test_bad_input(mnist_params):
-    config, params = CONFIGS["dcgan-mnist"], mnist_params
-    prior = dcgan_prior(params, config, log_d=True)
-    with pytest.raises(ValueError, match=r"expected a latent of shape \(32,\), got \(31,\)"):
-        prior.generate(params, jnp.zeros(31))
-    with pytest.raises(ValueError, match=r"expected a latent of shape \(32,\), got \(2, 32\)"):
-        prior.generate(params, jnp.zeros((2, 32)))
-    with pytest.raises(ValueError, match="expected an image of shape"):
-        prior.log_prob(params, jnp.zeros((28, 28)))
-    with pytest.raises(ValueError, match="upsample"):
-        check_config({**config, "upsample": "bilinear"})
-    with pytest.raises(ValueError, match="doubled 2 times gives 28x28"):
-        check_config({**config, "image_shape": (32, 32, 1)})
-    with pytest.raises(ValueError, match="not divisible by groups"):
-        check_config({**config, "channels": (64, 30)})
-    with pytest.raises(ValueError, match="missing keys"):
-        check_config({"latent": 3})
-    with pytest.raises(ValueError, match="unknown config"):
-        train_dcgan("dcgan-cifar")
-    with pytest.raises(ValueError, match="28x28x1 MNIST"):
-        train_dcgan("dcgan-celeba64", steps=1)
-    with pytest.raises(ValueError, match="expected steps >= 1"):
-        train_dcgan(steps=0)
+@pytest.fixture(scope="module")
+def log_d_prior(mnist_params):
+    return dcgan_prior(mnist_params, CONFIGS["dcgan-mnist"], log_d=True)
+
+
+@pytest.mark.parametrize("call, match", [
+    pytest.param(lambda prior: prior.generate(prior.params, jnp.zeros(31)),
+                 r"expected a latent of shape \(32,\), got \(31,\)", id="generate-latent-size"),
+    pytest.param(lambda prior: prior.generate(prior.params, jnp.zeros((2, 32))),
+                 r"expected a latent of shape \(32,\), got \(2, 32\)", id="generate-batched-latent"),
+    pytest.param(lambda prior: prior.log_prob(prior.params, jnp.zeros((28, 28))), "expected an image of shape",
+                 id="log-prob-image-shape"),
+    pytest.param(lambda prior: check_config({**CONFIGS["dcgan-mnist"], "upsample": "bilinear"}), "upsample",
+                 id="config-unknown-upsample"),
+    pytest.param(lambda prior: check_config({**CONFIGS["dcgan-mnist"], "image_shape": (32, 32, 1)}),
+                 "doubled 2 times gives 28x28", id="config-image-shape"),
+    pytest.param(lambda prior: check_config({**CONFIGS["dcgan-mnist"], "channels": (64, 30)}),
+                 "not divisible by groups", id="config-channels-groups"),
+    pytest.param(lambda prior: check_config({"latent": 3}), "missing keys", id="config-missing-keys"),
+    pytest.param(lambda prior: train_dcgan("dcgan-cifar"), "unknown config", id="train-unknown-config"),
+    pytest.param(lambda prior: train_dcgan("dcgan-celeba64", steps=1), "28x28x1 MNIST", id="train-celeba-on-mnist"),
+    pytest.param(lambda prior: train_dcgan(steps=0), "expected steps >= 1", id="train-zero-steps"),
+])
+def test_bad_input(log_d_prior, call, match):
+    with pytest.raises(ValueError, match=match):
+        call(log_d_prior)
 
 
 def test_train_save_and_load(tmp_path):

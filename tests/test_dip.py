@@ -286,19 +286,27 @@ def test_hyper_parameters_are_traced(key):
     assert trace_count() == before
 
 
-def test_dip_rejects_bad_input(key):
-    _, op, y = _problems(key, 2)
-    with pytest.raises(ValueError, match="needs a weight_prior"):
-        dip(key, y, op, generator=TOY, num_steps=2, lam_weights=1.0)
-    with pytest.raises(ValueError, match="optimizer"):
-        dip(key, y, op, generator=TOY, num_steps=2, optimizer="lbfgs")
-    with pytest.raises(ValueError, match="generates"):
-        dip(key, y, op, generator=untrained_generator("deep-decoder", (32, 32, 1)), num_steps=2)
-    with pytest.raises(ValueError, match="weight arrays"):
-        dip(key, y, op, generator=TOY, num_steps=2, lam_weights=1.0,
-            weight_prior=WeightPrior(jnp.zeros(3), jnp.eye(3), jnp.eye(3)))
-    with pytest.raises(ValueError, match="shape"):
-        dip(key, y[:, :5], op, generator=TOY, num_steps=2)
+@pytest.fixture(scope="module")
+def two_problems():
+    return _problems(jax.random.key(0), 2)
+
+
+@pytest.mark.parametrize("call, match", [
+    pytest.param(lambda key, y, op: dip(key, y, op, generator=TOY, num_steps=2, lam_weights=1.0),
+                 "needs a weight_prior", id="lam-weights-without-weight-prior"),
+    pytest.param(lambda key, y, op: dip(key, y, op, generator=TOY, num_steps=2, optimizer="lbfgs"),
+                 "optimizer", id="unknown-optimizer"),
+    pytest.param(lambda key, y, op: dip(key, y, op, generator=untrained_generator("deep-decoder", (32, 32, 1)),
+                                        num_steps=2), "generates", id="generator-image-shape"),
+    pytest.param(lambda key, y, op: dip(key, y, op, generator=TOY, num_steps=2, lam_weights=1.0,
+                                        weight_prior=WeightPrior(jnp.zeros(3), jnp.eye(3), jnp.eye(3))),
+                 "weight arrays", id="weight-prior-size"),
+    pytest.param(lambda key, y, op: dip(key, y[:, :5], op, generator=TOY, num_steps=2), "shape", id="y-shape"),
+])
+def test_dip_rejects_bad_input(two_problems, key, call, match):
+    _, op, y = two_problems
+    with pytest.raises(ValueError, match=match):
+        call(key, y, op)
 
 
 # -- the learned weight prior -------------------------------------------------------------------------------------
@@ -329,15 +337,16 @@ def test_fit_weight_prior_toy(key):
     np.testing.assert_allclose(layer_means(one), feats[0], rtol=1e-5)
 
 
-def test_fit_weight_prior_rejects_bad_input():
-    with pytest.raises(ValueError, match="N >= 2"):
-        fit_weight_prior({"a": jnp.ones((1, 3))})
-    with pytest.raises(ValueError, match="common leading axis"):
-        fit_weight_prior({"a": jnp.ones((4, 3)), "b": jnp.ones((5, 3))})
-    with pytest.raises(ValueError, match="finite"):
-        fit_weight_prior({"a": jnp.full((4, 3), jnp.nan)})
-    with pytest.raises(ValueError, match="singular"):
-        fit_weight_prior({"a": jnp.ones((4, 3)), "b": jnp.zeros((4, 2))})  # no variation at all
+@pytest.mark.parametrize("samples, match", [
+    pytest.param(lambda: {"a": jnp.ones((1, 3))}, "N >= 2", id="one-sample"),
+    pytest.param(lambda: {"a": jnp.ones((4, 3)), "b": jnp.ones((5, 3))}, "common leading axis",
+                 id="different-sample-counts"),
+    pytest.param(lambda: {"a": jnp.full((4, 3), jnp.nan)}, "finite", id="nan-weights"),
+    pytest.param(lambda: {"a": jnp.ones((4, 3)), "b": jnp.zeros((4, 2))}, "singular", id="no-variation"),
+])
+def test_fit_weight_prior_rejects_bad_input(samples, match):
+    with pytest.raises(ValueError, match=match):
+        fit_weight_prior(samples())
 
 
 def test_learned_regularization_pulls_layer_means_to_the_prior(key):

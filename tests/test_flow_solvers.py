@@ -68,15 +68,20 @@ def test_asim_variants_run_and_fit(prior):
         assert resid < 0.05, (penalty, init, resid)
 
 
-def test_nll_penalty_needs_log_prob():
-    vae = gp.load_prior("vae-mnist")
-    op = GaussianCS(jax.random.key(0), (28, 28, 1), 10)
-    with pytest.raises(ValueError, match="penalty='nll' needs a prior with an exact log_prob"):
-        csgm(vae, jax.random.key(0), jnp.zeros(10), op, penalty="nll")
-    with pytest.raises(ValueError, match="unknown penalty"):
-        csgm(vae, jax.random.key(0), jnp.zeros(10), op, penalty="l1")
-    with pytest.raises(ValueError, match="unknown init"):
-        csgm(vae, jax.random.key(0), jnp.zeros(10), op, init="zeros")
+@pytest.fixture(scope="module")
+def vae_problem():
+    return gp.load_prior("vae-mnist"), GaussianCS(jax.random.key(0), (28, 28, 1), 10)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    pytest.param(dict(penalty="nll"), "penalty='nll' needs a prior with an exact log_prob", id="nll-without-log-prob"),
+    pytest.param(dict(penalty="l1"), "unknown penalty", id="unknown-penalty"),
+    pytest.param(dict(init="zeros"), "unknown init", id="unknown-init"),
+])
+def test_nll_penalty_needs_log_prob(vae_problem, kwargs, match):
+    vae, op = vae_problem
+    with pytest.raises(ValueError, match=match):
+        csgm(vae, jax.random.key(0), jnp.zeros(10), op, **kwargs)
 
 
 def test_analysis_denoises_towards_the_data_as_lam_vanishes(prior):
@@ -122,11 +127,15 @@ def test_diverging_element_is_flagged_not_crashing(prior):
     assert np.all(np.isfinite(np.asarray(res.x[0]))) and np.all(np.isfinite(np.asarray(res.x[2])))
 
 
-def test_analysis_bad_input(prior):
-    with pytest.raises(ValueError, match=r"operator expects images of shape \(28, 28, 1\)"):
-        analysis(prior, jax.random.key(0), jnp.zeros((28, 28, 1)), Identity((28, 28, 1)))
-    no_encoder = gp.Prior("g", (16,), SHAPE, prior.generate, prior.params)
-    with pytest.raises(ValueError, match="has no encoder"):
-        analysis(no_encoder, jax.random.key(0), jnp.zeros(SHAPE), Identity(SHAPE))
-    with pytest.raises(ValueError, match="unknown init"):
-        analysis(prior, jax.random.key(0), jnp.zeros(SHAPE), Identity(SHAPE), init="zeros")
+@pytest.mark.parametrize("call, match", [
+    pytest.param(lambda prior: analysis(prior, jax.random.key(0), jnp.zeros((28, 28, 1)), Identity((28, 28, 1))),
+                 r"operator expects images of shape \(28, 28, 1\)", id="operator-image-shape"),
+    pytest.param(lambda prior: analysis(gp.Prior("g", (16,), SHAPE, prior.generate, prior.params),
+                                        jax.random.key(0), jnp.zeros(SHAPE), Identity(SHAPE)),
+                 "has no encoder", id="no-encoder"),
+    pytest.param(lambda prior: analysis(prior, jax.random.key(0), jnp.zeros(SHAPE), Identity(SHAPE), init="zeros"),
+                 "unknown init", id="unknown-init"),
+])
+def test_analysis_bad_input(prior, call, match):
+    with pytest.raises(ValueError, match=match):
+        call(prior)

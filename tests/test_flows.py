@@ -124,15 +124,19 @@ def test_scale_floor_config(key):
     config = {"kind": "glow", **SMALL}
     assert check_config(config)["scale_floor"] == 0.0          # checkpoints saved before the key existed
     assert CONFIGS["glow-mnist"]["scale_floor"] > 0
-    with pytest.raises(ValueError, match=r"scale_floor in \[0, 1\), got 1.0"):
-        check_config({**config, "scale_floor": 1.0})
     # the split prior and the logit pre-processing default to off (checkpoints saved before the keys existed)
     assert check_config(config)["split_prior"] is False and check_config(config)["logit_alpha"] == 0.0
     assert CONFIGS["glow-mnist"]["split_prior"] and CONFIGS["glow-mnist"]["logit_alpha"] > 0
-    with pytest.raises(ValueError, match=r"logit_alpha in \[0, 0.5\), got 0.5"):
-        check_config({**config, "logit_alpha": 0.5})
-    with pytest.raises(ValueError, match="split_prior True or False, got 'yes'"):
-        check_config({**config, "split_prior": "yes"})
+
+
+@pytest.mark.parametrize("update, match", [
+    pytest.param({"scale_floor": 1.0}, r"scale_floor in \[0, 1\), got 1.0", id="scale-floor-1"),
+    pytest.param({"logit_alpha": 0.5}, r"logit_alpha in \[0, 0.5\), got 0.5", id="logit-alpha-0.5"),
+    pytest.param({"split_prior": "yes"}, "split_prior True or False, got 'yes'", id="split-prior-not-bool"),
+])
+def test_bad_config_value(update, match):
+    with pytest.raises(ValueError, match=match):
+        check_config({"kind": "glow", **SMALL, **update})
 
 
 def test_actnorm_data_dependent_init(key):
@@ -218,21 +222,29 @@ def test_log_prob_integrates_to_one_on_a_2d_toy_flow(key):
     assert float(jnp.max(jnp.abs(z.reshape(-1, 2) - pts.reshape(-1, 2)))) > 0.1
 
 
-def test_bad_input(key):
-    config = {"kind": "glow", **SMALL}
-    prior = flow_prior(init_flow(key, config, jax.random.uniform(key, (4, 4, 4, 1))), config)
-    with pytest.raises(ValueError, match=r"expected an image of shape \(4, 4, 1\), got \(4, 4, 3\)"):
-        prior.encode(prior.params, jnp.zeros((4, 4, 3)))
-    with pytest.raises(ValueError, match="expected a finite image, got 1 non-finite"):
-        prior.encode(prior.params, jnp.zeros((4, 4, 1)).at[0, 0, 0].set(jnp.nan))
-    with pytest.raises(ValueError, match=r"latent of shape \(16,\)"):
-        prior.generate(prior.params, jnp.zeros(15))
-    with pytest.raises(ValueError, match="cannot be squeezed 3 times"):
-        check_config({**config, "levels": 3, "image_shape": (28, 28, 1)})
-    with pytest.raises(ValueError, match="expected kind in"):
-        check_config({**config, "kind": "maf"})
-    with pytest.raises(ValueError, match="expected a batch of images"):
-        init_flow(key, config, jnp.zeros((2, 28, 28, 1)))
+@pytest.fixture(scope="module")
+def small_glow():
+    key, config = jax.random.key(0), {"kind": "glow", **SMALL}
+    return flow_prior(init_flow(key, config, jax.random.uniform(key, (4, 4, 4, 1))), config)
+
+
+@pytest.mark.parametrize("call, match", [
+    pytest.param(lambda prior, key: prior.encode(prior.params, jnp.zeros((4, 4, 3))),
+                 r"expected an image of shape \(4, 4, 1\), got \(4, 4, 3\)", id="encode-image-shape"),
+    pytest.param(lambda prior, key: prior.encode(prior.params, jnp.zeros((4, 4, 1)).at[0, 0, 0].set(jnp.nan)),
+                 "expected a finite image, got 1 non-finite", id="encode-nan-image"),
+    pytest.param(lambda prior, key: prior.generate(prior.params, jnp.zeros(15)), r"latent of shape \(16,\)",
+                 id="generate-latent-size"),
+    pytest.param(lambda prior, key: check_config({"kind": "glow", **SMALL, "levels": 3, "image_shape": (28, 28, 1)}),
+                 "cannot be squeezed 3 times", id="config-too-many-levels"),
+    pytest.param(lambda prior, key: check_config({"kind": "maf", **SMALL}), "expected kind in",
+                 id="config-unknown-kind"),
+    pytest.param(lambda prior, key: init_flow(key, {"kind": "glow", **SMALL}, jnp.zeros((2, 28, 28, 1))),
+                 "expected a batch of images", id="init-image-shape"),
+])
+def test_bad_input(small_glow, key, call, match):
+    with pytest.raises(ValueError, match=match):
+        call(small_glow, key)
 
 
 def test_mnist_configs_build(key):

@@ -53,21 +53,28 @@ def test_model_error_energy_against_a_dense_solve(key):
     np.testing.assert_allclose(float(tau0), float(Gaussian(sigma).energy(op, jnp.zeros_like(r), r)), rtol=1e-5)
 
 
-def test_model_error_needs_a_linear_gaussian_operator(key, monkeypatch):
+@pytest.mark.parametrize("call, match", [
+    pytest.param(lambda key: likelihood_for(PhaseRetrieval(SubsampledFourier.random(key, SHAPE, 0.5)), 0.1, 0.2),
+                 "needs a linear operator", id="phase-retrieval"),
+    pytest.param(lambda key: likelihood_for(OneBit(GaussianCS(key, SHAPE, 5)), 0.1, 0.2), "needs a linear operator",
+                 id="one-bit"),
+    pytest.param(lambda key: likelihood_for(np.eye(3), 0.1),  # type: ignore[arg-type]
+                 "expected a genprior_jax Operator", id="matrix-not-operator"),
+])
+def test_model_error_needs_a_linear_gaussian_operator(key, call, match):
+    with pytest.raises(ValueError, match=match):
+        call(key)
+
+
+def test_a_linear_operator_with_its_own_likelihood_takes_no_model_error(key, monkeypatch):
     import genprior_jax.likelihoods as L
 
-    with pytest.raises(ValueError, match="needs a linear operator"):
-        likelihood_for(PhaseRetrieval(SubsampledFourier.random(key, SHAPE, 0.5)), 0.1, 0.2)
-    with pytest.raises(ValueError, match="needs a linear operator"):
-        likelihood_for(OneBit(GaussianCS(key, SHAPE, 5)), 0.1, 0.2)
     # a linear operator registered with a likelihood of its own (here: logistic) cannot take model error either
     monkeypatch.setitem(L.BY_OPERATOR, RandomMask, lambda op: Logistic(1.0))
     mask = RandomMask(key, SHAPE, 0.5)
     assert isinstance(likelihood_for(mask, 0.1), Logistic)
     with pytest.raises(ValueError, match="has its own likelihood"):
         likelihood_for(mask, 0.1, 0.2)
-    with pytest.raises(ValueError, match="expected a genprior_jax Operator"):
-        likelihood_for(np.eye(3), 0.1)  # type: ignore[arg-type]
 
 
 def test_latent_energy_uses_the_operator_likelihood(key):

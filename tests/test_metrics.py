@@ -48,10 +48,14 @@ def test_batched_shapes_and_identities():
     np.testing.assert_allclose(metrics.psnr(x[0, 0], x[0, 0] * 0 + x[0, 0] + 0.1), 20.0, rtol=1e-5)
 
 
-def test_metric_errors():
-    with pytest.raises(ValueError, match="same shape"):
-        metrics.mse(np.zeros((28, 28, 1)), np.zeros((28, 28, 3)))
-    with pytest.raises(ValueError, match=r"\(\.\.\., H, W, C\)"):
-        metrics.psnr(np.zeros((28, 28)), np.zeros((28, 28)))
-    with pytest.raises(ValueError, match="at least 7x7"):
-        metrics.ssim(np.zeros((5, 5, 1)), np.zeros((5, 5, 1)))
+@pytest.mark.parametrize("call, match", [
+    pytest.param(lambda: metrics.mse(np.zeros((28, 28, 1)), np.zeros((28, 28, 3))), "same shape",
+                 id="mse-different-shapes"),
+    pytest.param(lambda: metrics.psnr(np.zeros((28, 28)), np.zeros((28, 28))), r"\(\.\.\., H, W, C\)",
+                 id="psnr-no-channel"),
+    pytest.param(lambda: metrics.ssim(np.zeros((5, 5, 1)), np.zeros((5, 5, 1))), "at least 7x7",
+                 id="ssim-image-below-window"),
+])
+def test_metric_errors(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

@@ -167,19 +167,24 @@ def test_no_recompilation_across_tau(model):
     assert trace_count() == before
 
 
-def test_model_error_bad_input(model):
+@pytest.mark.parametrize("call, match", [
+    pytest.param(lambda prior, op, y: variational(prior, jax.random.key(0), y, op, model_error=-0.1),
+                 r"expected model_error \(tau\) >= 0, got -0.1", id="vi-negative-tau"),
+    pytest.param(lambda prior, op, y: map_estimate(prior, jax.random.key(0), jnp.sign(y),
+                                                   OneBit(GaussianCS(jax.random.key(0), SHAPE, 10)), model_error=0.1),
+                 "needs a linear operator", id="map-one-bit"),
+    pytest.param(lambda prior, op, y: map_estimate(prior, jax.random.key(0), y, op, model_error=0.1,
+                                                   estimate_sigma=True),
+                 "estimate_sigma=True with model_error", id="map-estimate-sigma"),
+    pytest.param(lambda prior, op, y: reconstruct(prior, jax.random.key(0), y, op, method="vi", model_error="big"),
+                 "a number >= 0 or 'auto'", id="reconstruct-tau-string"),
+    pytest.param(lambda prior, op, y: estimate_model_error(y, jnp.zeros(SHAPE), op, SIGMA),
+                 r"expected y of shape \(B", id="estimate-unbatched-images"),
+])
+def test_model_error_bad_input(model, call, match):
     prior, op, y, _, _, _, _ = model
-    with pytest.raises(ValueError, match=r"expected model_error \(tau\) >= 0, got -0.1"):
-        variational(prior, jax.random.key(0), y, op, model_error=-0.1)
-    onebit = OneBit(GaussianCS(jax.random.key(0), SHAPE, 10))
-    with pytest.raises(ValueError, match="needs a linear operator"):
-        map_estimate(prior, jax.random.key(0), jnp.sign(y), onebit, model_error=0.1)
-    with pytest.raises(ValueError, match="estimate_sigma=True with model_error"):
-        map_estimate(prior, jax.random.key(0), y, op, model_error=0.1, estimate_sigma=True)
-    with pytest.raises(ValueError, match="a number >= 0 or 'auto'"):
-        reconstruct(prior, jax.random.key(0), y, op, method="vi", model_error="big")
-    with pytest.raises(ValueError, match=r"expected y of shape \(B"):
-        estimate_model_error(y, jnp.zeros(SHAPE), op, SIGMA)
+    with pytest.raises(ValueError, match=match):
+        call(prior, op, y)
 
 
 def test_reconstruct_auto_model_error_widens_the_intervals():

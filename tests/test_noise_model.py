@@ -51,12 +51,15 @@ def test_measure_refuses_other_shapes_naming_both(shape):
         measure(jax.random.key(0), op, jnp.zeros(shape), 0.1)
 
 
-def test_measure_refuses_a_noise_that_is_not_one():
+@pytest.mark.parametrize("noise, match", [
+    pytest.param("0.1", "measure: expected a noise model", id="string"),
+    pytest.param(LogisticNoise(0.1), "measure: LogisticNoise is the noise of a one-bit channel.*GaussianCS",
+                 id="one-bit-noise-on-linear-operator"),
+])
+def test_measure_refuses_a_noise_that_is_not_one(noise, match):
     op = GaussianCS(jax.random.key(1), SHAPE, 5)
-    with pytest.raises(ValueError, match="measure: expected a noise model"):
-        measure(jax.random.key(0), op, jnp.zeros(SHAPE), "0.1")
-    with pytest.raises(ValueError, match="measure: LogisticNoise is the noise of a one-bit channel.*GaussianCS"):
-        measure(jax.random.key(0), op, jnp.zeros(SHAPE), LogisticNoise(0.1))
+    with pytest.raises(ValueError, match=match):
+        measure(jax.random.key(0), op, jnp.zeros(SHAPE), noise)
 
 
 def test_noise_models_are_pytrees_with_traced_parameters():

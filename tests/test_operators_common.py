@@ -189,29 +189,24 @@ def test_composition(key):
         blur @ down
 
 
-def test_constructor_errors(key):
-    with pytest.raises(ValueError, match="positive integer number of measurements"):
-        GaussianCS(key, SHAPE, 0)
-    with pytest.raises(ValueError, match="PRNG key"):
-        GaussianCS(3, SHAPE, 10)
-    with pytest.raises(ValueError, match="image shape"):
-        Identity((28, 28))
-    with pytest.raises(ValueError, match=r"fraction_missing in \[0, 1\]"):
-        RandomMask(key, SHAPE, 1.5)
-    with pytest.raises(ValueError, match="box size"):
-        BoxMask(SHAPE, 29)
-    with pytest.raises(ValueError, match="position"):
-        BoxMask(SHAPE, 7, (25, 0))
-    with pytest.raises(ValueError, match="not divisible"):
-        Downsample(SHAPE, 3)
-    with pytest.raises(ValueError, match="larger than the image"):
-        Blur.uniform((4, 4, 1), 5)
-    with pytest.raises(ValueError, match="boundary"):
-        Blur.uniform(SHAPE, 3, boundary="reflect")
-    with pytest.raises(ValueError, match="unknown operator 'wavelet'"):
-        make_operator("wavelet:level=3", key, SHAPE)
-    with pytest.raises(ValueError, match="unknown key 'q' for 'gaussian'; valid keys"):
-        make_operator("gaussian:q=3", key, SHAPE)
+@pytest.mark.parametrize("build_op, match", [
+    pytest.param(lambda key: GaussianCS(key, SHAPE, 0), "positive integer number of measurements", id="gaussian-m-0"),
+    pytest.param(lambda key: GaussianCS(3, SHAPE, 10), "PRNG key", id="gaussian-int-key"),
+    pytest.param(lambda key: Identity((28, 28)), "image shape", id="identity-2d-shape"),
+    pytest.param(lambda key: RandomMask(key, SHAPE, 1.5), r"fraction_missing in \[0, 1\]", id="mask-fraction-1.5"),
+    pytest.param(lambda key: BoxMask(SHAPE, 29), "box size", id="box-larger-than-image"),
+    pytest.param(lambda key: BoxMask(SHAPE, 7, (25, 0)), "position", id="box-outside-image"),
+    pytest.param(lambda key: Downsample(SHAPE, 3), "not divisible", id="downsample-not-divisible"),
+    pytest.param(lambda key: Blur.uniform((4, 4, 1), 5), "larger than the image", id="blur-kernel-too-large"),
+    pytest.param(lambda key: Blur.uniform(SHAPE, 3, boundary="reflect"), "boundary", id="blur-unknown-boundary"),
+    pytest.param(lambda key: make_operator("wavelet:level=3", key, SHAPE), "unknown operator 'wavelet'",
+                 id="spec-unknown-operator"),
+    pytest.param(lambda key: make_operator("gaussian:q=3", key, SHAPE),
+                 "unknown key 'q' for 'gaussian'; valid keys", id="spec-unknown-key"),
+])
+def test_constructor_errors(key, build_op, match):
+    with pytest.raises(ValueError, match=match):
+        build_op(key)
 
 
 def test_gaussian_cs_scaling(key):

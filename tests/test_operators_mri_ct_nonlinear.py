@@ -123,15 +123,17 @@ def test_fourier_measure_keeps_noise_off_unsampled_entries(key):
     np.testing.assert_allclose(np.asarray(ys)[:, ~off].std(), sigma, rtol=0.03)
 
 
-def test_fourier_errors(key):
-    with pytest.raises(ValueError, match=r"k-space mask of shape \(28, 28\)"):
-        SubsampledFourier(np.ones((28, 27)), SHAPE)
-    with pytest.raises(ValueError, match=r"rate in \(0, 1\]"):
-        variable_density_mask(key, (28, 28), 0.0)
-    with pytest.raises(ValueError, match=r"rate in \[0, 1\]"):
-        make_operator("fourier:rate=1.5", key, SHAPE)
-    with pytest.raises(ValueError, match="lines=0"):
-        make_operator("fourier:rate=0.5,lines=2", key, SHAPE)
+@pytest.mark.parametrize("build_op, match", [
+    pytest.param(lambda key: SubsampledFourier(np.ones((28, 27)), SHAPE), r"k-space mask of shape \(28, 28\)",
+                 id="mask-shape"),
+    pytest.param(lambda key: variable_density_mask(key, (28, 28), 0.0), r"rate in \(0, 1\]", id="mask-rate-0"),
+    pytest.param(lambda key: make_operator("fourier:rate=1.5", key, SHAPE), r"rate in \[0, 1\]", id="spec-rate-1.5"),
+    pytest.param(lambda key: make_operator("fourier:rate=0.5,lines=2", key, SHAPE), "lines=0",
+                 id="spec-rate-and-lines"),
+])
+def test_fourier_errors(key, build_op, match):
+    with pytest.raises(ValueError, match=match):
+        build_op(key)
 
 
 # -- Radon ------------------------------------------------------------------------------------------------
@@ -226,17 +228,16 @@ def test_fbp_recovers_a_phantom_about_as_well_as_skimage():
     assert np.corrcoef(rec.ravel(), img.ravel())[0, 1] > 0.97
 
 
-def test_radon_errors(key):
-    with pytest.raises(ValueError, match="positive integer number of angles"):
-        Radon(SHAPE, 0)
-    with pytest.raises(ValueError, match="1-D array of angles"):
-        Radon(SHAPE, np.zeros((2, 3)))
-    with pytest.raises(ValueError, match="finite angles"):
-        Radon(SHAPE, np.array([0.0, np.nan]))
-    with pytest.raises(ValueError, match="number of detectors"):
-        Radon(SHAPE, 5, detectors=0)
-    with pytest.raises(ValueError, match="expected a Radon operator"):
-        fbp(Identity(SHAPE), jnp.zeros(SHAPE))
+@pytest.mark.parametrize("call, match", [
+    pytest.param(lambda: Radon(SHAPE, 0), "positive integer number of angles", id="zero-angles"),
+    pytest.param(lambda: Radon(SHAPE, np.zeros((2, 3))), "1-D array of angles", id="2d-angles"),
+    pytest.param(lambda: Radon(SHAPE, np.array([0.0, np.nan])), "finite angles", id="nan-angle"),
+    pytest.param(lambda: Radon(SHAPE, 5, detectors=0), "number of detectors", id="zero-detectors"),
+    pytest.param(lambda: fbp(Identity(SHAPE), jnp.zeros(SHAPE)), "expected a Radon operator", id="fbp-not-radon"),
+])
+def test_radon_errors(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
 
 
 # -- structured CS ----------------------------------------------------------------------------------------
@@ -277,11 +278,13 @@ def test_structured_cs_memory_is_linear_in_n(key):
     assert y.shape == (20000,) and bool(jnp.all(jnp.isfinite(y)))
 
 
-def test_structured_cs_errors(key):
-    with pytest.raises(ValueError, match="1 <= m <= n = 784"):
-        StructuredCS(key, SHAPE, 785)
-    with pytest.raises(ValueError, match="PRNG key"):
-        StructuredCS(0, SHAPE, 10)
+@pytest.mark.parametrize("build_op, match", [
+    pytest.param(lambda key: StructuredCS(key, SHAPE, 785), "1 <= m <= n = 784", id="m-above-n"),
+    pytest.param(lambda key: StructuredCS(0, SHAPE, 10), "PRNG key", id="int-key"),
+])
+def test_structured_cs_errors(key, build_op, match):
+    with pytest.raises(ValueError, match=match):
+        build_op(key)
 
 
 # -- non-linear operators ---------------------------------------------------------------------------------
@@ -354,16 +357,19 @@ def test_function_measurement(key):
         FunctionMeasurement(3, SHAPE, (10,))
 
 
-def test_wrappers_need_a_linear_operator(key):
-    nonlin = PhaseRetrieval(GaussianCS(key, SHAPE, 10))
-    with pytest.raises(ValueError, match="expected a genprior_jax LinearOperator to wrap"):
-        OneBit(nonlin)
-    with pytest.raises(ValueError, match="expected a genprior_jax LinearOperator to wrap"):
-        PhaseRetrieval(np.eye(3))
-    with pytest.raises(ValueError, match="real output"):
-        OneBit(SubsampledFourier.random(key, SHAPE, 0.5))
-    with pytest.raises(ValueError, match="exactly one of m=M"):
-        make_operator("phase:m=10,rate=0.5", key, SHAPE)
+@pytest.mark.parametrize("build_op, match", [
+    pytest.param(lambda key: OneBit(PhaseRetrieval(GaussianCS(key, SHAPE, 10))),
+                 "expected a genprior_jax LinearOperator to wrap", id="one-bit-of-phase-retrieval"),
+    pytest.param(lambda key: PhaseRetrieval(np.eye(3)), "expected a genprior_jax LinearOperator to wrap",
+                 id="phase-retrieval-of-matrix"),
+    pytest.param(lambda key: OneBit(SubsampledFourier.random(key, SHAPE, 0.5)), "real output",
+                 id="one-bit-of-complex-fourier"),
+    pytest.param(lambda key: make_operator("phase:m=10,rate=0.5", key, SHAPE), "exactly one of m=M",
+                 id="spec-m-and-rate"),
+])
+def test_wrappers_need_a_linear_operator(key, build_op, match):
+    with pytest.raises(ValueError, match=match):
+        build_op(key)
 
 
 def test_spec_variants(key):

@@ -45,13 +45,15 @@ def test_patches_and_adjoint_against_loops(key, k, s, off):
     np.testing.assert_allclose(np.vdot(p, q), np.vdot(x, back), rtol=1e-5)
 
 
-def test_patch_errors():
-    with pytest.raises(ValueError, match=r"expected H, W >= 7"):
-        num_patches((6, 20, 1), 6, 2)
-    with pytest.raises(ValueError, match="expected one image"):
-        extract_patches(jnp.zeros((2, 8, 8, 1)), 3)
-    with pytest.raises(ValueError, match=r"expected patches of shape \(36, 3, 3, 1\)"):
-        put_patches(jnp.zeros((35, 3, 3, 1)), (8, 8, 1))
+@pytest.mark.parametrize("call, match", [
+    pytest.param(lambda: num_patches((6, 20, 1), 6, 2), r"expected H, W >= 7", id="num-patches-image-too-small"),
+    pytest.param(lambda: extract_patches(jnp.zeros((2, 8, 8, 1)), 3), "expected one image", id="extract-batch"),
+    pytest.param(lambda: put_patches(jnp.zeros((35, 3, 3, 1)), (8, 8, 1)), r"expected patches of shape \(36, 3, 3, 1\)",
+                 id="put-patch-count"),
+])
+def test_patch_errors(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
 
 
 def test_regularizer_gradient_against_direct(key):

@@ -172,17 +172,22 @@ def test_a_rebuilt_prior_solves_without_compiling(kind):
     assert min(counts.values()) >= 1, counts
 
 
-def test_a_wrong_generate_shape_is_refused_at_construction_naming_generate(key):
-    params = {"W": jax.random.normal(key, (64, LATENT))}
-    with pytest.raises(ValueError, match=r"generate\(params, z\) with z of shape \(4,\) must return a float array of "
-                                         r"shape \(8, 8, 3\), got shape \(8, 8, 1\)"):
-        Prior("linear", (LATENT,), (8, 8, 3), linear_generate, params)
-    with pytest.raises(ValueError, match=r"generate\(params, z\) failed on z of shape \(5,\)"):
-        Prior("linear", (5,), SHAPE, linear_generate, params)  # W @ z cannot multiply (64, 4) by (5,)
-    with pytest.raises(ValueError, match=r"encode\(params, x\) .* must return a float array of shape \(4,\), got "
-                                         r"shape \(64,\)"):
-        Prior("linear", (LATENT,), SHAPE, linear_generate, params, encode=lambda p, x: x.reshape(-1))
-    with pytest.raises(ValueError, match=r"generate.*shape \(8, 8, 3\)"):
-        Prior.from_nnx(NNXGenerator(nnx.Rngs(0)), latent_shape=(LATENT,), image_shape=(8, 8, 3))
-    with pytest.raises(ValueError, match="csgm_solver: expected a Prior"):
-        csgm_solver(linear_generate)  # type: ignore[arg-type]  # the factories' old first argument
+@pytest.mark.parametrize("build, match", [
+    pytest.param(lambda params: Prior("linear", (LATENT,), (8, 8, 3), linear_generate, params),
+                 r"generate\(params, z\) with z of shape \(4,\) must return a float array of shape \(8, 8, 3\), got "
+                 r"shape \(8, 8, 1\)", id="generate-image-shape"),
+    pytest.param(lambda params: Prior("linear", (5,), SHAPE, linear_generate, params),  # (64, 4) @ (5,) fails
+                 r"generate\(params, z\) failed on z of shape \(5,\)", id="generate-fails-on-latent"),
+    pytest.param(lambda params: Prior("linear", (LATENT,), SHAPE, linear_generate, params,
+                                      encode=lambda p, x: x.reshape(-1)),
+                 r"encode\(params, x\) .* must return a float array of shape \(4,\), got shape \(64,\)",
+                 id="encode-latent-shape"),
+    pytest.param(lambda params: Prior.from_nnx(NNXGenerator(nnx.Rngs(0)), latent_shape=(LATENT,),
+                                               image_shape=(8, 8, 3)),
+                 r"generate.*shape \(8, 8, 3\)", id="nnx-image-shape"),
+    pytest.param(lambda params: csgm_solver(linear_generate),  # type: ignore[arg-type]  # the old first argument
+                 "csgm_solver: expected a Prior", id="solver-factory-given-a-function"),
+])
+def test_a_wrong_generate_shape_is_refused_at_construction_naming_generate(key, build, match):
+    with pytest.raises(ValueError, match=match):
+        build({"W": jax.random.normal(key, (64, LATENT))})

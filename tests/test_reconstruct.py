@@ -128,28 +128,31 @@ def test_csgm_reconstruction_beats_backprojection(key):
     assert np.mean(res["metrics"]["mse"]) < 0.5 * seen_mse
 
 
-def test_bad_input(key):
-    x = load_mnist("test", n=2).images
-    op = make_operator("gaussian:m=50", key, (28, 28, 1))
-    with pytest.raises(ValueError, match="unknown method"):
-        reconstruct_images("nope", x, op, key)
-    with pytest.raises(ValueError, match="needs a trained prior"):
-        reconstruct_images("csgm", x, op, key)
-    with pytest.raises(ValueError, match="expected images of shape"):
-        reconstruct_images("lasso-dct", x[..., 0], op, key)
-    with pytest.raises(ValueError, match="NaN"):
-        reconstruct_images("lasso-dct", np.full_like(x, np.nan), op, key)
-    with pytest.raises(ValueError, match="chunk_size"):
-        reconstruct_images("lasso-dct", x, op, key, chunk_size=0)
-    with pytest.raises(ValueError, match="expected floating-point images in \\[0, 1\\], got dtype uint8"):
-        reconstruct_images("lasso-dct", (x * 255).astype(np.uint8), op, key)
-    with pytest.raises(ValueError, match="expected images in \\[0, 1\\], got values in \\[0, 255\\]"):
-        reconstruct_images("lasso-dct", x * 255, op, key)
-    for noise in (-0.1, float("nan")):
-        with pytest.raises(ValueError, match="reconstruct: expected noise >= 0 and finite"):
-            reconstruct_images("lasso-dct", x, op, key, noise=noise)
-    with pytest.raises(ValueError, match="has no restarts"):
-        reconstruct_images("tv", x, op, key, restarts=2)
+@pytest.fixture(scope="module")
+def images_and_op():
+    return load_mnist("test", n=2).images, make_operator("gaussian:m=50", jax.random.key(0), (28, 28, 1))
+
+
+@pytest.mark.parametrize("method, transform, kwargs, match", [
+    pytest.param("nope", None, {}, "unknown method", id="unknown-method"),
+    pytest.param("csgm", None, {}, "needs a trained prior", id="csgm-without-prior"),
+    pytest.param("lasso-dct", lambda x: x[..., 0], {}, "expected images of shape", id="images-without-channel"),
+    pytest.param("lasso-dct", lambda x: np.full_like(x, np.nan), {}, "NaN", id="nan-images"),
+    pytest.param("lasso-dct", None, dict(chunk_size=0), "chunk_size", id="chunk-size-zero"),
+    pytest.param("lasso-dct", lambda x: (x * 255).astype(np.uint8), {},
+                 "expected floating-point images in \\[0, 1\\], got dtype uint8", id="uint8-images"),
+    pytest.param("lasso-dct", lambda x: x * 255, {},
+                 "expected images in \\[0, 1\\], got values in \\[0, 255\\]", id="images-in-0-255"),
+    pytest.param("lasso-dct", None, dict(noise=-0.1), "reconstruct: expected noise >= 0 and finite",
+                 id="negative-noise"),
+    pytest.param("lasso-dct", None, dict(noise=float("nan")), "reconstruct: expected noise >= 0 and finite",
+                 id="nan-noise"),
+    pytest.param("tv", None, dict(restarts=2), "has no restarts", id="tv-restarts"),
+])
+def test_bad_input(images_and_op, key, method, transform, kwargs, match):
+    x, op = images_and_op
+    with pytest.raises(ValueError, match=match):
+        reconstruct_images(method, x if transform is None else transform(x), op, key, **kwargs)
 
 
 def test_load_images_from_directory(tmp_path):

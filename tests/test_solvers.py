@@ -119,28 +119,37 @@ def test_history(key):
     assert csgm(prior, key, y, op, num_steps=3, num_restarts=1).history is None
 
 
-def test_bad_inputs(key):
-    prior = linear_prior(key)
-    op = GaussianCS(key, SHAPE, 6)
-    with pytest.raises(ValueError, match=r"expected shape \(B, \*\(6,\)\) or \(6,\) for GaussianCS, got \(2, 7\)"):
-        csgm(prior, key, jnp.zeros((2, 7)), op)
-    with pytest.raises(ValueError, match="floating-point measurements y, got dtype int32"):
-        csgm(prior, key, jnp.zeros((2, 6), jnp.int32), op)
-    with pytest.raises(ValueError, match=r"operator expects images of shape \(28, 28, 1\)"):
-        csgm(prior, key, jnp.zeros((6,)), GaussianCS(key, (28, 28, 1), 6))
-    with pytest.raises(ValueError, match="expected 3 operators"):
-        ops = jax.vmap(lambda k: GaussianCS(k, SHAPE, 6))(jax.random.split(key, 2))
-        csgm(prior, key, jnp.zeros((3, 6)), ops, op_batched=True)
-    with pytest.raises(ValueError, match="unknown optimizer 'adamw'"):
-        csgm(prior, key, jnp.zeros((6,)), op, optimizer="adamw")
-    with pytest.raises(ValueError, match="PRNG key"):
-        csgm(prior, 0, jnp.zeros((6,)), op)
-    with pytest.raises(ValueError, match="num_steps >= 1"):
-        csgm(prior, key, jnp.zeros((6,)), op, num_steps=0)
-    with pytest.raises(ValueError, match="lasso: expected a linear operator"):
-        gp.lasso(key, jnp.zeros((6,)), np.eye(6))
-    with pytest.raises(ValueError, match="basis in"):
-        gp.lasso(key, jnp.zeros((6,)), op, basis="curvelet")
+@pytest.fixture(scope="module")
+def prior_and_op():
+    key = jax.random.key(0)
+    return linear_prior(key), GaussianCS(key, SHAPE, 6)
+
+
+@pytest.mark.parametrize("call, match", [
+    pytest.param(lambda prior, op, key: csgm(prior, key, jnp.zeros((2, 7)), op),
+                 r"expected shape \(B, \*\(6,\)\) or \(6,\) for GaussianCS, got \(2, 7\)", id="csgm-y-shape"),
+    pytest.param(lambda prior, op, key: csgm(prior, key, jnp.zeros((2, 6), jnp.int32), op),
+                 "floating-point measurements y, got dtype int32", id="csgm-y-int"),
+    pytest.param(lambda prior, op, key: csgm(prior, key, jnp.zeros((6,)), GaussianCS(key, (28, 28, 1), 6)),
+                 r"operator expects images of shape \(28, 28, 1\)", id="csgm-operator-image-shape"),
+    pytest.param(lambda prior, op, key: csgm(prior, key, jnp.zeros((3, 6)),
+                                             jax.vmap(lambda k: GaussianCS(k, SHAPE, 6))(jax.random.split(key, 2)),
+                                             op_batched=True),
+                 "expected 3 operators", id="csgm-two-operators-three-y"),
+    pytest.param(lambda prior, op, key: csgm(prior, key, jnp.zeros((6,)), op, optimizer="adamw"),
+                 "unknown optimizer 'adamw'", id="csgm-unknown-optimizer"),
+    pytest.param(lambda prior, op, key: csgm(prior, 0, jnp.zeros((6,)), op), "PRNG key", id="csgm-int-key"),
+    pytest.param(lambda prior, op, key: csgm(prior, key, jnp.zeros((6,)), op, num_steps=0),
+                 "num_steps >= 1", id="csgm-zero-steps"),
+    pytest.param(lambda prior, op, key: gp.lasso(key, jnp.zeros((6,)), np.eye(6)),
+                 "lasso: expected a linear operator", id="lasso-matrix-operator"),
+    pytest.param(lambda prior, op, key: gp.lasso(key, jnp.zeros((6,)), op, basis="curvelet"),
+                 "basis in", id="lasso-unknown-basis"),
+])
+def test_bad_inputs(prior_and_op, key, call, match):
+    prior, op = prior_and_op
+    with pytest.raises(ValueError, match=match):
+        call(prior, op, key)
 
 
 @pytest.mark.parametrize("basis", ["pixel", "dct"])
