@@ -206,7 +206,15 @@ def init_flow(key: Array, config: dict[str, Any], x: Array) -> Params:
     module = _module(config)
     if tuple(x.shape[1:]) != tuple(module.image_shape):
         raise ValueError(f"init_flow: expected a batch of images {module.image_shape}, got shape {tuple(x.shape)}")
-    return module.init(key, jnp.asarray(x) - 0.5, method=MultiScaleFlow.forward)["params"]
+    return _jitted_init(_config_key(config))(key, jnp.asarray(x, jnp.float32))
+
+
+@functools.cache
+def _jitted_init(config_key: tuple[Any, ...]) -> Callable[[Array, Array], Params]:
+    """``init`` as one compiled program per architecture: run eagerly, flax's init dispatches (and compiles) a few
+    hundred small programs, ~15 s for a 64x64x3 Glow on 2 CPU cores."""
+    module = MultiScaleFlow(*config_key)
+    return jax.jit(lambda key, x: module.init(key, x - 0.5, method=MultiScaleFlow.forward)["params"])
 
 
 def _config_key(config: dict[str, Any]) -> tuple[Any, ...]:
