@@ -24,9 +24,10 @@ for super-resolution and CS, the blurred image itself for deblurring, filtered b
 ``genprior_jax.operators.fbp`` for CT), TV (``gp.reconstruct(..., method="tv")``, PDHG over [0, 1]),
 Lasso-wavelet (FISTA, db4), DIP (``method="dip", generator="dcgan"``: library defaults, RMSprop 1e-3; the
 DCGAN-style decoder at sizes other than 28 x 28) and the Deep Decoder (``method="dip", generator="deep-decoder"``,
-Adam ``--dd-lr``). TV and Lasso run until the objective's relative change over 10 steps falls below ``--tol``
-(capped at ``--steps``); DIP and the Deep Decoder run ``--dip-steps`` with the same tolerance test, keeping the
-iterate with the lowest measurement loss (the library's rule).
+Adam ``--dd-lr``). TV and Lasso run until their certified relative duality gap falls below ``--tol`` (capped at
+``--steps``; results recorded before 2026-12-07 stopped on the objective's relative change over 10 steps instead);
+DIP and the Deep Decoder run ``--dip-steps`` stopping on that objective-change test, keeping the iterate with the
+lowest measurement loss (the library's rule).
 
 Regularization weights (``lam``; for DIP / the Deep Decoder the TV weight, formerly ``lam_tv``) are chosen per task
 and method from a small grid by PSNR on the ONE tuning image ``camera`` (for CT too: camera measured with the same
@@ -251,7 +252,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1500, help="step cap of TV and Lasso")
     ap.add_argument("--dip-steps", type=int, default=2000, help="step cap of DIP and the Deep Decoder")
     ap.add_argument("--dd-lr", type=float, default=0.01, help="Adam step of the Deep Decoder")
-    ap.add_argument("--tol", type=float, default=1e-5, help="relative objective change per 10 steps to stop")
+    ap.add_argument("--tol", type=float, default=1e-5,
+                    help="TV / Lasso: relative duality gap to stop at; DIP: relative objective change per 10 steps")
     ap.add_argument("--patch-prior", default="patch-flow", help="patchnr: patch-flow prior name or checkpoint path")
     ap.add_argument("--patch-steps", type=int, default=500, help="patchnr: Adam step cap")
     ap.add_argument("--patch-lr", type=float, default=0.005, help="patchnr: Adam step on the pixels")
