@@ -27,7 +27,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -35,6 +35,7 @@ import jax.core
 import jax.numpy as jnp
 
 from .base import Array, Params, Prior
+from .flow_apply import flow_forward, flow_inverse, latent_part_shapes, logit_map, sigmoid_map
 from .flow_layers import ActNorm, AffineCoupling, InvConv1x1, Reverse, SplitPrior, squeeze, unsqueeze
 
 KINDS = ("glow", "realnvp")
@@ -83,19 +84,6 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
             "logit_alpha": alpha}
 
 
-def latent_part_shapes(image_shape: tuple[int, int, int], levels: int) -> list[tuple[int, int, int]]:
-    """Shapes of the factored-out parts, in the order they are concatenated into the flat latent."""
-    h, w, c = image_shape
-    shapes = []
-    for level in range(levels):
-        h, w, c = h // 2, w // 2, 4 * c
-        if level < levels - 1:
-            shapes.append((h, w, c - c // 2))
-            c = c // 2
-    shapes.append((h, w, c))
-    return shapes
-
-
 class MultiScaleFlow(nn.Module):
     """Batched flow: ``forward`` maps images ``(B, H, W, C)`` (centred) to latents ``(B, D)`` with
     ``log|det|`` ``(B,)``; ``inverse`` maps back."""
@@ -124,26 +112,10 @@ class MultiScaleFlow(nn.Module):
             self.priors = [SplitPrior(self.scale_floor) for _ in range(self.levels - 1)]
 
     def _logit(self, x: Array) -> tuple[Array, Array]:
-        """Centred pixels -> ``logit(a + (1 - 2a)(x + 1/2))`` inside the pixel range, continued linearly (C^1)
-        outside it, so the map is a bijection of the real line; returns ``(y, log|det dy/dx|)``."""
-        a = self.logit_alpha
-        s = a + (1.0 - 2.0 * a) * (x + 0.5)
-        sc = jnp.clip(s, a, 1.0 - a)
-        y = jnp.log(sc) - jnp.log1p(-sc) + (s - sc) / (sc * (1.0 - sc))
-        return y, self._logit_log_det(sc)
+        return logit_map(self.logit_alpha, x)
 
     def _sigmoid(self, y: Array) -> tuple[Array, Array]:
-        """The inverse of :meth:`_logit`; returns ``(x, log|det dx/dy|)``."""
-        a = self.logit_alpha
-        edge = math.log(a) - math.log1p(-a)
-        yc = jnp.clip(y, edge, -edge)
-        sc = jax.nn.sigmoid(yc)
-        s = sc + (y - yc) * sc * (1.0 - sc)
-        return (s - a) / (1.0 - 2.0 * a) - 0.5, -self._logit_log_det(sc)
-
-    def _logit_log_det(self, sc: Array) -> Array:
-        a = self.logit_alpha
-        return jnp.sum(math.log(1.0 - 2.0 * a) - jnp.log(sc) - jnp.log1p(-sc), axis=(1, 2, 3))
+        return sigmoid_map(self.logit_alpha, y)
 
     def forward(self, x: Array) -> tuple[Array, Array]:
         b = x.shape[0]
@@ -223,9 +195,14 @@ def _config_key(config: dict[str, Any]) -> tuple[Any, ...]:
             c["logit_alpha"])
 
 
+def _key_config(key: tuple[Any, ...]) -> dict[str, Any]:
+    names = ("kind", "image_shape", "levels", "steps", "hidden", "scale_floor", "split_prior", "logit_alpha")
+    return dict(zip(names, key, strict=True))
+
+
 @functools.cache
 def _functions(key: tuple[Any, ...]) -> dict[str, Callable[..., Any]]:
-    module = MultiScaleFlow(*key)
+    config = _key_config(key)
     image_shape = key[1]
     dim = math.prod(image_shape)
 
@@ -239,13 +216,12 @@ def _functions(key: tuple[Any, ...]) -> dict[str, Callable[..., Any]]:
     def forward_and_log_det(params: Params, z: Array) -> tuple[Array, Array]:
         if tuple(z.shape) != (dim,):
             raise ValueError(f"flow: expected a latent of shape ({dim},), got {tuple(z.shape)}")
-        x, ld = cast(tuple[Array, Array], module.apply({"params": params}, z[None], method=MultiScaleFlow.inverse))
+        x, ld = flow_inverse(config, params, z[None])
         return x[0] + 0.5, ld[0]
 
     def inverse_and_log_det(params: Params, x: Array) -> tuple[Array, Array]:
         check_image(x, "flow")
-        z, ld = cast(tuple[Array, Array],
-                     module.apply({"params": params}, x[None] - 0.5, method=MultiScaleFlow.forward))
+        z, ld = flow_forward(config, params, x[None] - 0.5)
         return z[0], ld[0]
 
     def generate(params: Params, z: Array) -> Array:
@@ -269,8 +245,7 @@ def flow_functions(config: dict[str, Any]) -> dict[str, Callable[..., Any]]:
 
 def batch_log_prob(params: Params, config: dict[str, Any], x: Array) -> Array:
     """``log p(x)`` in nats for a batch ``(B, H, W, C)`` in one pass (the training objective)."""
-    module = _module(config)
-    z, ld = module.apply({"params": params}, x - 0.5, method=MultiScaleFlow.forward)
+    z, ld = flow_forward(check_config(config), params, x - 0.5)
     return -0.5 * jnp.sum(z**2, axis=1) - 0.5 * z.shape[1] * jnp.log(2 * jnp.pi) + ld
 
 
