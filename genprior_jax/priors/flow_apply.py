@@ -13,7 +13,7 @@ Shapes (batched): ``forward(config, params, x)``: centred images ``(B, H, W, C)`
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import flax.linen as nn
 import jax
@@ -23,6 +23,11 @@ from .base import Array, Params
 from .flow_layers import ActNorm, AffineCoupling, InvConv1x1, Reverse, SplitPrior, squeeze, unsqueeze
 
 __all__ = ["flow_forward", "flow_inverse", "latent_part_shapes", "logit_map", "sigmoid_map"]
+
+
+def _apply(layer: nn.Module, params: Any, *args: Array, reverse: bool = False) -> tuple[Array, Array]:
+    """``layer`` (a bijector of :mod:`.flow_layers`) with ``params``: ``(output, log|det|)``."""
+    return cast(tuple[Array, Array], layer.apply({"params": params}, *args, reverse=reverse))
 
 
 def _step_layers(kind: str, hidden: int, floor: float) -> list[nn.Module]:
@@ -49,7 +54,7 @@ def _run_level(config: dict[str, Any], params: Params, level: int, h: Array, rev
         logdet = jnp.zeros(h.shape[0], h.dtype)
         order = range(len(layers) - 1, -1, -1) if reverse else range(len(layers))
         for j in order:
-            h, ld = layers[j].apply({"params": p[j]}, h, reverse=reverse)
+            h, ld = _apply(layers[j], p[j], h, reverse=reverse)
             logdet = logdet + ld
         return h, logdet
 
@@ -107,7 +112,7 @@ def flow_forward(config: dict[str, Any], params: Params, x: Array) -> tuple[Arra
             keep = h.shape[-1] // 2
             out, h = h[..., keep:], h[..., :keep]
             if config["split_prior"]:
-                out, ld = SplitPrior(config["scale_floor"]).apply({"params": params[f"priors_{level}"]}, h, out)
+                out, ld = _apply(SplitPrior(config["scale_floor"]), params[f"priors_{level}"], h, out)
                 logdet = logdet + ld
             parts.append(out)
     parts.append(h)
@@ -128,8 +133,7 @@ def flow_inverse(config: dict[str, Any], params: Params, z: Array) -> tuple[Arra
         if level < levels - 1:
             out = parts[level]
             if config["split_prior"]:
-                out, ld = SplitPrior(config["scale_floor"]).apply({"params": params[f"priors_{level}"]}, h, out,
-                                                                  reverse=True)
+                out, ld = _apply(SplitPrior(config["scale_floor"]), params[f"priors_{level}"], h, out, reverse=True)
                 logdet = logdet + ld
             h = jnp.concatenate([h, out], axis=-1)
         h, ld = _run_level(config, params, level, h, reverse=True)

@@ -1,9 +1,8 @@
 """The compiled core of the runner: every (problem, restart) pair of one chunk, then the best restart per problem.
 
 One ``vmap`` over the ``B * R`` (problem, restart) pairs of the ``lax.scan`` of :mod:`.loop`; per problem the
-restart with
-the lowest finite objective (and a finite estimate) is kept (see :mod:`.runner`). :func:`trace_count` counts how
-often this core is traced, for the "traced hyper-parameters do not recompile" tests.
+restart with the lowest finite objective (and a finite estimate) is kept (see :mod:`.runner`). :func:`trace_count`
+counts how often this core is traced, for the "traced hyper-parameters do not recompile" tests.
 """
 
 from __future__ import annotations
