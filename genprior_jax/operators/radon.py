@@ -14,8 +14,8 @@ half a pixel away from ours for even sizes; for odd ``H = W`` and odd ``D`` the 
 (``skimage_sinogram[1:].T`` equals ours with scikit-image's ``D + 1`` detectors).
 
 The map is linear in the image; the adjoint (unfiltered back-projection) is its exact transpose from
-``jax.linear_transpose`` (a scatter-add of the bilinear weights). Memory is ``O(angles * D * L)`` per channel,
-with no matrix stored (the sample positions are stored, see :class:`Radon`).
+``jax.linear_transpose`` (a scatter-add of the bilinear weights). Memory is ``O(angles * D * L)``, with no matrix
+stored (each sample's four corner indices and weights are, see :class:`Radon`).
 
 Only the samples whose bilinear weights can be non-zero are stored (those inside ``(-1, W) x (-1, H)``): about
 half of the ``angles * D * (2 L + 1)`` samples on the circumscribed square fall outside the image and only add
@@ -55,30 +55,30 @@ def uniform_angles(n: int) -> np.ndarray:
     return np.arange(int(n), dtype=np.float64) * np.pi / int(n)
 
 
-def _bilinear_line_sums(img: Array, cols: Array, rows: Array) -> Array:
-    """``sum over the last axis`` of the bilinear interpolation of ``img`` (``(H, W)``, zero outside) at
-    points ``(cols, rows)`` (``(..., S)``). Written as gathers times constant weights, so it is linear in
-    ``img`` and ``jax.linear_transpose`` gives the scatter-add adjoint.
+def _bilinear_corners(xp: object, cols: Array | np.ndarray, rows: Array | np.ndarray,
+                      shape: Shape) -> tuple[Array | np.ndarray, Array | np.ndarray]:
+    """The bilinear interpolation at points ``(cols, rows)`` (``(rays, S)``) of an ``(H, W)`` image (zero outside)
+    as one gather: flat pixel indices and weights, ``(rays, 4 S)`` each (the four corners side by side).
 
     The weights are tent functions of the distance, ``max(0, 1 - |row - r|)``, at the two candidate pixels
-    ``r = floor(row), floor(row) + 1`` (the usual ``1 - frac(row)``, ``frac(row)``).
+    ``r = floor(row), floor(row) + 1`` (the usual ``1 - frac(row)``, ``frac(row)``); a corner outside the image
+    gets weight 0 (and a valid index). ``xp`` is ``numpy`` (float64, then cast) or ``jax.numpy``.
     """
-    h, w = img.shape
-    flat = img.reshape(-1)
-    r0 = jnp.floor(rows).astype(jnp.int32)
-    c0 = jnp.floor(cols).astype(jnp.int32)
-    out = 0.0
+    h, w = shape[0], shape[1]
+    r0 = xp.floor(rows)  # type: ignore[attr-defined]
+    c0 = xp.floor(cols)  # type: ignore[attr-defined]
+    index, weight = [], []
     for dr in (0, 1):
         r = r0 + dr
-        wr = jnp.maximum(1.0 - jnp.abs(rows - r.astype(rows.dtype)), 0.0)
+        wr = xp.maximum(1.0 - xp.abs(rows - r), 0.0)  # type: ignore[attr-defined]
         for dc in (0, 1):
             c = c0 + dc
-            wc = jnp.maximum(1.0 - jnp.abs(cols - c.astype(cols.dtype)), 0.0)
+            wc = xp.maximum(1.0 - xp.abs(cols - c), 0.0)  # type: ignore[attr-defined]
             inside = (r >= 0) & (r < h) & (c >= 0) & (c < w)
-            weight = jnp.where(inside, wr * wc, 0.0).astype(img.dtype)
-            idx = jnp.clip(r, 0, h - 1) * w + jnp.clip(c, 0, w - 1)
-            out = out + jnp.sum(weight * flat[idx], axis=-1)
-    return out
+            weight.append(xp.where(inside, wr * wc, 0.0))  # type: ignore[attr-defined]
+            index.append(xp.clip(r, 0, h - 1) * w + xp.clip(c, 0, w - 1))  # type: ignore[attr-defined]
+    cat = xp.concatenate  # type: ignore[attr-defined]
+    return cat(index, axis=-1).astype(xp.int32), cat(weight, axis=-1).astype(xp.float32)  # type: ignore[attr-defined]
 
 
 class Radon(LinearOperator):
@@ -92,19 +92,21 @@ class Radon(LinearOperator):
         detectors: number of unit-spaced detectors; default :func:`default_detectors`. Fewer detectors
             truncate the field of view symmetrically.
 
-    Leaves: ``angles`` (``(n_angles,)``), ``coords``, a tuple of ray-sample position arrays ``(2, rays_b,
-    samples_b)`` (columns, rows), one per bucket, and ``order`` (``(n_angles * n_detectors,)``), the position of
-    each ray of the sinogram in the buckets' concatenation. With concrete angles the positions are computed once
-    here in float64 and trimmed to the image (module docstring; 8 MB for 256x256 and 30 angles); with traced
-    angles there is one untrimmed bucket of all ``2 L + 1`` samples per ray, computed in float32 in that trace.
-    Computing the positions inside every apply instead is not safe under ``jit``: XLA duplicates the computation
-    into the fusion of each interpolation corner, the copies can round an integer coordinate differently, and a
-    corner pixel is then dropped or counted twice. Operators built under ``vmap`` from a batch of angle sets
+    Leaves: ``angles`` (``(n_angles,)``), ``index`` and ``weight``, tuples with one array ``(rays_b, 4 samples_b)``
+    per bucket (the flat pixel index and bilinear weight of each ray sample's four corners, see
+    :func:`_bilinear_corners`), and ``order`` (``(n_angles * n_detectors,)``), the position of each ray of the
+    sinogram in the buckets' concatenation. With concrete angles they are computed once here in float64 and
+    trimmed to the image (module docstring; 70 MB for 256x256 and 30 angles); with traced angles there is one
+    untrimmed bucket of all ``2 L + 1`` samples per ray, computed in float32 in that trace. Stored rather than
+    computed inside every apply: one gather per bucket compiles ~3x faster than four interpolation corners
+    computed in the graph, and it is safe under ``jit`` (XLA duplicated an in-graph ``floor`` into the fusion of
+    each corner, the copies could round an integer coordinate differently, and a corner pixel was then dropped or
+    counted twice). Operators built under ``vmap`` from a batch of angle sets
     vmap (concrete angle sets trim to different bucket shapes, so stacking those does not).
     The adjoint is the (unfiltered) back-projection; :func:`fbp` inverts approximately.
     """
 
-    _leaves = ("angles", "coords", "order")
+    _leaves = ("angles", "index", "weight", "order")
     _static = ("in_shape", "out_shape")
 
     def __init__(self, shape: Shape, angles: int | Array | np.ndarray = 30, detectors: int | None = None):
@@ -128,11 +130,15 @@ class Radon(LinearOperator):
         self.angles = jnp.asarray(angles, jnp.float32)
         if traced:
             n_rays = int(np.shape(angles)[0]) * int(n_det)
-            self.coords = (jnp.asarray(coords, jnp.float32).reshape(2, n_rays, -1),)
+            flat = jnp.asarray(coords, jnp.float32).reshape(2, n_rays, -1)
+            index, weight = _bilinear_corners(jnp, flat[0], flat[1], shape)
+            self.index, self.weight = (jnp.asarray(index),), (jnp.asarray(weight),)
             self.order = jnp.arange(n_rays, dtype=jnp.int32)
         else:
             buckets, order = _trim(np.asarray(coords), shape)
-            self.coords = tuple(jnp.asarray(b, jnp.float32) for b in buckets)
+            corners = [_bilinear_corners(np, b[0], b[1], shape) for b in buckets]
+            self.index = tuple(jnp.asarray(i) for i, _ in corners)
+            self.weight = tuple(jnp.asarray(wt) for _, wt in corners)
             self.order = jnp.asarray(order, jnp.int32)
         self.in_shape = shape
         self.out_shape = (int(np.shape(angles)[0]), int(n_det), shape[2])
@@ -142,10 +148,10 @@ class Radon(LinearOperator):
         return self.out_shape[1]
 
     def _apply(self, x: Array) -> Array:
-        return _project(x, self.coords, self.order).reshape(self.out_shape)
+        return _project(x, self.index, self.weight, self.order).reshape(self.out_shape)
 
     def _adjoint(self, y: Array) -> Array:
-        return _backproject(y.reshape(-1, y.shape[-1]), self.coords, self.order, self.in_shape)
+        return _backproject(y.reshape(-1, y.shape[-1]), self.index, self.weight, self.order, self.in_shape)
 
 
 def _sample_points(xp: object, angles: Array | np.ndarray, shape: Shape, n_detectors: int, half_length: int) -> Array:
@@ -191,22 +197,25 @@ def _trim(coords: np.ndarray, shape: Shape, n_buckets: int = N_BUCKETS) -> tuple
 
 
 @jax.jit
-def _project(x: Array, coords: tuple[Array, ...], order: Array) -> Array:
+def _project(x: Array, index: tuple[Array, ...], weight: tuple[Array, ...], order: Array) -> Array:
     """The line sums of ``x`` (``(H, W, C)``) over each bucket's ray samples, in sinogram ray order: ``(rays,
     C)``. Jitted so that an eager call is one dispatch."""
 
     def one_channel(img: Array) -> Array:
-        sums = jnp.concatenate([_bilinear_line_sums(img, b[0], b[1]) for b in coords])
+        flat = img.reshape(-1)
+        sums = jnp.concatenate([jnp.sum(wt.astype(img.dtype) * flat[i], axis=-1) for i, wt in zip(index, weight,
+                                                                                                 strict=True)])
         return sums[order]
 
     return jax.vmap(one_channel, in_axes=2, out_axes=1)(x)
 
 
-@functools.partial(jax.jit, static_argnums=3)
-def _backproject(y: Array, coords: tuple[Array, ...], order: Array, in_shape: Shape) -> Array:
+@functools.partial(jax.jit, static_argnums=4)
+def _backproject(y: Array, index: tuple[Array, ...], weight: tuple[Array, ...], order: Array,
+                 in_shape: Shape) -> Array:
     """The exact adjoint of :func:`_project` (``jax.linear_transpose``), jitted; ``y`` is ``(rays, C)``."""
     primal = jax.ShapeDtypeStruct(in_shape, y.dtype)
-    (out,) = jax.linear_transpose(lambda x: _project(x, coords, order), primal)(y)
+    (out,) = jax.linear_transpose(lambda x: _project(x, index, weight, order), primal)(y)
     return out
 
 
