@@ -213,16 +213,26 @@ def _functions(key: tuple[Any, ...]) -> dict[str, Callable[..., Any]]:
             # concrete input only: inside jit/vmap a NaN flows through and shows up as a per-element status
             raise ValueError(f"{who}: expected a finite image, got {int(jnp.sum(~jnp.isfinite(x)))} non-finite values")
 
-    def forward_and_log_det(params: Params, z: Array) -> tuple[Array, Array]:
-        if tuple(z.shape) != (dim,):
-            raise ValueError(f"flow: expected a latent of shape ({dim},), got {tuple(z.shape)}")
+    # jitted, so an eager call (a notebook, a test) is one compiled program rather than hundreds of dispatched
+    # primitives; inside a solver's trace they inline. The checks stay outside, where the input may be concrete.
+    @jax.jit
+    def generate_one(params: Params, z: Array) -> tuple[Array, Array]:
         x, ld = flow_inverse(config, params, z[None])
         return x[0] + 0.5, ld[0]
 
-    def inverse_and_log_det(params: Params, x: Array) -> tuple[Array, Array]:
-        check_image(x, "flow")
+    @jax.jit
+    def encode_one(params: Params, x: Array) -> tuple[Array, Array]:
         z, ld = flow_forward(config, params, x[None] - 0.5)
         return z[0], ld[0]
+
+    def forward_and_log_det(params: Params, z: Array) -> tuple[Array, Array]:
+        if tuple(z.shape) != (dim,):
+            raise ValueError(f"flow: expected a latent of shape ({dim},), got {tuple(z.shape)}")
+        return generate_one(params, z)
+
+    def inverse_and_log_det(params: Params, x: Array) -> tuple[Array, Array]:
+        check_image(x, "flow")
+        return encode_one(params, x)
 
     def generate(params: Params, z: Array) -> Array:
         return forward_and_log_det(params, z)[0]

@@ -124,10 +124,10 @@ def iterate(step: Any, state: Any, *, num_steps: int, unroll: int = 1, history: 
     block = max(1, min(int(check_every), int(num_steps)))
     n_blocks = -(-int(num_steps) // block)
     # history buffer: the info of every step, NaN where not run
-    info_shape = jax.eval_shape(lambda s: step(s)[1], state)
     buf = (jax.tree_util.tree_map(lambda a: jnp.full((n_blocks * block, *a.shape), jnp.nan, a.dtype)
                                   if jnp.issubdtype(a.dtype, jnp.floating) else jnp.zeros((n_blocks * block, *a.shape),
-                                                                                          a.dtype), info_shape)
+                                                                                          a.dtype),
+                                  jax.eval_shape(lambda s: step(s)[1], state))
            if history else None)
 
     class Carry(NamedTuple):
@@ -147,11 +147,22 @@ def iterate(step: Any, state: Any, *, num_steps: int, unroll: int = 1, history: 
         if history:
             s, infos = jax.lax.scan(body, c.state, None, length=block, unroll=unroll)
             last = jax.tree_util.tree_map(lambda a: a[-1], infos)
-        else:  # only the block's last info is read: the steps before it need not produce theirs
+        elif criterion in GAP_CRITERIA:
+            # only the block's last info is read: the steps before it need not produce theirs (a duality gap costs
+            # about a step; these solvers' steps are small programs, so tracing the step twice costs little)
             s = c.state
             if block > 1:
                 s, _ = jax.lax.scan(quiet, s, None, length=block - 1, unroll=unroll)
             s, last = step(s)
+            infos = None
+        else:
+            # the objective comes with the step (e.g. with its gradient): one scan of the block carrying the last
+            # info, so the step (for a learned prior, the expensive program) is traced and compiled once
+            def carried(sc: tuple[Any, Array], _: None) -> tuple[tuple[Any, Array], None]:
+                s, info = step(sc[0])
+                return (s, loss_of(info).astype(jnp.float32)), None
+
+            (s, last), _ = jax.lax.scan(carried, (c.state, jnp.float32(jnp.nan)), None, length=block, unroll=unroll)
             infos = None
         f = loss_of(last)
         if criterion in GAP_CRITERIA:
