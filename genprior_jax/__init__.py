@@ -15,6 +15,7 @@ Quick start::
 """
 
 from . import adversarial, metrics, operators, priors, solvers, transforms
+from .cache import enable_compilation_cache
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import Dataset, DatasetUnavailableError, load_mnist, load_tfds
 from .metrics import mse, psnr, ssim
@@ -62,6 +63,7 @@ __all__ = [
     "check_adjoint",
     "csgm",
     "dip",
+    "enable_compilation_cache",
     "langevin",
     "lasso",
     "load_checkpoint",

@@ -516,25 +516,10 @@ USAGE_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryE
 
 
 def _enable_compile_cache() -> None:
-    """JAX's persistent compilation cache for the command line (a repeated call with the same shapes loads its
-    programs instead of compiling them): ``$GENPRIOR_JAX_CACHE`` (``0`` turns it off), else
-    ``$XDG_CACHE_HOME/genprior_jax/xla`` (``~/.cache/...``). A cache already configured is left alone."""
-    import jax
+    """The persistent compilation cache for the command line (:func:`genprior_jax.cache.enable_compilation_cache`)."""
+    from .cache import enable_compilation_cache
 
-    where = os.environ.get("GENPRIOR_JAX_CACHE")
-    if where == "0" or getattr(jax.config, "jax_compilation_cache_dir", None):
-        return
-    if not where:
-        where = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "genprior_jax", "xla")
-    try:
-        os.makedirs(where, exist_ok=True)
-    except OSError:
-        return  # a read-only home: run without the cache
-    from jax.experimental.compilation_cache import compilation_cache
-
-    jax.config.update("jax_compilation_cache_dir", where)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # every program: loading beats compiling
-    compilation_cache.reset_cache()  # an import-time compile may have initialized it without a directory
+    enable_compilation_cache()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,12 +10,12 @@ from genprior_jax.priors import Prior
 
 # JAX's persistent compilation cache, shared by the xdist workers and kept between runs (git-ignored): a program
 # compiled by one worker, or before jax.clear_caches() below, is loaded instead of compiled again. Programs that
-# compile in under 0.3 s are not worth a disk entry.
+# compile in under 0.1 s are not worth a disk entry.
 _CACHE = pathlib.Path(__file__).resolve().parent.parent / ".jax_cache" / "tests"
 if os.environ.get("GENPRIOR_TEST_COMPILE_CACHE", "1") != "0":
     _CACHE.mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(_CACHE))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.3)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
@@ -24,13 +24,29 @@ def key() -> jax.Array:
     return jax.random.key(0)
 
 
+_CLEAR_ABOVE_BYTES = 3 * 2**30
+
+
+def _rss_bytes() -> int | None:
+    """This process's resident memory (Linux ``/proc``), or None where unknown."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _drop_compiled_code_after_module():
-    """Free each test module's compiled XLA programs when it ends: the suite compiles many hundreds of distinct
-    programs, and keeping them all made one pytest process grow past 5 GB (a CI run crashed in XLA:CPU)."""
+    """Free the compiled XLA programs when a test module ends with this process above 3 GB resident: the suite
+    compiles many hundreds of distinct programs, and keeping them all made one pytest process grow past 5 GB (a CI
+    run crashed in XLA:CPU). Below that they are kept: the next modules reuse the small programs (eager
+    primitives, shared priors' functions) instead of compiling them again."""
     yield
-    jax.clear_caches()
-    gc.collect()
+    rss = _rss_bytes()
+    if rss is None or rss > _CLEAR_ABOVE_BYTES:
+        jax.clear_caches()
+        gc.collect()
 
 
 # The tiny linear prior the solver tests share: G(z) = W z + b on 4x4x1 images, z of size 3, so MAP, posterior and

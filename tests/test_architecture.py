@@ -98,7 +98,8 @@ PUBLIC_API = {
     "genprior_jax": {
         "Dataset", "DatasetUnavailableError", "GaussianNoise", "LogisticNoise", "Prior", "Reconstruction", "Result",
         "RunOptions", "Solver", "Status", "adversarial", "analysis", "asim", "available_priors", "bm3d_denoise",
-        "check_adjoint", "csgm", "dip", "langevin", "lasso", "load_checkpoint", "load_mnist", "load_prior", "load_tfds",
+        "check_adjoint", "csgm", "dip", "enable_compilation_cache", "langevin", "lasso", "load_checkpoint",
+        "load_mnist", "load_prior", "load_tfds",
         "map_estimate", "measure", "metrics", "mse", "noise_std_for_norm", "operators", "patchnr", "priors", "psnr",
         "reconstruct", "run", "save_checkpoint", "solvers", "ssim", "transforms", "tv", "variational"
     },

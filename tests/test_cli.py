@@ -139,19 +139,53 @@ def test_train_never_clobbers_a_checkpoint(tmp_path, capsys):
 
 
 
-def test_cli_caches_compiled_programs_on_disk(tmp_path):
-    """The command line turns on JAX's persistent compilation cache ($GENPRIOR_JAX_CACHE): after one call the
-    solve's compiled program is on disk for the next call with the same shapes."""
-    cache = tmp_path / "xla"
-    env = {**os.environ, "GENPRIOR_JAX_CACHE": str(cache)}
-    argv = [sys.executable, "-m", "genprior_jax", "reconstruct", "--method", "csgm", "--images", "mnist-test:2",
-            "--steps", "3", "--restarts", "1", "--no-progress", "--out", str(tmp_path / "out")]
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
+_CACHE_PROBE = """
+import json, sys
+import jax.monitoring
+counts = {}
+jax.monitoring.register_event_listener(lambda name, **kw: counts.__setitem__(name, counts.get(name, 0) + 1))
+if sys.argv[1] == "api":
+    import genprior_jax as gp
+    where = gp.enable_compilation_cache(sys.argv[2])
+    assert where == sys.argv[2], where
+    y = gp.load_mnist("test", n=2).images.reshape(2, 28, 28, 1)
+    op = gp.operators.Identity((28, 28, 1))
+    gp.reconstruct(None, jax.random.key(0), y, op, method="tv", num_steps=3, tol=None).x.block_until_ready()
+    code = 0
+else:
+    from genprior_jax.cli import main
+    code = main(sys.argv[3:])
+print(json.dumps({"code": code, "hits": counts.get("/jax/compilation_cache/cache_hits", 0),
+                  "misses": counts.get("/jax/compilation_cache/cache_misses", 0)}))
+"""
+
+
+def _probe(mode, cache, tmp_path, argv=(), env_cache=None):
+    env = {**os.environ, "GENPRIOR_JAX_CACHE": str(env_cache if env_cache is not None else cache)}
+    proc = subprocess.run([sys.executable, "-c", _CACHE_PROBE, mode, str(cache), *argv], capture_output=True,
+                          text=True, env=env, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_persistent_cache_reloads_programs_without_compiling(tmp_path):
+    """The command line turns on JAX's persistent compilation cache ($GENPRIOR_JAX_CACHE): the first call writes
+    the solve's compiled program, a new process with the same shapes loads every program (cache hits, no misses:
+    nothing compiled). ``gp.enable_compilation_cache(path)`` does the same for API users; ``0`` turns it off."""
+    cache = tmp_path / "xla"
+    argv = ["reconstruct", "--method", "csgm", "--images", "mnist-test:2", "--steps", "3", "--restarts", "1",
+            "--no-progress", "--out"]
+    first = _probe("cli", cache, tmp_path, [*argv, str(tmp_path / "out")])
+    assert first["code"] == 0 and first["misses"] > 0
     assert any(p.name.startswith("jit_solve_chunk-") for p in cache.iterdir())  # the runner's compiled chunk
-    off = subprocess.run(argv[:-1] + [str(tmp_path / "out2")], capture_output=True, text=True, timeout=600,
-                         env={**env, "GENPRIOR_JAX_CACHE": "0"})
-    assert off.returncode == 0
+    again = _probe("cli", cache, tmp_path, [*argv, str(tmp_path / "out2")])
+    assert again["code"] == 0 and again["hits"] >= 1 and again["misses"] == 0, again
+    off = _probe("cli", cache, tmp_path, [*argv, str(tmp_path / "out3")], env_cache="0")
+    assert off["code"] == 0 and off["hits"] == 0 and off["misses"] == 0  # no cache: nothing looked up
+    api_cache = tmp_path / "api"
+    assert _probe("api", api_cache, tmp_path)["misses"] > 0
+    api_again = _probe("api", api_cache, tmp_path)
+    assert api_again["hits"] >= 1 and api_again["misses"] == 0, api_again
 
 
 class _TrainCalled(BaseException):  # not an Exception: the CLI's top-level handler lets it through
