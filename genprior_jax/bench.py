@@ -40,6 +40,7 @@ SUITE: dict[str, Benchmark] = {
     "memory_chunks": Benchmark("memory_chunks.py", None),
     "tv_batch": Benchmark("tv_batch.py", ("--quick",)),
     "dip_compile": Benchmark("dip_compile.py", None),
+    "time_to_result": Benchmark("time_to_result.py", None),
     "real_images": Benchmark("real_images.py", ("--quick",)),
     "ambient_mnist": Benchmark("ambient_mnist.py", ("--quick",)),
     "ambient_length": Benchmark("ambient_length.py", ("--quick",)),

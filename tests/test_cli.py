@@ -160,32 +160,39 @@ print(json.dumps({"code": code, "hits": counts.get("/jax/compilation_cache/cache
 """
 
 
-def _probe(mode, cache, tmp_path, argv=(), env_cache=None):
-    env = {**os.environ, "GENPRIOR_JAX_CACHE": str(env_cache if env_cache is not None else cache)}
+def _probe(mode, cache, tmp_path, argv=()):
+    env = {**os.environ, "GENPRIOR_JAX_CACHE": str(cache)}
     proc = subprocess.run([sys.executable, "-c", _CACHE_PROBE, mode, str(cache), *argv], capture_output=True,
                           text=True, env=env, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_persistent_cache_reloads_programs_without_compiling(tmp_path):
-    """The command line turns on JAX's persistent compilation cache ($GENPRIOR_JAX_CACHE): the first call writes
-    the solve's compiled program, a new process with the same shapes loads every program (cache hits, no misses:
-    nothing compiled). ``gp.enable_compilation_cache(path)`` does the same for API users; ``0`` turns it off."""
-    cache = tmp_path / "xla"
-    argv = ["reconstruct", "--method", "csgm", "--images", "mnist-test:2", "--steps", "3", "--restarts", "1",
-            "--no-progress", "--out"]
-    first = _probe("cli", cache, tmp_path, [*argv, str(tmp_path / "out")])
-    assert first["code"] == 0 and first["misses"] > 0
-    assert any(p.name.startswith("jit_solve_chunk-") for p in cache.iterdir())  # the runner's compiled chunk
-    again = _probe("cli", cache, tmp_path, [*argv, str(tmp_path / "out2")])
-    assert again["code"] == 0 and again["hits"] >= 1 and again["misses"] == 0, again
-    off = _probe("cli", cache, tmp_path, [*argv, str(tmp_path / "out3")], env_cache="0")
-    assert off["code"] == 0 and off["hits"] == 0 and off["misses"] == 0  # no cache: nothing looked up
+def test_persistent_cache_reloads_programs_without_compiling(tmp_path, monkeypatch):
+    """``gp.enable_compilation_cache(path)``: a new process with the same shapes loads every program (cache hits, no
+    misses: nothing compiled). The command line turns it on ($GENPRIOR_JAX_CACHE): after one call the solve's
+    compiled program is on disk; ``GENPRIOR_JAX_CACHE=0`` leaves it off."""
+    import genprior_jax as gp
+
     api_cache = tmp_path / "api"
     assert _probe("api", api_cache, tmp_path)["misses"] > 0
     api_again = _probe("api", api_cache, tmp_path)
     assert api_again["hits"] >= 1 and api_again["misses"] == 0, api_again
+    cache = tmp_path / "xla"
+    argv = ["reconstruct", "--method", "csgm", "--images", "mnist-test:2", "--steps", "3", "--restarts", "1",
+            "--no-progress", "--out", str(tmp_path / "out")]
+    first = _probe("cli", cache, tmp_path, argv)
+    assert first["code"] == 0 and first["misses"] > 0
+    assert any(p.name.startswith("jit_solve_chunk-") for p in cache.iterdir())  # the runner's compiled chunk
+    import jax
+
+    monkeypatch.setenv("GENPRIOR_JAX_CACHE", "0")
+    configured = jax.config.jax_compilation_cache_dir
+    try:
+        jax.config.update("jax_compilation_cache_dir", None)
+        assert gp.enable_compilation_cache() is None and jax.config.jax_compilation_cache_dir is None
+    finally:
+        jax.config.update("jax_compilation_cache_dir", configured)
 
 
 class _TrainCalled(BaseException):  # not an Exception: the CLI's top-level handler lets it through

@@ -82,7 +82,7 @@ def patch_prior():
 def test_streamed_patch_nll_equals_all_at_once_and_bounds_memory(patch_prior, key):
     """The patch NLL streamed over chunks of patches (a scan with a rematerialized body) equals the all-at-once sum,
     value and gradient, for a chunk that does not divide the patch count; compiled, the gradient's scratch memory is
-    a fraction of the all-at-once one (it holds one chunk's activations)."""
+    a small fraction of the all-at-once one (it holds one chunk's activations)."""
     x = jax.random.uniform(key, (15, 13, 3))
     f = lambda v, chunk: patch_nll(patch_prior.log_prob, patch_prior.params, v, 4, 1, (0, 0), 1, chunk)  # noqa: E731
     n = 3 * 12 * 10
@@ -91,10 +91,14 @@ def test_streamed_patch_nll_equals_all_at_once_and_bounds_memory(patch_prior, ke
     v_str, g_str = jax.jit(jax.value_and_grad(lambda v: f(v, 7)))(x)
     np.testing.assert_allclose(float(v_str), float(v_all), rtol=1e-5)
     np.testing.assert_allclose(np.asarray(g_str), np.asarray(g_all), rtol=1e-4, atol=1e-6)
+    # memory with the shipped patch flow's width (64 hidden channels: activations, not the patches, dominate)
+    wide = {**PATCH_CONFIG, "hidden": 64}
+    params = init_flow(key, wide, jax.random.uniform(key, (8, 4, 4, 1)))
+    log_prob = flow_prior(params, wide).log_prob
     big = jnp.zeros((96, 96, 1))
-    temp = {c: jax.jit(jax.grad(lambda v, c=c: f(v, c))).lower(big).compile().memory_analysis().temp_size_in_bytes
-            for c in (None, 512)}
-    assert temp[512] < 0.25 * temp[None], temp
+    temp = {c: jax.jit(jax.grad(lambda v, c=c: patch_nll(log_prob, params, v, 4, 1, (0, 0), 1, c)))
+            .lower(big).compile().memory_analysis().temp_size_in_bytes for c in (None, 512)}
+    assert temp[512] < 0.15 * temp[None], temp  # measured: 2.9 MB vs 38 MB
 
 
 def test_regularizer_finite_far_from_data(patch_prior, key):
