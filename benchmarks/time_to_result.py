@@ -64,9 +64,10 @@ def _problem(case: str) -> tuple[Any, Any, Any]:
         x = gp.load_mnist("test", n=8).images
         op = GaussianCS(k_op, (28, 28, 1), m=200)
     else:
-        from skimage import data
+        from skimage import data, transform
 
-        x = (np.asarray(data.camera(), np.float32) / 255.0)[None, :, :, None]
+        camera = transform.resize(data.camera().astype(np.float64) / 255.0, (256, 256), anti_aliasing=True)
+        x = np.asarray(camera, np.float32)[None, :, :, None]
         op = Blur.gaussian((256, 256, 1), 2.0)
     return x, op, gp.measure(k_noise, op, x, gp.GaussianNoise(0.01))
 
