@@ -149,7 +149,9 @@ def main() -> None:
     info = machine_info()
     suffix = f"_{args.label}" if args.label else ""
     write_json(f"time_to_result{suffix}.json", {"machine": info, "rows": rows})
-    lines = ["# Time to first result: `gp.reconstruct` with each method's defaults, fresh processes", "",
+    what = f"num_steps={args.steps}" if args.steps else "each method's defaults"
+    lines = [f"# Time to first result{f' ({args.label})' if args.label else ''}: `gp.reconstruct` with {what}, "
+             "fresh processes", "",
              machine_line(info), "", "Command: `python benchmarks/time_to_result.py"
              + (f" --steps {args.steps}" if args.steps else "") + (f" --label {args.label}" if args.label else "")
              + "` (module docstring: what each column is).", "",

@@ -44,6 +44,8 @@ ORDER = [
     "peers_lasso_dip",
     "tv_batch",
     "dip_compile",
+    "time_to_result_steps50",
+    "time_to_result_before",
     "csgm_mnist",
     "csgm_mnist_flow_converged",
     "csgm_mnist_flow20",
