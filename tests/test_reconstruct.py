@@ -210,8 +210,8 @@ def test_cli_native_size_mixed_photos(tmp_path, capsys):
     Image.fromarray(skdata.astronaut()[::8, ::8]).save(src / "astronaut.png")  # 64 x 64 RGB
     rgba = np.dstack([skdata.chelsea()[:48:4, :64:4], np.full((12, 16), 128, np.uint8)])
     Image.fromarray(rgba, "RGBA").save(src / "chelsea_rgba.png")  # 12 x 16 RGB + alpha
-    deep = (camera.astype(np.uint16) * 257)[:40, :32]
-    Image.fromarray(deep).save(src / "deep16.png")  # 40 x 32, 16-bit grey
+    deep = camera.astype(np.uint16) * 257
+    Image.fromarray(deep).save(src / "deep16.png")  # 64 x 64, 16-bit grey (camera's shape: its compiled program)
     out = tmp_path / "out"
     assert main(["reconstruct", "--method", "tv", "--operator", "mask:missing=0.5", "--images", str(src),
                  "--steps", "30", "--noise", "0.01", "--out", str(out)]) == 0
@@ -219,7 +219,7 @@ def test_cli_native_size_mixed_photos(tmp_path, capsys):
         rows = {r["file"]: r for r in csv.DictReader(fh)}
     assert set(rows) == {"astronaut.png", "camera.png", "chelsea_rgba.png", "deep16.png"}
     assert rows["astronaut.png"]["shape"] == "64x64x3" and rows["camera.png"]["shape"] == "64x64x1"
-    assert rows["chelsea_rgba.png"]["shape"] == "12x16x3" and rows["deep16.png"]["shape"] == "40x32x1"
+    assert rows["chelsea_rgba.png"]["shape"] == "12x16x3" and rows["deep16.png"]["shape"] == "64x64x1"
     for name in rows:
         stem = name[:-4]
         arr = np.load(out / "arrays" / f"{stem}.npy")
