@@ -131,6 +131,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="num_steps for every method (default: its own)")
     args = ap.parse_args()
     unknown = sorted(set(args.methods) - set(METHODS)) + ([args.one] if args.one and args.one not in METHODS else [])
+    if args.steps is not None and args.steps < 1:
+        ap.error(f"--steps: expected a positive integer, got {args.steps}")
     if unknown:
         ap.error(f"unknown methods {unknown}; expected some of {sorted(METHODS)}")
     if args.one:

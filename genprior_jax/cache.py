@@ -21,8 +21,9 @@ __all__ = ["enable_compilation_cache"]
 
 def enable_compilation_cache(path: str | os.PathLike[str] | None = None) -> str | None:
     """Turn JAX's persistent compilation cache on; returns its directory (None: left off, or configured elsewhere
-    and left alone - then ``jax.config.jax_compilation_cache_dir`` says where). An unwritable directory leaves
-    it off (the run goes on, compiling as usual)."""
+    and left alone - then ``jax.config.jax_compilation_cache_dir`` says where). A ``path`` that cannot be made a
+    directory raises ``ValueError``; the default or ``$GENPRIOR_JAX_CACHE`` directory that cannot leaves the
+    cache off (a read-only home: the run goes on, compiling as usual)."""
     where = os.fspath(path) if path is not None else os.environ.get("GENPRIOR_JAX_CACHE")
     if where == "0" or (path is None and getattr(jax.config, "jax_compilation_cache_dir", None)):
         return None
@@ -30,7 +31,10 @@ def enable_compilation_cache(path: str | os.PathLike[str] | None = None) -> str 
         where = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "genprior_jax", "xla")
     try:
         os.makedirs(where, exist_ok=True)
-    except OSError:
+    except OSError as err:
+        if path is not None:
+            raise ValueError(f"enable_compilation_cache: expected a directory that can be created, got {where!r} "
+                             f"({err.strerror or err})") from err
         return None
     from jax.experimental.compilation_cache import compilation_cache
 

@@ -195,6 +195,15 @@ def test_persistent_cache_reloads_programs_without_compiling(tmp_path, monkeypat
         jax.config.update("jax_compilation_cache_dir", configured)
 
 
+def test_enable_compilation_cache_refuses_a_path_that_is_a_file(tmp_path):
+    import genprior_jax as gp
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ValueError, match=r"expected a directory that can be created, got '.*a_file/xla'"):
+        gp.enable_compilation_cache(blocker / "xla")
+
+
 class _TrainCalled(BaseException):  # not an Exception: the CLI's top-level handler lets it through
     def __init__(self, args, kwargs):
         super().__init__("called")

@@ -101,6 +101,12 @@ def test_streamed_patch_nll_equals_all_at_once_and_bounds_memory(patch_prior, ke
     assert temp[512] < 0.15 * temp[None], temp  # measured: 2.9 MB vs 38 MB
 
 
+@pytest.mark.parametrize("chunk", [0, -3, 2.5, True])
+def test_patch_nll_refuses_a_bad_chunk(patch_prior, chunk):
+    with pytest.raises(ValueError, match=f"expected chunk to be a positive integer or None, got {chunk!r}"):
+        patch_nll(patch_prior.log_prob, patch_prior.params, jnp.zeros((8, 8, 1)), 4, 1, (0, 0), 1, chunk)
+
+
 def test_regularizer_finite_far_from_data(patch_prior, key):
     """R and its gradient stay finite on images unlike any training patch (large, negative, noisy values)."""
     for scale in (1.0, 10.0, 100.0):

@@ -35,8 +35,8 @@ import jax.core
 import jax.numpy as jnp
 
 from .base import Array, Params, Prior
-from .flow_apply import flow_forward, flow_inverse, latent_part_shapes, logit_map, sigmoid_map
-from .flow_layers import ActNorm, AffineCoupling, InvConv1x1, Reverse, SplitPrior, squeeze, unsqueeze
+from .flow_apply import flow_forward, flow_inverse, latent_part_shapes, logit_map, sigmoid_map, step_layers
+from .flow_layers import SplitPrior, squeeze, unsqueeze
 
 KINDS = ("glow", "realnvp")
 
@@ -101,11 +101,8 @@ class MultiScaleFlow(nn.Module):
         blocks = []
         for _ in range(self.levels):
             layers: list[nn.Module] = []
-            for _ in range(self.steps):
-                if self.kind == "glow":
-                    layers += [ActNorm(), InvConv1x1(), AffineCoupling(self.hidden, self.scale_floor)]
-                else:
-                    layers += [ActNorm(), AffineCoupling(self.hidden, self.scale_floor), Reverse()]
+            for _ in range(self.steps):  # the order of a step's layers is the params' layout (flow_apply reads it)
+                layers += step_layers(self.kind, self.hidden, self.scale_floor)
             blocks.append(layers)
         self.blocks = blocks
         if self.split_prior:
@@ -189,15 +186,17 @@ def _jitted_init(config_key: tuple[Any, ...]) -> Callable[[Array, Array], Params
     return jax.jit(lambda key, x: module.init(key, x - 0.5, method=MultiScaleFlow.forward)["params"])
 
 
+_KEY_FIELDS = ("kind", "image_shape", "levels", "steps", "hidden", "scale_floor", "split_prior", "logit_alpha")
+"""The config fields of an architecture, in :class:`MultiScaleFlow`'s field order (the cache key's order)."""
+
+
 def _config_key(config: dict[str, Any]) -> tuple[Any, ...]:
     c = check_config(config)
-    return (c["kind"], c["image_shape"], c["levels"], c["steps"], c["hidden"], c["scale_floor"], c["split_prior"],
-            c["logit_alpha"])
+    return tuple(c[k] for k in _KEY_FIELDS)
 
 
 def _key_config(key: tuple[Any, ...]) -> dict[str, Any]:
-    names = ("kind", "image_shape", "levels", "steps", "hidden", "scale_floor", "split_prior", "logit_alpha")
-    return dict(zip(names, key, strict=True))
+    return dict(zip(_KEY_FIELDS, key, strict=True))
 
 
 @functools.cache

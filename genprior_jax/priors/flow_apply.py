@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from .base import Array, Params
 from .flow_layers import ActNorm, AffineCoupling, InvConv1x1, Reverse, SplitPrior, squeeze, unsqueeze
 
-__all__ = ["flow_forward", "flow_inverse", "latent_part_shapes", "logit_map", "sigmoid_map"]
+__all__ = ["flow_forward", "flow_inverse", "latent_part_shapes", "logit_map", "sigmoid_map", "step_layers"]
 
 
 def _apply(layer: nn.Module, params: Any, *args: Array, reverse: bool = False) -> tuple[Array, Array]:
@@ -30,7 +30,9 @@ def _apply(layer: nn.Module, params: Any, *args: Array, reverse: bool = False) -
     return cast(tuple[Array, Array], layer.apply({"params": params}, *args, reverse=reverse))
 
 
-def _step_layers(kind: str, hidden: int, floor: float) -> list[nn.Module]:
+def step_layers(kind: str, hidden: int, floor: float) -> list[nn.Module]:
+    """One flow step's layers in order (:class:`MultiScaleFlow` builds its steps from it, so the params' layout
+    ``blocks_{level}_{len * step + j}`` and this module's reading of it cannot drift apart)."""
     if kind == "glow":
         return [ActNorm(), InvConv1x1(), AffineCoupling(hidden, floor)]
     return [ActNorm(), AffineCoupling(hidden, floor), Reverse()]
@@ -47,7 +49,7 @@ def _stacked(params: Params, level: int, steps: int, per_step: int) -> list[Any]
 
 
 def _run_level(config: dict[str, Any], params: Params, level: int, h: Array, reverse: bool) -> tuple[Array, Array]:
-    layers = _step_layers(config["kind"], config["hidden"], config["scale_floor"])
+    layers = step_layers(config["kind"], config["hidden"], config["scale_floor"])
     stacked = _stacked(params, level, config["steps"], len(layers))
 
     def step(h: Array, p: list[Any]) -> tuple[Array, Array]:

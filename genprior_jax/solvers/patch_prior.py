@@ -89,6 +89,8 @@ def patch_nll(log_prob: Any, params: Any, x: Array, size: int, stride: int = 1,
     rematerialized (``jax.checkpoint``) in the gradient, so memory holds one chunk's activations instead of all
     ``N`` (a 512x512 RGB image at stride 2: 196,000 patches); the sum is the same up to float summation order.
     ``None``, or ``N <= chunk``: all patches at once."""
+    if chunk is not None and (isinstance(chunk, bool) or int(chunk) != chunk or int(chunk) < 1):
+        raise ValueError(f"patch_nll: expected chunk to be a positive integer or None, got {chunk!r}")
     imgs = _channels_as_images(x, c_prior)
     patches = jax.vmap(lambda img: extract_patches(img, size, stride, offset))(imgs)
     patches = patches.reshape(-1, size, size, c_prior)
