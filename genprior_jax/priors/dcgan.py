@@ -55,6 +55,22 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
+def config_for(image_shape: tuple[int, ...]) -> dict[str, Any]:
+    """The DCGAN for square images of ``image_shape``: ``dcgan-mnist`` for 28x28x1; otherwise ``k`` doublings, the
+    largest of 1..4 with the side divisible by ``2^k`` and ``side / 2^k >= 4`` (the start grid), channels
+    ``32 * 2^(k-1), ..., 64, 32`` (at most 512) with 8 groups, a latent of 100 and pixel-shuffle up-sampling."""
+    h, w, c = (int(s) for s in image_shape)
+    if (h, w, c) == (28, 28, 1):
+        return dict(CONFIGS["dcgan-mnist"])
+    k = max([j for j in range(1, 5) if h % 2**j == 0 and h // 2**j >= 4] or [0])
+    if h != w or k == 0:
+        raise ValueError(f"dcgan: expected square images with an even side of at least 8 pixels, got {(h, w)}; "
+                         "resize the data (--size), e.g. 64x64")
+    return {"image_shape": (h, w, c), "latent": 100, "start": h // 2**k,
+            "channels": tuple(min(512, 32 * 2 ** (k - 1 - i)) for i in range(k)), "upsample": "pixel_shuffle",
+            "groups": 8}
+
+
 def check_config(config: dict[str, Any]) -> dict[str, Any]:
     """Validate a DCGAN config and normalise its types; raises ``ValueError`` naming what is wrong."""
     missing = {"image_shape", "latent", "start", "channels", "upsample", "groups"} - set(config)

@@ -55,6 +55,25 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
+def config_for(image_shape: tuple[int, ...], kind: str = "glow") -> dict[str, Any]:
+    """The flow for images of ``image_shape``: ``glow-mnist`` / ``realnvp-mnist`` for 28x28x1; otherwise ``L``
+    levels, the largest of 1..4 with ``H, W`` divisible by ``2^L`` and ``min(H, W) / 2^L >= 4``, 8 steps per level,
+    64 hidden channels (a size that trains on a CPU; ``glow-celeba64`` is the papers' 32 x 512), Glow's split prior and
+    RealNVP's logit map with ``alpha = 0.05`` (its value for natural images)."""
+    if kind not in KINDS:
+        raise ValueError(f"flow: expected kind in {KINDS}, got {kind!r}")
+    h, w, c = (int(s) for s in image_shape)
+    if (h, w, c) == (28, 28, 1):
+        return dict(CONFIGS[f"{kind}-mnist"])
+    levels = max([j for j in range(1, 5) if h % 2**j == 0 and w % 2**j == 0 and min(h, w) // 2**j >= 4] or [0])
+    if levels == 0:
+        raise ValueError(f"flow: a multi-scale flow needs H and W divisible by 2 and at least 8 pixels, got {(h, w)}; "
+                         "resize the data (--size)")
+    extra = {"scale_floor": 0.1, "split_prior": True} if kind == "glow" else {}
+    return {"kind": kind, "image_shape": (h, w, c), "levels": levels, "steps": 8, "hidden": 64, **extra,
+            "logit_alpha": 0.05}
+
+
 def check_config(config: dict[str, Any]) -> dict[str, Any]:
     """Validate a flow config; raises ``ValueError`` naming what is wrong."""
     missing = {"kind", "image_shape", "levels", "steps", "hidden"} - set(config)
