@@ -18,6 +18,7 @@ from . import adversarial, metrics, operators, priors, solvers, transforms
 from .cache import enable_compilation_cache
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import Dataset, DatasetUnavailableError, load_mnist, load_tfds
+from .datasets import ImageDataset, load_dataset
 from .metrics import mse, psnr, ssim
 from .operators import GaussianNoise, LogisticNoise, check_adjoint, measure, noise_std_for_norm
 from .priors import Prior, available_priors, load_prior
@@ -41,6 +42,7 @@ from .solvers import (
                       tv,
                       variational,
 )
+from .training import train_prior
 
 __version__ = "0.1.0"
 
@@ -48,6 +50,7 @@ __all__ = [
     "Dataset",
     "DatasetUnavailableError",
     "GaussianNoise",
+    "ImageDataset",
     "LogisticNoise",
     "Prior",
     "Reconstruction",
@@ -67,6 +70,7 @@ __all__ = [
     "langevin",
     "lasso",
     "load_checkpoint",
+    "load_dataset",
     "load_mnist",
     "load_prior",
     "load_tfds",
@@ -85,6 +89,7 @@ __all__ = [
     "solvers",
     "ssim",
     "transforms",
+    "train_prior",
     "tv",
     "variational",
 ]

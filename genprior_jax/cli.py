@@ -45,7 +45,8 @@ def _digits(text: str | None) -> tuple[int, ...] | None:
     return digits
 
 
-RESUMABLE = ("flow", "dcgan", "ambient-dcgan")  # trainers that write <out>.state and take --resume
+# trainers that write <out>.state and take --resume (and every model with --data)
+RESUMABLE = ("flow", "dcgan", "ambient-dcgan")
 
 
 def _check_out(path: str) -> None:
@@ -70,12 +71,13 @@ def _check_train_out(args: argparse.Namespace) -> None:
     """Check ``--out`` before training (creatable and writable, as the ``<out>.state`` beside it) and never
     overwrite a checkpoint by accident: an existing one needs ``--resume`` (continue it) or ``--overwrite``."""
     _check_out(args.out)
-    if args.model in RESUMABLE:
+    resumable = args.model in RESUMABLE or args.data is not None
+    if resumable:
         _check_out(args.out.rstrip(os.sep) + ".state")
     if args.resume and args.overwrite:
         raise ValueError("train: --resume continues the checkpoint and --overwrite replaces it; give one of them")
     if os.path.isfile(os.path.join(args.out, "config.json")) and not (args.resume or args.overwrite):
-        how = ("pass --resume to continue it or --overwrite to replace it" if args.model in RESUMABLE else
+        how = ("pass --resume to continue it or --overwrite to replace it" if resumable else
                f"pass --overwrite to replace it (train {args.model} cannot resume) or choose another --out")
         raise ValueError(f"train {args.model}: {args.out!r} holds a checkpoint; {how}")
 
@@ -125,11 +127,51 @@ def _gan_loss(args: argparse.Namespace) -> dict[str, Any]:
     return {**WGAN_GP_REFERENCE, "d_iters": int(_default(args.d_iters, WGAN_GP_REFERENCE["d_iters"], "--d-iters"))}
 
 
+DATA_ONLY = ("size", "gray", "flip", "config_set", "eval_every", "validation", "coordinator")
+
+
+def _train_data(args: argparse.Namespace, command: str) -> int:
+    """``train {vae,flow,dcgan} --data SPEC``: the sized architecture on the user's images, data-parallel."""
+    from .training import MODELS, parse_overrides, train_prior
+
+    if args.model not in MODELS:
+        raise ValueError(f"train {args.model}: --data applies to {', '.join(MODELS)} (patch-flow trains on patches "
+                         "of scikit-image's photos; ambient-dcgan on measured digits)")
+    given = [f"--{n.replace('_', '-')}" for n in ("epochs", "patience", "digits", "config", "lr_decay", "eval_steps",
+                                                   "loss", "d_iters") if getattr(args, n) is not None]
+    if given:
+        raise ValueError(f"train {args.model} --data: {', '.join(given)} do not apply (use --steps, --eval-every and "
+                         "--config-set key=value)")
+    if args.coordinator is not None:  # several processes (hosts): each runs this command with its --process-id
+        import jax
+
+        host, _, nproc = args.coordinator.partition(",")
+        jax.distributed.initialize(host, num_processes=int(nproc or 0) or None, process_id=args.process_id)
+    _, metrics = train_prior(args.model, args.data, args.out, size=args.size, gray=args.gray, flip=args.flip,
+                             validation=0.1 if args.validation is None else args.validation,
+                             config=parse_overrides(args.config_set),
+                             num_steps=int(_default(args.steps, 2000, "--steps")),
+                             batch_size=int(_default(args.batch_size, 64, "--batch-size")),
+                             learning_rate=None if args.lr is None else float(_default(args.lr, 1.0, "--lr")),
+                             eval_every=args.eval_every, seed=args.seed, resume=args.resume, command=command)
+    print(f"{metrics['steps']} steps on {metrics['data']['num_train']} images {metrics['data']['image_shape']} "
+          f"({metrics['devices']} device(s)): best validation {metrics['val_loss']:.4g} {metrics['loss_unit']} at "
+          f"step {metrics['best_step']}, {metrics['images_per_second']:.0f} images/s, "
+          f"{metrics['train_seconds']:.0f} s; checkpoint: {args.out}")
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from .training import train_dcgan, train_flow, train_patch_flow, train_vae
 
     command = "genprior-jax " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     _check_train_out(args)
+    if args.data is not None:
+        return _train_data(args, command)
+    data_only = [f"--{n.replace('_', '-')}" for n in DATA_ONLY if getattr(args, n) not in (None, False)]
+    if data_only:
+        raise ValueError(f"train {args.model}: {', '.join(data_only)} need --data SPEC (without it the model trains "
+                         "on the embedded digits with its shipped recipe)")
     lr = args.lr
     if args.lr_decay is not None and args.model != "flow":
         raise ValueError(f"train {args.model}: --lr-decay applies to flow only")
@@ -391,8 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--prior", default="vae-mnist", help="prior name or checkpoint path")
     demo.set_defaults(func=_cmd_demo)
 
-    train = sub.add_parser("train", **sub_kw, help="train a prior on the embedded MNIST digits (patch-flow: on "
-                           "scikit-image's photos) and write a checkpoint")
+    train = sub.add_parser("train", **sub_kw, help="train a prior on your images (--data SPEC --size HxW: vae, flow, "
+                           "dcgan, sized from the data, on every device) or on the embedded MNIST digits with the "
+                           "shipped recipes (patch-flow: on scikit-image's photos); writes a checkpoint")
     train.add_argument("model", choices=["vae", "flow", "dcgan", "patch-flow", "ambient-dcgan"],
                        help="which prior to train (ambient-dcgan: a DCGAN learned from measured digits only)")
     train.add_argument("--out", required=True, help="checkpoint directory to write")
@@ -444,6 +487,25 @@ def build_parser() -> argparse.ArgumentParser:
                        help="wgan-gp: critic updates per step, each on its own batch (default 5)")
     train.add_argument("--lr", type=float, default=None,
                        help="default " + ", ".join(f"{td[m]['learning_rate']:g} ({m})" for m in td))
+    data = train.add_argument_group("your images (vae, flow, dcgan)")
+    data.add_argument("--data", default=None, metavar="SPEC",
+                      help="train on these images: a folder (recursive; PNG, JPEG, TIFF, PGM/PPM; 8/16 bit), an .npy "
+                           "/ .npz array (N, H, W[, C]), tfds:NAME[:SPLIT] or mnist; --steps (default 2000), "
+                           "--batch-size (default 64, over all devices), --lr, --resume apply")
+    data.add_argument("--size", default=None, metavar="HxW", help="centre-crop and resize every image to HxW")
+    data.add_argument("--gray", action="store_true", help="convert colour images to grey")
+    data.add_argument("--flip", action="store_true", help="random left-right flips")
+    data.add_argument("--validation", type=float, default=None,
+                      help="fraction held out for validation, split by --seed (default 0.1)")
+    data.add_argument("--config-set", action="append", default=None, metavar="KEY=VALUE",
+                      help="override the architecture sized from the data, e.g. hidden=128 or channels=(32,64); "
+                           "repeatable")
+    data.add_argument("--eval-every", type=int, default=None,
+                      help="steps between validation, sample grid and checkpoint (default: 10 per run)")
+    data.add_argument("--coordinator", default=None, metavar="HOST:PORT[,N]",
+                      help="several processes: jax.distributed.initialize(HOST:PORT, N); run the same command in "
+                           "each with its --process-id")
+    data.add_argument("--process-id", type=int, default=None, help="this process's rank (with --coordinator)")
     train.set_defaults(func=_cmd_train)
 
     post = sub.add_parser("posterior", **sub_kw,

@@ -96,12 +96,13 @@ def test_cycle_finder_can_fail():
 # a deliberate review of the public surface (it replaced a cap on the size of gp.solvers.__all__).
 PUBLIC_API = {
     "genprior_jax": {
-        "Dataset", "DatasetUnavailableError", "GaussianNoise", "LogisticNoise", "Prior", "Reconstruction", "Result",
+        "Dataset", "DatasetUnavailableError", "GaussianNoise", "ImageDataset", "LogisticNoise", "Prior",
+        "Reconstruction", "Result",
         "RunOptions", "Solver", "Status", "adversarial", "analysis", "asim", "available_priors", "bm3d_denoise",
         "check_adjoint", "csgm", "dip", "enable_compilation_cache", "langevin", "lasso", "load_checkpoint",
-        "load_mnist", "load_prior", "load_tfds",
+        "load_dataset", "load_mnist", "load_prior", "load_tfds",
         "map_estimate", "measure", "metrics", "mse", "noise_std_for_norm", "operators", "patchnr", "priors", "psnr",
-        "reconstruct", "run", "save_checkpoint", "solvers", "ssim", "transforms", "tv", "variational"
+        "reconstruct", "run", "save_checkpoint", "solvers", "ssim", "train_prior", "transforms", "tv", "variational"
     },
     "genprior_jax.solvers": {
         "AnalysisHyper", "BayesHyper", "CSGMHyper", "DIPHyper", "LangevinHyper", "LassoHyper", "METHODS",

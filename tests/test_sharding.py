@@ -138,7 +138,33 @@ def subprocess_main():
     one = estimate_memory(SOLVER, y, op, CSGMHyper(), params, num_steps=30, num_restarts=10)
     eight = estimate_memory(SOLVER, y, op, CSGMHyper(), params, num_steps=30, num_restarts=10, mesh="auto")
     out["estimate"] = {"one": one._asdict(), "eight": eight._asdict()}
+    out["train"] = _train_vae(mesh="auto")
+    try:
+        _train_vae(mesh="auto", batch_size=12)
+    except ValueError as err:
+        out["train"]["odd_batch"] = str(err)
     print("RESULT" + json.dumps(out))
+
+
+def _train_vae(mesh, batch_size=16):
+    """3 steps of a small conv VAE (data-parallel over ``mesh``): its loss, validation loss and device count."""
+    from genprior_jax.datasets import ImageDataset
+    from genprior_jax.training import make_task, train
+
+    x = np.random.default_rng(0).random((40, 16, 16, 1)).astype(np.float32)
+    task = make_task("vae", (16, 16, 1), {"channels": (8,), "latent": 4}, num_steps=3)
+    _, m = train(task, ImageDataset(x[:32], x[32:], {"spec": "test"}), jax.random.key(0), batch_size=batch_size,
+                 num_steps=3, eval_every=3, progress=False, log_every=1, mesh=mesh)
+    return {"devices": m["devices"], "loss": m["final_train_loss"], "val": m["val_loss"]}
+
+
+def test_training_on_8_devices_reproduces_the_one_device_loss(sharded):
+    """The batch split over 8 devices, parameters replicated: the loss after 3 steps is the one-device loss."""
+    one = _train_vae(mesh=None)
+    r = sharded["train"]
+    assert r["devices"] == 8 and one["devices"] == 1
+    assert r["loss"] == pytest.approx(one["loss"], rel=1e-5) and r["val"] == pytest.approx(one["val"], rel=1e-5)
+    assert "batch_size 12 must be a multiple of the 8 devices" in r["odd_batch"]
 
 
 @pytest.fixture(scope="module")

@@ -17,19 +17,20 @@ returns the :class:`~genprior_jax.training.trainer.TrainTask`:
 from __future__ import annotations
 
 import ast
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from ..datasets import ImageDataset, load_dataset
 from ..priors import dcgan as dcgan_mod
 from ..priors import flow as flow_mod
 from ..priors import vae as vae_mod
 from .flow import dequantize
-from .trainer import TrainTask
+from .trainer import TrainTask, train
 
-__all__ = ["MODELS", "make_task", "parse_overrides"]
+__all__ = ["MODELS", "make_task", "parse_overrides", "train_prior"]
 
 MODELS = ("vae", "flow", "dcgan")
 DEFAULT_LEARNING_RATE = {"vae": 1e-3, "flow": 1e-3, "dcgan": 2e-4}
@@ -169,7 +170,7 @@ def _dcgan_task(config: dict[str, Any], lr: float, hyper: dict[str, Any]) -> Tra
         return {"gan": gan, "t": state["t"] + 1}, {"loss": d_loss + g_loss, "d_loss": d_loss, "g_loss": g_loss}
 
     def evaluate(state: Any, key: jax.Array, x: jax.Array) -> jax.Array:
-        logits = disc.apply({"params": state["gan"]["params"]["discriminator"]}, x)
+        logits = cast(jax.Array, disc.apply({"params": state["gan"]["params"]["discriminator"]}, x))
         return jax.nn.softplus(-jnp.reshape(logits, (x.shape[0], -1)).mean(-1))
 
     def export(state: Any) -> Any:
@@ -181,3 +182,26 @@ def _dcgan_task(config: dict[str, Any], lr: float, hyper: dict[str, Any]) -> Tra
 
     return TrainTask("dcgan", config, init, step, evaluate, export, sample, "softplus(-D(x))", False,
                      {**hyper, "beta1": beta1, "ema": ema, "loss": "ns"})
+
+
+def train_prior(model: str, data: str | ImageDataset, out: str | None = None, *,
+                size: tuple[int, int] | str | None = None, gray: bool = False, flip: bool = False,
+                validation: float = 0.1, config: dict[str, Any] | None = None, num_steps: int = 2000,
+                batch_size: int = 64, learning_rate: float | None = None, eval_every: int | None = None,
+                seed: int = 0, resume: bool = False, mesh: Any = "auto", progress: bool = True,
+                command: str = "") -> tuple[Any, dict[str, Any]]:
+    """Train a ``model`` (:data:`MODELS`) prior on ``data`` (a spec for :func:`~genprior_jax.datasets.load_dataset`,
+    or an :class:`~genprior_jax.datasets.ImageDataset`) at its size; returns ``(params, metrics)`` and writes the
+    checkpoint to ``out`` (``load_prior(out)`` then builds the prior). ``config``: overrides of the sized
+    architecture. Seed ``seed`` gives the split, the initialization, the data order and every step's draws.
+
+    Example: ``train_prior("flow", "faces/", "priors/faces-glow", size="64x64", flip=True, num_steps=5000)``."""
+    if isinstance(data, ImageDataset):
+        dataset = data
+    else:
+        dataset = load_dataset(data, size=size, gray=gray, validation=validation, seed=seed)
+    shape = tuple(dataset.train.shape[1:])
+    task = make_task(model, shape, config, learning_rate=learning_rate, num_steps=num_steps)
+    return train(task, dataset, jax.random.key(seed), batch_size=batch_size, num_steps=num_steps,
+                 eval_every=eval_every, out=out, resume=resume, flip=flip, mesh=mesh, progress=progress,
+                 command=command, seed=seed)

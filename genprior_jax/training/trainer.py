@@ -71,7 +71,7 @@ def _host(tree: Any) -> Any:
     """A pytree of (possibly replicated, multi-process) arrays as numpy arrays on this host."""
     def one(a: Any) -> Any:
         if isinstance(a, jax.Array):
-            if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+            if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
                 a = jax.random.key_data(a)
             return np.asarray(a.addressable_data(0)) if not a.is_fully_addressable else np.asarray(a)
         return a
@@ -119,7 +119,8 @@ def train(task: TrainTask, data: ImageDataset, key: jax.Array, *, batch_size: in
     """
     shape = tuple(int(s) for s in task.config["image_shape"])
     if tuple(data.train.shape[1:]) != shape:
-        raise ValueError(f"train: the {task.kind} config wants images {shape}; the data are {tuple(data.train.shape[1:])}")
+        raise ValueError(f"train: the {task.kind} config wants images {shape}; the data are "
+                         f"{tuple(data.train.shape[1:])}")
     if batch_size < 1 or num_steps < 1 or log_every < 1 or (eval_every is not None and eval_every < 1):
         raise ValueError(f"train: expected batch_size, num_steps, log_every, eval_every >= 1; got {batch_size}, "
                          f"{num_steps}, {log_every}, {eval_every}")
@@ -136,18 +137,16 @@ def train(task: TrainTask, data: ImageDataset, key: jax.Array, *, batch_size: in
     writer = jax.process_index() == 0
     batches = _Batches(data.train, batch_size, seed, flip)
 
-    if mesh is None:
-        put_batch: Callable[[np.ndarray], Any] = jnp.asarray
-        jit_kw: dict[str, Any] = {}
-        init_fn = jax.jit(task.init)
-    else:
-        rows, repl = NamedSharding(mesh, PartitionSpec(mesh.axis_names[0])), NamedSharding(mesh, PartitionSpec())
+    rows = None if mesh is None else NamedSharding(mesh, PartitionSpec(mesh.axis_names[0]))
+    jit_kw: dict[str, Any] = {} if mesh is None else {"out_shardings": NamedSharding(mesh, PartitionSpec())}
 
-        def put_batch(x: np.ndarray) -> Any:
-            return jax.make_array_from_callback(x.shape, rows, lambda idx: x[idx])
+    def put_batch(x: np.ndarray) -> Any:
+        """The global batch on the mesh: each process places the rows of its own devices."""
+        if rows is None:
+            return jnp.asarray(x)
+        return jax.make_array_from_callback(x.shape, rows, lambda idx: x[idx])
 
-        jit_kw = {"out_shardings": repl}
-        init_fn = jax.jit(task.init, out_shardings=repl)
+    init_fn = jax.jit(task.init, **jit_kw)
     base_key, k_init, k_eval = jax.random.split(key, 3)
 
     def step_fn(state: Any, t: jax.Array, x: jax.Array) -> tuple[Any, dict[str, jax.Array]]:
