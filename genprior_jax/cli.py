@@ -130,6 +130,15 @@ def _gan_loss(args: argparse.Namespace) -> dict[str, Any]:
 DATA_ONLY = ("size", "gray", "flip", "config_set", "eval_every", "validation", "coordinator")
 
 
+def _validation_arg(text: str | None) -> float | str:
+    if text is None:
+        return 0.1
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def _train_data(args: argparse.Namespace, command: str) -> int:
     """``train {vae,flow,dcgan} --data SPEC``: the sized architecture on the user's images, data-parallel."""
     from .training import MODELS, parse_overrides, train_prior
@@ -148,7 +157,7 @@ def _train_data(args: argparse.Namespace, command: str) -> int:
         host, _, nproc = args.coordinator.partition(",")
         jax.distributed.initialize(host, num_processes=int(nproc or 0) or None, process_id=args.process_id)
     _, metrics = train_prior(args.model, args.data, args.out, size=args.size, gray=args.gray, flip=args.flip,
-                             validation=0.1 if args.validation is None else args.validation,
+                             validation=_validation_arg(args.validation),
                              config=parse_overrides(args.config_set),
                              num_steps=int(_default(args.steps, 2000, "--steps")),
                              batch_size=int(_default(args.batch_size, 64, "--batch-size")),
@@ -495,8 +504,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--size", default=None, metavar="HxW", help="centre-crop and resize every image to HxW")
     data.add_argument("--gray", action="store_true", help="convert colour images to grey")
     data.add_argument("--flip", action="store_true", help="random left-right flips")
-    data.add_argument("--validation", type=float, default=None,
-                      help="fraction held out for validation, split by --seed (default 0.1)")
+    data.add_argument("--validation", default=None, metavar="FRACTION|SPEC",
+                      help="fraction of --data held out for validation, split by --seed (default 0.1), or a second "
+                           "spec holding the validation images (e.g. other people's faces)")
     data.add_argument("--config-set", action="append", default=None, metavar="KEY=VALUE",
                       help="override the architecture sized from the data, e.g. hidden=128 or channels=(32,64); "
                            "repeatable")
@@ -543,7 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--images", default="mnist-test:16",
                      help="mnist-<split>[:N], an image file or a directory of images (read at native size, "
                           "8/16-bit, grey/RGB/RGBA, PNG/JPEG/TIFF/PGM/PPM)")
-    rec.add_argument("--size", default=None, metavar="HxW", help="resize every image to HxW (default: native size)")
+    rec.add_argument("--size", default=None, metavar="HxW",
+                     help="centre-crop and resize every image to HxW, as training's --size (default: native size)")
     rec.add_argument("--no-progress", action="store_true",
                      help="no step-level progress bar (its host callbacks keep JAX from caching the solve's "
                           "compiled program on disk; without them a repeated call with the same shapes skips the "

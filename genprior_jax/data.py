@@ -149,8 +149,8 @@ def load_images(spec: str, shape: tuple[int, int, int] = (28, 28, 1)) -> np.ndar
     ``spec`` is ``mnist-<split>[:N]`` (the embedded digits, e.g. ``mnist-test:100``; needs ``shape == (28, 28, 1)``),
     an image file, or a directory of image files (sorted by name). Files are read by :func:`read_image` (the
     reader of ``genprior-jax reconstruct --images``: 8 and 16 bit, grey / RGB / RGBA, PNG, JPEG, TIFF, PGM / PPM),
-    converted to ``shape``'s channel count (grey: ITU-R 601 luma; RGB: a grey image repeated) and resized to
-    ``shape[:2]`` with a bicubic filter.
+    converted to ``shape``'s channel count (grey: ITU-R 601 luma; RGB: a grey image repeated), centre-cropped and
+    resized to ``shape[:2]`` (:func:`crop_resize`).
     """
     shape = tuple(int(s) for s in shape)  # type: ignore[assignment]
     if spec.startswith("mnist-"):
@@ -199,7 +199,8 @@ def read_image(path: str, gray: bool = False) -> np.ndarray:
 def load_image_files(spec: str, size: tuple[int, int] | None = None,
                      gray: bool = False) -> list[tuple[str, np.ndarray]]:
     """``[(name, image (H, W, C))]`` for ``genprior-jax reconstruct --images``, each image at its native size
-    (:func:`read_image`) unless ``size = (H, W)`` resizes them all (bicubic) and ``gray`` makes them grey.
+    (:func:`read_image`) unless ``size = (H, W)`` centre-crops and resizes them all (:func:`crop_resize`) and
+    ``gray`` makes them grey.
     ``spec``: an image file, a directory of image files (sorted by name) or ``mnist-<split>[:N]`` (named
     ``mnist-test-0000``...)."""
     if spec.startswith("mnist-"):
@@ -209,16 +210,29 @@ def load_image_files(spec: str, size: tuple[int, int] | None = None,
     else:
         out = [(name, read_image(path, gray)) for name, path in _image_paths(spec)]
     if size is not None:
-        from PIL import Image
-
-        h, w = size
-        resized = []
-        for name, img in out:
-            chans = [np.asarray(Image.fromarray(img[..., c]).resize((w, h), Image.Resampling.BICUBIC))
-                     for c in range(img.shape[-1])]
-            resized.append((name, np.clip(np.stack(chans, -1), 0.0, 1.0).astype(np.float32)))
-        out = resized
+        out = [(name, crop_resize(img, size)) for name, img in out]
     return out
+
+
+def crop_resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Centre crop of ``img (H, W, C)`` to the aspect ratio of ``size = (H', W')``, resized to it (Lanczos,
+    anti-aliased), clipped to ``[0, 1]``: the preprocessing of training data (``--data --size``) and of
+    ``genprior-jax reconstruct --size``, so a prior sees test images as it saw its training images."""
+    from PIL import Image
+
+    th, tw = size
+    h, w = img.shape[:2]
+    if h * tw > w * th:  # too tall: crop rows
+        ch, cw = max(1, round(w * th / tw)), w
+    else:
+        ch, cw = h, max(1, round(h * tw / th))
+    top, left = (h - ch) // 2, (w - cw) // 2
+    img = img[top:top + ch, left:left + cw]
+    if (ch, cw) == (th, tw):
+        return img
+    chans = [np.asarray(Image.fromarray(np.ascontiguousarray(img[..., c])).resize((tw, th), Image.Resampling.LANCZOS))
+             for c in range(img.shape[-1])]
+    return np.clip(np.stack(chans, -1), 0.0, 1.0).astype(np.float32)
 
 
 def skimage_image(name: str, size: int | None = None, gray: bool = False) -> np.ndarray:

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple, cast
 
 import numpy as np
 
-from .data import IMAGE_SUFFIXES, SPLITS, load_mnist, read_image
+from .data import IMAGE_SUFFIXES, SPLITS, crop_resize, load_mnist, read_image
 
 __all__ = ["ImageDataset", "load_dataset", "parse_size"]
 
@@ -54,25 +54,6 @@ def parse_size(text: str | Sequence[int] | None) -> tuple[int, int] | None:
     if len(size) != 2 or min(size) < 1:
         raise ValueError(f"size: expected (H, W) with positive integers, got {text!r}")
     return size
-
-
-def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Centre crop of ``img (H, W, C)`` to the aspect ratio of ``size``, resized to it (Lanczos, anti-aliased)."""
-    from PIL import Image
-
-    th, tw = size
-    h, w = img.shape[:2]
-    if h * tw > w * th:  # too tall: crop rows
-        ch, cw = max(1, round(w * th / tw)), w
-    else:
-        ch, cw = h, max(1, round(h * tw / th))
-    top, left = (h - ch) // 2, (w - cw) // 2
-    img = img[top:top + ch, left:left + cw]
-    if (ch, cw) == (th, tw):
-        return img
-    chans = [np.asarray(Image.fromarray(np.ascontiguousarray(img[..., c])).resize((tw, th), Image.Resampling.LANCZOS))
-             for c in range(img.shape[-1])]
-    return np.clip(np.stack(chans, -1), 0.0, 1.0).astype(np.float32)
 
 
 def _folder_files(root: str) -> list[str]:
@@ -167,37 +148,9 @@ def _to_gray(img: np.ndarray) -> np.ndarray:
     return (img[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)[:, None]).astype(np.float32)
 
 
-def load_dataset(spec: str, size: tuple[int, int] | str | None = None, gray: bool = False, validation: float = 0.1,
-                 seed: int = 0) -> ImageDataset:
-    """Images of ``spec`` (see the module docstring) split into train and validation sets.
-
-    Args:
-        spec: ``mnist``, a folder, an ``.npy`` / ``.npz`` file or ``tfds:NAME[:SPLIT]``.
-        size: ``(H, W)`` or ``"HxW"``: centre crop to that aspect ratio and anti-aliased resize; ``None``: the
-            images' own size (they must all share it).
-        gray: convert colour images to grey.
-        validation: fraction of the images held out for validation (ignored for ``mnist``: its fixed split).
-        seed: seed of the train / validation permutation.
-
-    Raises ``ValueError`` naming the problem: an unknown spec, an empty folder, an unreadable file (named),
-    mixed channel counts, images of different sizes without ``size``, fewer than 2 images.
-    """
-    size = parse_size(size)
-    if not 0.0 < validation < 1.0:
-        raise ValueError(f"load_dataset: expected 0 < validation < 1, got {validation}")
+def _all_images(spec: str, size: tuple[int, int] | None, gray: bool) -> tuple[np.ndarray, list[str] | None]:
+    """Every image of a folder / array / TFDS spec as one array ``(N, H, W, C)`` (and the folder's file names)."""
     names: list[str] | None = None
-    if spec == "mnist":
-        train, val = load_mnist("train").images, load_mnist("validation").images
-        split: dict[str, Any] = {"split": "embedded", "split_seed": 0, "train_range": SPLITS["train"],
-                                 "validation_range": SPLITS["validation"]}
-        parts = [train, val]
-        if size is not None or gray:
-            parts = [np.stack([_resize(img, size) if size else img for img in part]) for part in parts]
-        train, val = parts
-        image_shape = tuple(int(s) for s in train.shape[1:])
-        info = {"spec": spec, "image_shape": image_shape, "num_images": len(train) + len(val),
-                "num_train": len(train), "num_validation": len(val), "size": size, "gray": gray, **split}
-        return ImageDataset(train, val, info)
     if spec.startswith("tfds:"):
         images: list[np.ndarray] | np.ndarray = _read_tfds(spec)
     elif os.path.isdir(spec):
@@ -212,7 +165,7 @@ def load_dataset(spec: str, size: tuple[int, int] | str | None = None, gray: boo
     if gray:
         images = [_to_gray(img) for img in images]
     if size is not None:
-        images = [_resize(img, size) for img in images]
+        images = [crop_resize(img, size) for img in images]
     shapes: dict[tuple[int, ...], int] = {}
     for i, img in enumerate(images):
         shapes.setdefault(tuple(img.shape), i)
@@ -221,6 +174,53 @@ def load_dataset(spec: str, size: tuple[int, int] | str | None = None, gray: boo
         raise ValueError(f"data {spec!r}: images of different sizes: {which}; pass size=(H, W) (--size HxW) to "
                          "crop and resize them to one")
     arr = np.stack(images).astype(np.float32) if isinstance(images, list) else np.asarray(images, np.float32)
+    return arr, names
+
+
+def load_dataset(spec: str, size: tuple[int, int] | str | None = None, gray: bool = False,
+                 validation: float | str = 0.1, seed: int = 0) -> ImageDataset:
+    """Images of ``spec`` (see the module docstring) split into train and validation sets.
+
+    Args:
+        spec: ``mnist``, a folder, an ``.npy`` / ``.npz`` file or ``tfds:NAME[:SPLIT]``.
+        size: ``(H, W)`` or ``"HxW"``: centre crop to that aspect ratio and anti-aliased resize; ``None``: the
+            images' own size (they must all share it).
+        gray: convert colour images to grey.
+        validation: fraction of the images held out for validation (ignored for ``mnist``: its fixed split), or a
+            second spec whose images are the validation set (then every image of ``spec`` trains).
+        seed: seed of the train / validation permutation.
+
+    Raises ``ValueError`` naming the problem: an unknown spec, an empty folder, an unreadable file (named),
+    mixed channel counts, images of different sizes without ``size``, fewer than 2 images.
+    """
+    size = parse_size(size)
+    if isinstance(validation, str):
+        train_set = load_dataset(spec, size, gray, 0.5, seed)
+        train = np.concatenate([train_set.train, train_set.validation]) if spec != "mnist" else train_set.train
+        val, _ = _all_images(validation, size, gray) if validation != "mnist" else (load_mnist("validation").images,
+                                                                                    None)
+        if val.shape[1:] != train.shape[1:]:
+            raise ValueError(f"data: the validation images {validation!r} are {val.shape[1:]}, the training images "
+                             f"{spec!r} {train.shape[1:]}; pass size=(H, W) (--size) or gray (--gray) for both")
+        info = {"spec": spec, "image_shape": tuple(int(s) for s in train.shape[1:]),
+                "num_images": len(train) + len(val), "num_train": len(train), "num_validation": len(val),
+                "size": size, "gray": gray, "split": "given", "validation_spec": validation}
+        return ImageDataset(train, val, info)
+    if not 0.0 < validation < 1.0:
+        raise ValueError(f"load_dataset: expected 0 < validation < 1 or a spec of validation images, got {validation}")
+    if spec == "mnist":
+        train, val = load_mnist("train").images, load_mnist("validation").images
+        split: dict[str, Any] = {"split": "embedded", "split_seed": 0, "train_range": SPLITS["train"],
+                                 "validation_range": SPLITS["validation"]}
+        parts = [train, val]
+        if size is not None or gray:
+            parts = [np.stack([crop_resize(img, size) if size else img for img in part]) for part in parts]
+        train, val = parts
+        image_shape = tuple(int(s) for s in train.shape[1:])
+        info = {"spec": spec, "image_shape": image_shape, "num_images": len(train) + len(val),
+                "num_train": len(train), "num_validation": len(val), "size": size, "gray": gray, **split}
+        return ImageDataset(train, val, info)
+    arr, names = _all_images(spec, size, gray)
     n = len(arr)
     if n < 2:
         raise ValueError(f"data {spec!r}: expected at least 2 images (one for training, one for validation), got {n}")

@@ -140,3 +140,17 @@ def test_embedded_mnist_spec_keeps_its_fixed_split():
     d = load_dataset("mnist")
     assert d.train.shape == (4000, 28, 28, 1) and d.validation.shape == (500, 28, 28, 1)
     assert d.info["split"] == "embedded"
+
+
+def test_a_second_spec_as_the_validation_set(tmp_path):
+    rng = np.random.default_rng(3)
+    for split, n in (("train", 5), ("val", 3)):
+        for i in range(n):
+            _png(tmp_path / split / f"{i}.png", rng.integers(0, 256, (20, 30), dtype=np.uint8))
+    d = load_dataset(str(tmp_path / "train"), size=(16, 16), validation=str(tmp_path / "val"))
+    assert d.train.shape == (5, 16, 16, 1) and d.validation.shape == (3, 16, 16, 1)
+    assert d.info["split"] == "given" and d.info["validation_spec"] == str(tmp_path / "val")
+    _png(tmp_path / "small" / "a.png", np.zeros((10, 10), np.uint8))
+    with pytest.raises(ValueError, match=r"validation images .*small' are \(10, 10, 1\), the training images .* "
+                                         r"\(20, 30, 1\)"):
+        load_dataset(str(tmp_path / "train"), validation=str(tmp_path / "small"))

@@ -186,7 +186,7 @@ def _dcgan_task(config: dict[str, Any], lr: float, hyper: dict[str, Any]) -> Tra
 
 def train_prior(model: str, data: str | ImageDataset, out: str | None = None, *,
                 size: tuple[int, int] | str | None = None, gray: bool = False, flip: bool = False,
-                validation: float = 0.1, config: dict[str, Any] | None = None, num_steps: int = 2000,
+                validation: float | str = 0.1, config: dict[str, Any] | None = None, num_steps: int = 2000,
                 batch_size: int = 64, learning_rate: float | None = None, eval_every: int | None = None,
                 seed: int = 0, resume: bool = False, mesh: Any = "auto", progress: bool = True,
                 command: str = "") -> tuple[Any, dict[str, Any]]:
