@@ -341,9 +341,12 @@ def test_scanned_flow_equals_the_unrolled_module(kind, extra, key):
         z_ref, ld_ref = module.apply({"params": params}, x - 0.5, method=MultiScaleFlow.forward)
         x_ref, ldg_ref = module.apply({"params": params}, z_ref, method=MultiScaleFlow.inverse)
         return (z_ref, ld_ref, x_ref, ldg_ref), (*flow_forward(config, params, x - 0.5),
-                                                  *flow_inverse(config, params, z_ref))
+                                                  *flow_inverse(config, params, z_ref)), \
+            flow_forward(config, params, x - 0.5, unroll=True)
 
-    (z_ref, ld_ref, x_ref, ldg_ref), (z, ld, x_back, ldg) = both(params, x)
+    (z_ref, ld_ref, x_ref, ldg_ref), (z, ld, x_back, ldg), (z_u, ld_u) = both(params, x)
+    np.testing.assert_allclose(z_u, z_ref, rtol=1e-5, atol=1e-5)  # training's unrolled layout
+    np.testing.assert_allclose(ld_u, ld_ref, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(z, z_ref, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(ld, ld_ref, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(x_back, x_ref, rtol=1e-5, atol=1e-5)

@@ -271,9 +271,10 @@ def flow_functions(config: dict[str, Any]) -> dict[str, Callable[..., Any]]:
     return _functions(_config_key(config))
 
 
-def batch_log_prob(params: Params, config: dict[str, Any], x: Array) -> Array:
-    """``log p(x)`` in nats for a batch ``(B, H, W, C)`` in one pass (the training objective)."""
-    z, ld = flow_forward(check_config(config), params, x - 0.5)
+def batch_log_prob(params: Params, config: dict[str, Any], x: Array, unroll: bool = True) -> Array:
+    """``log p(x)`` in nats for a batch ``(B, H, W, C)`` in one pass (the training objective; ``unroll``: see
+    :func:`~genprior_jax.priors.flow_apply.flow_forward`)."""
+    z, ld = flow_forward(check_config(config), params, x - 0.5, unroll=unroll)
     return -0.5 * jnp.sum(z**2, axis=1) - 0.5 * z.shape[1] * jnp.log(2 * jnp.pi) + ld
 
 

@@ -48,8 +48,16 @@ def _stacked(params: Params, level: int, steps: int, per_step: int) -> list[Any]
     return out
 
 
-def _run_level(config: dict[str, Any], params: Params, level: int, h: Array, reverse: bool) -> tuple[Array, Array]:
+def _run_level(config: dict[str, Any], params: Params, level: int, h: Array, reverse: bool,
+               unroll: bool = False) -> tuple[Array, Array]:
     layers = step_layers(config["kind"], config["hidden"], config["scale_floor"])
+    if unroll:  # one layer after another (training: XLA:CPU runs conv weight-gradients in a scan ~5x slower)
+        logdet = jnp.zeros(h.shape[0], h.dtype)
+        n = config["steps"] * len(layers)
+        for i in (range(n - 1, -1, -1) if reverse else range(n)):
+            h, ld = _apply(layers[i % len(layers)], params.get(f"blocks_{level}_{i}", {}), h, reverse=reverse)
+            logdet = logdet + ld
+        return h, logdet
     stacked = _stacked(params, level, config["steps"], len(layers))
 
     def step(h: Array, p: list[Any]) -> tuple[Array, Array]:
@@ -99,8 +107,12 @@ def _logit_log_det(alpha: float, sc: Array) -> Array:
     return jnp.sum(math.log(1.0 - 2.0 * alpha) - jnp.log(sc) - jnp.log1p(-sc), axis=(1, 2, 3))
 
 
-def flow_forward(config: dict[str, Any], params: Params, x: Array) -> tuple[Array, Array]:
-    """``E``: centred images ``(B, H, W, C)`` -> ``(z (B, D), log|det dE/dx| (B,))`` (``config`` checked)."""
+def flow_forward(config: dict[str, Any], params: Params, x: Array, unroll: bool = False) -> tuple[Array, Array]:
+    """``E``: centred images ``(B, H, W, C)`` -> ``(z (B, D), log|det dE/dx| (B,))`` (``config`` checked).
+
+    ``unroll=False`` scans each level's steps (a small program: quick to compile, the solvers' choice);
+    ``unroll=True`` lays them out one after another (the training objective: its gradient with respect to the
+    conv weights runs ~5x faster on XLA:CPU, measured on glow-mnist at batch 64: 0.18 vs 1.0 s per step)."""
     b, levels = x.shape[0], config["levels"]
     logdet = jnp.zeros(b, x.dtype)
     h = x
@@ -108,7 +120,7 @@ def flow_forward(config: dict[str, Any], params: Params, x: Array) -> tuple[Arra
         h, logdet = logit_map(config["logit_alpha"], x)
     parts = []
     for level in range(levels):
-        h, ld = _run_level(config, params, level, squeeze(h), reverse=False)
+        h, ld = _run_level(config, params, level, squeeze(h), reverse=False, unroll=unroll)
         logdet = logdet + ld
         if level < levels - 1:
             keep = h.shape[-1] // 2
