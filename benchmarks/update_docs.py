@@ -46,6 +46,7 @@ ORDER = [
     "dip_compile",
     "time_to_result_steps50",
     "time_to_result_before",
+    "train_throughput",
     "csgm_mnist",
     "csgm_mnist_flow_converged",
     "csgm_mnist_flow20",

@@ -227,7 +227,7 @@ def train(task: TrainTask, data: ImageDataset, key: jax.Array, *, batch_size: in
                 raise FloatingPointError(f"train {task.kind}: the validation loss became {val} at step {t + 1}; the "
                                          f"last good checkpoint is at {out!r}")
             history.append({"step": t + 1, "train_loss": loss_value, "val_loss": val,
-                            "seconds": round(time.perf_counter() - t0, 1)})
+                            "seconds": round(time.perf_counter() - t0, 3)})
             params = task.export(state)
             if not task.select_best or val < best[0]:
                 best = (val, _host(params), t + 1)
