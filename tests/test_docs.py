@@ -92,7 +92,8 @@ def test_docs_site_builds_strict(tmp_path):
                     "ambient.train_ambient_dcgan"):  # the five trainers of `genprior-jax train`
         assert f'id="genprior_jax.training.{trainer}"' in training, trainer
     usage = (tmp_path / "site" / "guide" / "usage" / "index.html").read_text()
-    for section in ("photos-of-any-size-patchnr", "reconstruct-a-folder-of-photos", "training-priors"):
+    for section in ("photos-of-any-size-patchnr", "reconstruct-a-folder-of-photos",
+                    "your-images-your-size-training-a-prior", "training-the-shipped-priors"):
         assert f'id="{section}"' in usage, section
     for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):  # every notebook is a page, its code shown
         page = (tmp_path / "site" / "notebooks" / nb.stem / "index.html").read_text()
