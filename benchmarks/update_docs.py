@@ -47,6 +47,7 @@ ORDER = [
     "time_to_result_steps50",
     "time_to_result_before",
     "train_throughput",
+    "faces",
     "csgm_mnist",
     "csgm_mnist_flow_converged",
     "csgm_mnist_flow20",

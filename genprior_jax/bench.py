@@ -42,6 +42,7 @@ SUITE: dict[str, Benchmark] = {
     "dip_compile": Benchmark("dip_compile.py", None),
     "time_to_result": Benchmark("time_to_result.py", None),
     "train_throughput": Benchmark("train_throughput.py", None),
+    "faces": Benchmark("faces.py", ("--quick",), ("--train",)),
     "fetch_faces": Benchmark("fetch_faces.py", None),  # the ORL faces (data for training on faces), from a wheel
     "real_images": Benchmark("real_images.py", ("--quick",)),
     "ambient_mnist": Benchmark("ambient_mnist.py", ("--quick",)),

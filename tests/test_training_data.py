@@ -137,7 +137,7 @@ def rgb_folder(tmp_path_factory):
 
 @pytest.mark.parametrize("model,config,method", [
     ("vae", ["latent=8", "channels=(8,16)"], "csgm"),
-    ("flow", ["steps=1", "hidden=8", "levels=2"], "asim"),
+    ("flow", ["steps=1", "hidden=8", "levels=2"], "csgm"),
     ("dcgan", ["channels=(16,8)", "latent=8"], "csgm"),
 ])
 def test_cli_trains_each_kind_on_a_folder_and_reconstructs(model, config, method, rgb_folder, tmp_path, capsys):
