@@ -99,7 +99,7 @@ def main() -> None:
     suffix = "_quick" if args.quick else ""
     info = machine_info()
     out = {"machine": info, "test_faces": names, "noise": args.noise, "rows": rows,
-           "command": "python benchmarks/faces.py" + (" --quick" if args.quick else "")}
+           "command": "python " + " ".join(sys.argv)}
     write_json(f"faces{suffix}.json", out)
     lines = [f"# ORL faces at 64x64: learned priors vs baselines{' (quick)' if args.quick else ''}", "",
              f"`{out['command']}`; {len(images)} test faces (people 37-40), noise {args.noise}; {machine_line(info)}",
