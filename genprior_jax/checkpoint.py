@@ -154,3 +154,16 @@ def flax_restore(target: Any, state: Any) -> Any:
     import flax.serialization
 
     return flax.serialization.from_state_dict(target, state)
+
+
+def state_dir(out: str | None) -> str | None:
+    """Where a training run writes its resumable state: ``<out>.state`` beside the checkpoint (``None``: no ``out``)."""
+    return None if out is None else out.rstrip(os.sep) + ".state"
+
+
+def load_state(out: str | None, who: str) -> tuple[Any, dict[str, Any]]:
+    """``load_checkpoint(state_dir(out))`` for a resumed run; ``FileNotFoundError`` naming ``who`` when absent."""
+    path = state_dir(out)
+    if path is None or not os.path.isdir(path):
+        raise FileNotFoundError(f"{who}: --resume needs a training state at {path!r}")
+    return load_checkpoint(path)

@@ -45,7 +45,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from ..checkpoint import flax_restore, load_checkpoint, save_checkpoint
+from ..checkpoint import flax_restore, load_state, save_checkpoint, state_dir
 from ..data import SPLIT_SEED, load_mnist
 from ..operators.measurement_model import MeasurementModel
 from ..priors.dcgan import CONFIGS, check_config, dcgan_modules, dcgan_prior, init_dcgan
@@ -303,11 +303,9 @@ def train_dcgan(config_name: str = "dcgan-mnist", seed: int = 0, steps: int = 40
     state = {"params": params, "ema": params["generator"],
              "opt_state": {name: opt.init(p) for name, p in params.items()}}
     start, history = 0, []
-    state_path = None if out is None else out.rstrip(os.sep) + ".state"
+    state_path = state_dir(out)
     if resume:
-        if state_path is None or not os.path.isdir(state_path):
-            raise FileNotFoundError(f"train_dcgan: --resume needs a training state at {state_path!r}")
-        saved, record = load_checkpoint(state_path)
+        saved, record = load_state(out, "train_dcgan")
         state = jax.tree_util.tree_map(jnp.asarray, flax_restore(state, saved))
         start, history = record["metadata"]["step"], record["metadata"]["history"]
 

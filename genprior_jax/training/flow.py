@@ -22,7 +22,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from ..checkpoint import flax_restore, load_checkpoint, save_checkpoint
+from ..checkpoint import flax_restore, load_state, save_checkpoint, state_dir
 from ..data import SPLIT_SEED, load_mnist
 from ..priors.flow import CONFIGS, batch_log_prob, bits_per_dim, check_config, flow_prior, init_flow
 
@@ -92,11 +92,9 @@ def train_flow(config_name: str = "glow-mnist", seed: int = 0, epochs: int = 30,
     opt_state = opt.init(params)
     start_epoch, history = 1, []
     best: tuple[float, Any, int] = (math.inf, params, 0)
-    state_path = None if out is None else out.rstrip(os.sep) + ".state"
+    state_path = state_dir(out)
     if resume:
-        if state_path is None or not os.path.isdir(state_path):
-            raise FileNotFoundError(f"train_flow: --resume needs a training state at {state_path!r}")
-        saved, record = load_checkpoint(state_path)
+        saved, record = load_state(out, "train_flow")
         params = jax.tree_util.tree_map(jnp.asarray, flax_restore(params, saved["params"]))
         opt_state = flax_restore(opt_state, saved["opt_state"])
         best_params = flax_restore(params, saved["best_params"])

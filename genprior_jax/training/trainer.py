@@ -36,7 +36,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
-from ..checkpoint import flax_restore, load_checkpoint, save_checkpoint
+from ..checkpoint import flax_restore, load_state, save_checkpoint, state_dir
 from ..datasets import ImageDataset
 
 __all__ = ["TrainTask", "train"]
@@ -162,11 +162,9 @@ def train(task: TrainTask, data: ImageDataset, key: jax.Array, *, batch_size: in
 
     start, history = 0, []
     best: tuple[float, Any, int] = (math.inf, None, 0)
-    state_path = None if out is None else out.rstrip(os.sep) + ".state"
+    state_path = state_dir(out)
     if resume:
-        if state_path is None or not os.path.isdir(state_path):
-            raise FileNotFoundError(f"train: resume needs a training state at {state_path!r}")
-        saved, record = load_checkpoint(state_path)
+        saved, record = load_state(out, "train")
         restored = flax_restore({"state": _host(state), "best": _host(task.export(state))}, saved)
         state = jax.jit(lambda s: s, **jit_kw)(restored["state"]) if mesh is not None else \
             jax.tree_util.tree_map(jnp.asarray, restored["state"])
