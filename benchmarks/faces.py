@@ -65,18 +65,22 @@ def main() -> None:
     ap.add_argument("--train", action="store_true", help="train the priors that are missing first")
     ap.add_argument("--train-steps", type=int, default=3000)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--n", type=int, default=None, help="the first N faces of each test person (default: all 10)")
     ap.add_argument("--noise", type=float, default=0.01)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     if args.train:
         train_missing(args.priors, args.data, args.train_steps)
     files = load_image_files(os.path.join(args.data, "test"), (64, 64), gray=True)
+    if args.n is not None:  # files are sNN_KK: the first N shots of each of the 4 test people
+        files = [f for f in files if int(f[0].split("_")[1].split(".")[0]) <= args.n]
     if args.quick:
         files = files[:4]
     names, images = [n for n, _ in files], np.stack([img for _, img in files])
     tasks = ["gaussian:m=1000", "box:size=35"] if args.quick else TASKS
     steps = {"steps": 20} if args.quick else {}
     rows = []
+    print(f"{len(images)} test faces, tasks {tasks}", flush=True)
     for task in tasks:
         k_op, k_run = jax.random.split(jax.random.fold_in(jax.random.key(args.seed), TASKS.index(task)))
         op = make_operator(task, k_op, images.shape[1:])
