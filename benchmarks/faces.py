@@ -24,6 +24,7 @@ image. Writes ``benchmarks/results/faces[_quick].{md,json}`` and a grid per task
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -56,6 +57,34 @@ def train_missing(priors: str, data: str, steps: int) -> None:
                "--batch-size", "32", "--out", out]
         print("$", " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
+
+
+def write_results(args: argparse.Namespace, names: list[str], rows: list[dict[str, object]]) -> None:
+    """The table so far (written after every task, so an interrupted run keeps what it measured)."""
+    suffix = "_quick" if args.quick else ""
+    info = machine_info()
+    out = {"machine": info, "test_faces": names, "noise": args.noise, "rows": rows,
+           "command": "python " + " ".join(sys.argv)}
+    priors = []
+    for name in TRAIN:
+        cfg = os.path.join(args.priors, name, "config.json")
+        if os.path.isfile(cfg):
+            with open(cfg) as fh:
+                meta = json.load(fh)["metadata"]
+            val = meta["metrics"]
+            priors.append(f"{name}: step {meta['step']} of `{meta['command']}`, validation {val['val_loss']:.4g} "
+                          f"{val['loss_unit']}")
+    out["priors"] = priors
+    write_json(f"faces{suffix}.json", out)
+    lines = [f"# ORL faces at 64x64: learned priors vs baselines{' (quick)' if args.quick else ''}", "",
+             f"`{out['command']}`; {len(names)} test faces (people 37-40), noise {args.noise}; {machine_line(info)}",
+             "", "Priors (trained here on people 1-32 with flips, validated on 33-36; checkpoint = best validation, "
+             "latest for the DCGAN):", "", *[f"- {p}" for p in priors],
+             "", "| task | method | prior | PSNR dB | SSIM | converged | mean objective | s / image |",
+             "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| `{r['task']}` | {r['method']} | {r['prior'] or '-'} | {r['psnr']:.2f} | {r['ssim']:.3f} | "
+              f"{r['converged']:.2f} | {r['objective']:.4g} | {r['seconds_per_image']:.2f} |" for r in rows]
+    write_text(f"faces{suffix}.md", "\n".join(lines) + "\n")
 
 
 def main() -> None:
@@ -100,19 +129,6 @@ def main() -> None:
                          "ssim": float(np.nanmean(m["ssim"])), "converged": float(np.mean(r["converged"])),
                          "objective": float(np.nanmean(r["objective"])), "seconds_per_image": seconds / len(images)})
             print(rows[-1], flush=True)
-    suffix = "_quick" if args.quick else ""
-    info = machine_info()
-    out = {"machine": info, "test_faces": names, "noise": args.noise, "rows": rows,
-           "command": "python " + " ".join(sys.argv)}
-    write_json(f"faces{suffix}.json", out)
-    lines = [f"# ORL faces at 64x64: learned priors vs baselines{' (quick)' if args.quick else ''}", "",
-             f"`{out['command']}`; {len(images)} test faces (people 37-40), noise {args.noise}; {machine_line(info)}",
-             "", "| task | method | prior | PSNR dB | SSIM | converged | mean objective | s / image |",
-             "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| `{r['task']}` | {r['method']} | {r['prior'] or '-'} | {r['psnr']:.2f} | {r['ssim']:.3f} | "
-              f"{r['converged']:.2f} | {r['objective']:.4g} | {r['seconds_per_image']:.2f} |" for r in rows]
-    write_text(f"faces{suffix}.md", "\n".join(lines) + "\n")
-
-
+        write_results(args, names, rows)
 if __name__ == "__main__":
     main()
