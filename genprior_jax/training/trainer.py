@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -203,7 +204,8 @@ def train(task: TrainTask, data: ImageDataset, key: jax.Array, *, batch_size: in
                 tqdm.write(f"train: could not draw the sample grid: {type(err).__name__}: {err}")
 
     bar = tqdm(total=num_steps, initial=start, desc=f"train {task.kind} {'x'.join(map(str, shape))}", unit="step",
-               disable=not (progress and writer), dynamic_ncols=True)
+               disable=not (progress and writer), dynamic_ncols=True,
+               mininterval=0.1 if sys.stderr.isatty() else 30.0)  # a redirected log gets a line every 30 s
     t0, loss_value, t = time.perf_counter(), math.nan, start
     last = jnp.zeros(())
     for t in range(start, num_steps):
