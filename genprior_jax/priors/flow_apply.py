@@ -38,27 +38,16 @@ def step_layers(kind: str, hidden: int, floor: float) -> list[nn.Module]:
     return [ActNorm(), AffineCoupling(hidden, floor), Reverse()]
 
 
-def _stacked(params: Params, level: int, steps: int, per_step: int) -> list[Any]:
-    """Per layer position ``j`` of a step: the params of ``blocks_{level}_{per_step * s + j}`` stacked over ``s``
-    (``{}`` for a layer without params, e.g. :class:`Reverse`)."""
-    out = []
-    for j in range(per_step):
-        leaves = [params.get(f"blocks_{level}_{per_step * s + j}", {}) for s in range(steps)]
-        out.append(jax.tree_util.tree_map(lambda *a: jnp.stack(a), *leaves))
-    return out
+def _step_params(params: Params, level: int, s: int, per_step: int) -> list[Any]:
+    """The params of step ``s`` of ``level``, one entry per layer position (``{}`` for a layer without params, e.g.
+    :class:`Reverse`): ``blocks_{level}_{per_step * s + j}``."""
+    return [params.get(f"blocks_{level}_{per_step * s + j}", {}) for j in range(per_step)]
 
 
 def _run_level(config: dict[str, Any], params: Params, level: int, h: Array, reverse: bool,
                unroll: bool = False) -> tuple[Array, Array]:
     layers = step_layers(config["kind"], config["hidden"], config["scale_floor"])
-    if unroll:  # one layer after another (training: XLA:CPU runs conv weight-gradients in a scan ~5x slower)
-        logdet = jnp.zeros(h.shape[0], h.dtype)
-        n = config["steps"] * len(layers)
-        for i in (range(n - 1, -1, -1) if reverse else range(n)):
-            h, ld = _apply(layers[i % len(layers)], params.get(f"blocks_{level}_{i}", {}), h, reverse=reverse)
-            logdet = logdet + ld
-        return h, logdet
-    stacked = _stacked(params, level, config["steps"], len(layers))
+    steps = config["steps"]
 
     def step(h: Array, p: list[Any]) -> tuple[Array, Array]:
         logdet = jnp.zeros(h.shape[0], h.dtype)
@@ -68,6 +57,14 @@ def _run_level(config: dict[str, Any], params: Params, level: int, h: Array, rev
             logdet = logdet + ld
         return h, logdet
 
+    if unroll:  # one step after another (training: XLA:CPU runs conv weight-gradients in a scan ~5x slower)
+        logdet = jnp.zeros(h.shape[0], h.dtype)
+        for s in (range(steps - 1, -1, -1) if reverse else range(steps)):
+            h, ld = step(h, _step_params(params, level, s, len(layers)))
+            logdet = logdet + ld
+        return h, logdet
+    per_step = [_step_params(params, level, s, len(layers)) for s in range(steps)]
+    stacked = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *per_step)  # each leaf stacked over the steps
     h, lds = jax.lax.scan(step, h, stacked, reverse=reverse)
     return h, jnp.sum(lds, axis=0)
 
