@@ -191,9 +191,14 @@ def read_image(path: str, gray: bool = False) -> np.ndarray:
         raise ValueError(f"images: cannot read {path!r}: {err}") from None
     if arr.ndim == 2:
         arr = arr[..., None]
-    if gray and arr.shape[-1] == 3:
-        arr = arr @ np.array([0.299, 0.587, 0.114])[:, None]
-    return arr.astype(np.float32)
+    return (to_gray(arr) if gray else arr).astype(np.float32)
+
+
+def to_gray(img: np.ndarray) -> np.ndarray:
+    """``(..., C)`` images -> ``(..., 1)``: ITU-R 601 luma of RGB (PIL's ``L``), grey images unchanged."""
+    if img.shape[-1] == 1:
+        return img
+    return img[..., :3] @ np.array([0.299, 0.587, 0.114], img.dtype)[:, None]
 
 
 def load_image_files(spec: str, size: tuple[int, int] | None = None,

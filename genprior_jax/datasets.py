@@ -26,7 +26,7 @@ from typing import Any, NamedTuple, cast
 
 import numpy as np
 
-from .data import IMAGE_SUFFIXES, SPLITS, crop_resize, load_mnist, read_image
+from .data import IMAGE_SUFFIXES, SPLITS, crop_resize, load_mnist, read_image, to_gray
 
 __all__ = ["ImageDataset", "load_dataset", "parse_size"]
 
@@ -106,12 +106,17 @@ def _read_array(path: str) -> np.ndarray:
             arr = np.asarray(z[key])
     else:
         arr = np.load(path, allow_pickle=False)
+    return _image_array(arr, path)
+
+
+def _image_array(arr: np.ndarray, where: str) -> np.ndarray:
+    """``(N, H, W)`` or ``(N, H, W, C)`` images (an alpha channel dropped) as float32 ``(N, H, W, C)`` in [0, 1]."""
     if arr.ndim == 3:
         arr = arr[..., None]
     if arr.ndim != 4 or arr.shape[-1] not in (1, 3, 4):
-        raise ValueError(f"data {path!r}: expected an array (N, H, W) or (N, H, W, C) with C in 1, 3, 4; got shape "
+        raise ValueError(f"data {where!r}: expected an array (N, H, W) or (N, H, W, C) with C in 1, 3, 4; got shape "
                          f"{arr.shape}")
-    return _as_unit_float(arr[..., :3], path)
+    return _as_unit_float(arr[..., :3], where)
 
 
 def _read_tfds(spec: str) -> np.ndarray:
@@ -132,20 +137,7 @@ def _read_tfds(spec: str) -> np.ndarray:
         raise ValueError(f"data {spec!r}: the split is empty")
     if "image" not in source[0]:
         raise ValueError(f"data {spec!r}: expected an 'image' feature, got features {sorted(source[0])}")
-    arr = np.stack([np.asarray(source[i]["image"]) for i in range(len(source))])
-    return _read_array_like(arr, spec)
-
-
-def _read_array_like(arr: np.ndarray, where: str) -> np.ndarray:
-    if arr.ndim == 3:
-        arr = arr[..., None]
-    return _as_unit_float(arr[..., :3], where)
-
-
-def _to_gray(img: np.ndarray) -> np.ndarray:
-    if img.shape[-1] == 1:
-        return img
-    return (img[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)[:, None]).astype(np.float32)
+    return _image_array(np.stack([np.asarray(source[i]["image"]) for i in range(len(source))]), spec)
 
 
 def _all_images(spec: str, size: tuple[int, int] | None, gray: bool) -> tuple[np.ndarray, list[str] | None]:
@@ -162,8 +154,8 @@ def _all_images(spec: str, size: tuple[int, int] | None, gray: bool) -> tuple[np
     else:
         raise ValueError(f"data: expected 'mnist', a folder of images, an .npy / .npz file or tfds:NAME[:SPLIT]; got "
                          f"{spec!r}" + ("" if os.path.exists(spec) else " (no such file or folder)"))
-    if gray:
-        images = [_to_gray(img) for img in images]
+    if gray and names is None:  # arrays (a folder's files were read grey)
+        images = [to_gray(img) for img in images]
     if size is not None:
         images = [crop_resize(img, size) for img in images]
     shapes: dict[tuple[int, ...], int] = {}
@@ -175,6 +167,12 @@ def _all_images(spec: str, size: tuple[int, int] | None, gray: bool) -> tuple[np
                          "crop and resize them to one")
     arr = np.stack(images).astype(np.float32) if isinstance(images, list) else np.asarray(images, np.float32)
     return arr, names
+
+
+def _mnist(split: str, size: tuple[int, int] | None) -> np.ndarray:
+    """The embedded digits of ``split`` (grey already), resized to ``size`` when given."""
+    images = load_mnist(split).images
+    return images if size is None else np.stack([crop_resize(img, size) for img in images])
 
 
 def load_dataset(spec: str, size: tuple[int, int] | str | None = None, gray: bool = False,
@@ -195,10 +193,8 @@ def load_dataset(spec: str, size: tuple[int, int] | str | None = None, gray: boo
     """
     size = parse_size(size)
     if isinstance(validation, str):
-        train_set = load_dataset(spec, size, gray, 0.5, seed)
-        train = np.concatenate([train_set.train, train_set.validation]) if spec != "mnist" else train_set.train
-        val, _ = _all_images(validation, size, gray) if validation != "mnist" else (load_mnist("validation").images,
-                                                                                    None)
+        train = _mnist("train", size) if spec == "mnist" else _all_images(spec, size, gray)[0]
+        val = _mnist("validation", size) if validation == "mnist" else _all_images(validation, size, gray)[0]
         if val.shape[1:] != train.shape[1:]:
             raise ValueError(f"data: the validation images {validation!r} are {val.shape[1:]}, the training images "
                              f"{spec!r} {train.shape[1:]}; pass size=(H, W) (--size) or gray (--gray) for both")
@@ -209,13 +205,9 @@ def load_dataset(spec: str, size: tuple[int, int] | str | None = None, gray: boo
     if not 0.0 < validation < 1.0:
         raise ValueError(f"load_dataset: expected 0 < validation < 1 or a spec of validation images, got {validation}")
     if spec == "mnist":
-        train, val = load_mnist("train").images, load_mnist("validation").images
+        train, val = _mnist("train", size), _mnist("validation", size)
         split: dict[str, Any] = {"split": "embedded", "split_seed": 0, "train_range": SPLITS["train"],
                                  "validation_range": SPLITS["validation"]}
-        parts = [train, val]
-        if size is not None or gray:
-            parts = [np.stack([crop_resize(img, size) if size else img for img in part]) for part in parts]
-        train, val = parts
         image_shape = tuple(int(s) for s in train.shape[1:])
         info = {"spec": spec, "image_shape": image_shape, "num_images": len(train) + len(val),
                 "num_train": len(train), "num_validation": len(val), "size": size, "gray": gray, **split}

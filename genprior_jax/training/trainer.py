@@ -206,13 +206,11 @@ def train(task: TrainTask, data: ImageDataset, key: jax.Array, *, batch_size: in
     bar = tqdm(total=num_steps, initial=start, desc=f"train {task.kind} {'x'.join(map(str, shape))}", unit="step",
                disable=not (progress and writer), dynamic_ncols=True,
                mininterval=0.1 if sys.stderr.isatty() else 30.0)  # a redirected log gets a line every 30 s
-    t0, loss_value, t = time.perf_counter(), math.nan, start
-    last = jnp.zeros(())
+    t0, loss_value = time.perf_counter(), math.nan
     for t in range(start, num_steps):
         state, metrics = step_c(state, np.int32(t), put_batch(batches(t)))
-        last = metrics["loss"]
         if (t + 1) % log_every == 0 or t + 1 == num_steps or (t + 1) % eval_every == 0:
-            loss_value = float(_host(last))
+            loss_value = float(_host(metrics["loss"]))
             if not math.isfinite(loss_value):
                 bar.close()
                 raise FloatingPointError(f"train {task.kind}: the training loss became {loss_value} at step {t + 1}; "
