@@ -159,3 +159,25 @@ def test_cli_trains_each_kind_on_a_folder_and_reconstructs(model, config, method
     assert main(["reconstruct", "--method", method, "--prior", out, "--images", str(rgb_folder), "--size", "16x16",
                  "--out", str(tmp_path / "rec16"), "--steps", "2"]) == 2
     assert "generates images of shape (32, 32, 3)" in capsys.readouterr().err
+
+
+def test_bad_training_input_is_named(toy_data, tmp_path, capsys):
+    from genprior_jax.datasets import load_dataset
+    from genprior_jax.priors.dcgan import config_for as dcgan_config_for
+    from genprior_jax.training import parse_overrides
+
+    with pytest.raises(ValueError, match=r"expected 0 < validation < 1 or a spec of validation images, got 1.5"):
+        load_dataset("mnist", validation=1.5)
+    with pytest.raises(ValueError, match=r"--config-set: expected key=value, got 'hidden'"):
+        parse_overrides(["hidden"])
+    assert parse_overrides(["channels=(8, 16)", "kind=realnvp"]) == {"channels": (8, 16), "kind": "realnvp"}
+    with pytest.raises(ValueError, match=r"unknown model 'gan'; expected one of \('vae', 'flow', 'dcgan'\)"):
+        make_task("gan", (32, 32, 3))
+    with pytest.raises(ValueError, match=r"expected square images .* got \(32, 48\)"):
+        dcgan_config_for((32, 48, 1))
+    with pytest.raises(ValueError, match=r"expected mesh None, 'auto' or a jax.sharding.Mesh, got 'all'"):
+        train(_toy_task(), toy_data, jax.random.key(0), batch_size=8, num_steps=2, progress=False, mesh="all")
+    assert main(["train", "vae", "--data", "x", "--epochs", "3", "--out", str(tmp_path / "a")]) == 2
+    assert "--epochs do not apply (use --steps" in capsys.readouterr().err
+    assert main(["train", "vae", "--size", "32x32", "--out", str(tmp_path / "b")]) == 2
+    assert "--size need --data SPEC" in capsys.readouterr().err
