@@ -175,6 +175,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     command = "genprior-jax " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     _check_train_out(args)
+    if args.data is None and args.model == "diffusion":  # no shipped recipe: the shared loop on the digits
+        args.data = "mnist"
     if args.data is not None:
         return _train_data(args, command)
     data_only = [f"--{n.replace('_', '-')}" for n in DATA_ONLY if getattr(args, n) not in (None, False)]
@@ -445,8 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", **sub_kw, help="train a prior on your images (--data SPEC --size HxW: vae, flow, "
                            "dcgan, sized from the data, on every device) or on the embedded MNIST digits with the "
                            "shipped recipes (patch-flow: on scikit-image's photos); writes a checkpoint")
-    train.add_argument("model", choices=["vae", "flow", "dcgan", "patch-flow", "ambient-dcgan"],
-                       help="which prior to train (ambient-dcgan: a DCGAN learned from measured digits only)")
+    train.add_argument("model", choices=["vae", "flow", "dcgan", "diffusion", "patch-flow", "ambient-dcgan"],
+                       help="which prior to train (ambient-dcgan: a DCGAN learned from measured digits only; "
+                            "diffusion: a score-based U-Net, --data mnist unless given)")
     train.add_argument("--out", required=True, help="checkpoint directory to write")
     train.add_argument("--seed", type=int, default=0)
     # the defaults shown are the training functions' (training_defaults): one source for the API and the CLI

@@ -4,6 +4,7 @@ generators), and loading by name."""
 from .base import Prior
 from .dcgan import CONFIGS as DCGAN_CONFIGS
 from .dcgan import dcgan_functions, dcgan_modules, dcgan_prior, init_dcgan
+from .diffusion import UNet, diffusion_prior, init_diffusion
 from .flow import CONFIGS as FLOW_CONFIGS
 from .flow import KINDS as FLOW_KINDS
 from .flow import (
@@ -31,7 +32,7 @@ from .untrained import (
 )
 from .vae import elbo, init_vae, vae_functions, vae_prior
 
-__all__ = ["DCGAN_CONFIGS", "Prior", "available_priors", "dcgan_functions", "dcgan_modules", "dcgan_prior", "elbo",
+__all__ = ["UNet", "diffusion_prior", "init_diffusion", "DCGAN_CONFIGS", "Prior", "available_priors", "dcgan_functions", "dcgan_modules", "dcgan_prior", "elbo",
            "init_dcgan", "init_vae", "load_prior", "vae_functions", "vae_prior", "CONV_IMPLS", "GENERATORS",
            "DeepDecoderSize", "UntrainedGenerator", "WeightPrior", "default_deep_decoder", "fit_weight_prior",
            "layer_means", "untrained_generator",

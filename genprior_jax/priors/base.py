@@ -7,6 +7,10 @@ A :class:`Prior` bundles *pure functions over a params pytree* with static shape
 - ``encode(params, x) -> z`` (optional): an image to a latent of shape ``latent_shape`` (a VAE's encoder mean, a
   flow's inverse).
 - ``log_prob(params, x) -> scalar`` (optional): the exact image log-density in nats (flows).
+- ``denoise(params, x, sigma) -> x_hat`` (optional): the MMSE denoiser ``D(x, sigma) ~ E[x0 | x0 + sigma n = x]``
+  of an image of shape ``image_shape`` at a scalar noise level ``sigma`` (image units), from which the score
+  ``(D(x, sigma) - x) / sigma^2`` of the noised prior follows (diffusion priors, :mod:`.diffusion`; the
+  diffusion solvers need it, the latent-space ones ``generate``).
 
 A ``Prior`` is a JAX pytree: ``params`` holds its (only) leaves; ``name``, the shapes, the functions and ``config``
 are static metadata (:attr:`Prior.static`, hashable). So a prior passes through ``jax.jit``, ``jax.vmap`` and
@@ -104,6 +108,7 @@ class PriorStatic:
     encode: Callable[[Params, Array], Array] | None
     log_prob: Callable[[Params, Array], Array] | None
     config: FrozenConfig
+    denoise: Callable[[Params, Array, Array], Array] | None = None
 
 
 def _shape(value: Any, what: str, name: str) -> tuple[int, ...]:
@@ -129,13 +134,14 @@ class Prior:
     encode: Callable[[Params, Array], Array] | None = None
     log_prob: Callable[[Params, Array], Array] | None = None
     config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    denoise: Callable[[Params, Array, Array], Array] | None = None
 
     def __post_init__(self) -> None:
         name = str(self.name)
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "latent_shape", _shape(self.latent_shape, "latent_shape", name))
         object.__setattr__(self, "image_shape", _shape(self.image_shape, "image_shape", name))
-        for field in ("generate", "encode", "log_prob"):
+        for field in ("generate", "encode", "log_prob", "denoise"):
             fn = getattr(self, field)
             if not callable(fn) and not (fn is None and field != "generate"):
                 raise ValueError(f"Prior {name!r}: expected {field} to be a function (params, x) -> ..., "
@@ -153,7 +159,7 @@ class Prior:
     def static(self) -> PriorStatic:
         """Everything but ``params``: the pytree metadata, hashable (a cache key for compiled solvers)."""
         return PriorStatic(self.name, tuple(self.latent_shape), tuple(self.image_shape), self.generate, self.encode,
-                           self.log_prob, self.config)  # type: ignore[arg-type]
+                           self.log_prob, self.config, self.denoise)  # type: ignore[arg-type]
 
     def sample(self, key: Array, n: int) -> Array:
         """``n`` images ``G(z)``, ``z ~ N(0, I)``: shape ``(n, *image_shape)``."""
@@ -186,7 +192,8 @@ class Prior:
     def __repr__(self) -> str:
         n = sum(int(np.size(p)) for p in jax.tree_util.tree_leaves(self.params))
         return (f"Prior({self.name!r}, latent_shape={self.latent_shape}, image_shape={self.image_shape}, "
-                f"params={n:,}, encode={'yes' if self.encode else 'no'})")
+                f"params={n:,}, encode={'yes' if self.encode else 'no'}"
+                f"{', denoise=yes' if self.denoise else ''})")
 
 
 def _flatten_with_keys(prior: Prior) -> tuple[tuple[tuple[Any, Params], ...], PriorStatic]:
@@ -200,7 +207,7 @@ def _flatten(prior: Prior) -> tuple[tuple[Params], PriorStatic]:
 def _unflatten(static: PriorStatic, children: Any) -> Prior:
     # no __init__: the leaves may be tracers, sentinels or None (jax internals), and the static part was checked
     prior = object.__new__(Prior)
-    for field in ("name", "latent_shape", "image_shape", "generate", "encode", "log_prob", "config"):
+    for field in ("name", "latent_shape", "image_shape", "generate", "encode", "log_prob", "config", "denoise"):
         object.__setattr__(prior, field, getattr(static, field))
     object.__setattr__(prior, "params", children[0])
     return prior
@@ -260,6 +267,9 @@ def _check(static: PriorStatic, params: Any) -> None:
         ("generate", static.generate, z, "z", static.image_shape)]
     if static.encode is not None:
         checks.append(("encode", static.encode, x, "x", static.latent_shape))
+    if static.denoise is not None:
+        checks.append(("denoise", lambda p, xx: static.denoise(p, xx, jnp.float32(0.5)), x,  # type: ignore[misc]
+                       "x", static.image_shape))
     for fname, fn, arg, arg_name, expected in checks:
         try:
             out = jax.eval_shape(fn, params, arg)

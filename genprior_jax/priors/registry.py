@@ -9,6 +9,7 @@ from typing import Any
 from ..checkpoint import load_checkpoint
 from .base import Prior
 from .dcgan import dcgan_prior
+from .diffusion import diffusion_prior
 from .flow import flow_prior
 from .vae import vae_prior
 
@@ -19,6 +20,7 @@ BUILDERS: dict[str, Callable[[Any, dict[str, Any], str], Prior]] = {
     "vae": lambda params, config, name: vae_prior(params, config, name),
     "flow": lambda params, config, name: flow_prior(params, config, name),
     "dcgan": lambda params, config, name: dcgan_prior(params, config, name),
+    "diffusion": lambda params, config, name: diffusion_prior(params, config, name),
 }
 
 

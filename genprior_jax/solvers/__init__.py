@@ -6,11 +6,14 @@ also has its own wrapper (``csgm``, ``tv``, ...). To run a solver of your own, b
 their modules.
 """
 
+from .ald import ALDHyper, ald, ald_solver
 from .analysis import AnalysisHyper, analysis, analysis_solver
 from .bayes import BayesHyper, map_estimate, map_solver, variational, vi_solver
 from .bm3d import bm3d_denoise
 from .csgm import CSGMHyper, asim, csgm, csgm_solver
+from .diffpir import DiffPIRHyper, diffpir, diffpir_solver
 from .dip import DIPHyper, dip, dip_solver, learn_weight_prior
+from .dps import DPSHyper, dps, dps_solver
 from .inits import backproject, backproject_batch
 from .langevin import LangevinHyper, langevin, langevin_solver
 from .lasso import LassoHyper, lasso, lasso_solver
@@ -18,6 +21,7 @@ from .methods import METHODS, Method, Reconstruction, defaults, get_method, reco
 from .model_error import estimate_model_error
 from .options import RunOptions
 from .patch_prior import PatchHyper, patch_nll, patch_prior_solver, patchnr
+from .pnp import PnPHyper, pnp, pnp_solver
 from .posterior import langevin_summary, sample_q
 from .runner import MemoryEstimate, Problem, Result, Solver, Status, estimate_memory, run
 from .tv import TVHyper, tv, tv_solver
@@ -28,7 +32,11 @@ __all__ = [
     # the runner
     "MemoryEstimate", "Problem", "Result", "RunOptions", "Solver", "Status", "estimate_memory", "run",
     # methods: wrappers, their Hyper NamedTuples and solver factories
+    "ALDHyper", "ald", "ald_solver",
     "AnalysisHyper", "analysis", "analysis_solver",
+    "DiffPIRHyper", "diffpir", "diffpir_solver",
+    "DPSHyper", "dps", "dps_solver",
+    "PnPHyper", "pnp", "pnp_solver",
     "BayesHyper", "map_estimate", "map_solver", "variational", "vi_solver",
     "CSGMHyper", "asim", "csgm", "csgm_solver",
     "DIPHyper", "dip", "dip_solver", "learn_weight_prior",

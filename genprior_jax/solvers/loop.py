@@ -19,7 +19,11 @@ one check per block), and after each block the info of the block's last step is 
       converged  <=>  gap <= tol
 
   (``"partial_duality_gap"``: the dual bound holds over a bounded set around the iterate, Chambolle & Pock's
-  partial gap; it certifies ``P(x) - P*`` when a minimizer lies in that set; each solver documents its set).
+  partial gap; it certifies ``P(x) - P*`` when a minimizer lies in that set; each solver documents its set);
+
+- ``"fixed_point_residual"`` (a fixed-point iteration with no objective to certify, plug-and-play ADMM): the step
+  reports a :class:`ResidualInfo` whose ``residual`` is a relative fixed-point residual at the iterate it returns
+  (``inf`` while the iteration is still annealing), and ``converged <=> residual <= tol``.
 
 The loop stops at convergence, at a non-finite objective, or at the cap of ``num_steps`` steps (rounded up to a
 whole number of blocks). Under ``vmap`` JAX runs a batched while loop until every element is done, but an
@@ -55,9 +59,10 @@ CONVERGED, NONFINITE, CAPPED = 0, 1, 2
 
 # the stopping criteria a solver can declare (``Solver.criterion``) and :attr:`Result.criterion` reports; "none":
 # no tolerance was asked, the fixed step count ran
-OBJECTIVE_CHANGE, DUALITY_GAP, PARTIAL_DUALITY_GAP, NO_CRITERION = (
-    "objective_change", "duality_gap", "partial_duality_gap", "none")
-GAP_CRITERIA = (DUALITY_GAP, PARTIAL_DUALITY_GAP)
+OBJECTIVE_CHANGE, DUALITY_GAP, PARTIAL_DUALITY_GAP, FIXED_POINT, NO_CRITERION = (
+    "objective_change", "duality_gap", "partial_duality_gap", "fixed_point_residual", "none")
+# the criteria that test a certificate the step reports (a gap or a residual) against tol
+GAP_CRITERIA = (DUALITY_GAP, PARTIAL_DUALITY_GAP, FIXED_POINT)
 CRITERIA = (OBJECTIVE_CHANGE, *GAP_CRITERIA)
 
 
@@ -66,6 +71,13 @@ class GapInfo(NamedTuple):
 
     loss: Array  # scalar: the primal objective P(x) at the iterate the step returns
     gap: Array  # scalar: relative duality gap (P(x) - D(p)) / D(p) >= (P(x) - P*) / P* at that iterate (>= 0)
+
+
+class ResidualInfo(NamedTuple):
+    """The step info of a fixed-point iteration (criterion ``"fixed_point_residual"``, module docstring)."""
+
+    loss: Array  # scalar: the objective reported (e.g. the data term) at the iterate the step returns
+    residual: Array  # scalar: relative fixed-point residual at that iterate (inf while not yet testable)
 
 
 def relative_gap(primal: Array, gap: Array) -> Array:
@@ -87,8 +99,9 @@ def loss_of(info: Any) -> Array:
 
 
 def gap_of(info: Any) -> Array:
-    """The scalar relative duality gap carried by a step's ``info`` (a :class:`GapInfo` or any ``gap`` field)."""
-    gap = getattr(info, "gap", None)
+    """The scalar certificate carried by a step's ``info``: the relative duality gap of a :class:`GapInfo` (any
+    ``gap`` field), or the ``residual`` of a :class:`ResidualInfo`."""
+    gap = getattr(info, "gap", getattr(info, "residual", None))
     if not isinstance(gap, jax.Array) or jnp.ndim(gap) != 0:
         raise ValueError("a duality-gap criterion needs each step's info to have a scalar 'gap' field (GapInfo); "
                          f"got {type(info).__name__}")

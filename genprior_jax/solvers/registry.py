@@ -24,10 +24,15 @@ from typing import Any, NamedTuple
 from .analysis import AnalysisHyper, analysis
 from .bayes import BayesHyper, map_estimate, variational
 from .csgm import ASIM_RUN_DEFAULTS, CSGMHyper, asim, csgm
+from .ald import ALDHyper, ald
+from .diffpir import DiffPIRHyper, diffpir
+from .diffusion_common import sample_summary
 from .dip import DIPHyper, dip
+from .dps import DPSHyper, dps
 from .langevin import LangevinHyper, langevin, langevin_schedule
 from .lasso import LASSO_RUN_DEFAULTS, LassoHyper, lasso
 from .patch_prior import PatchHyper, patchnr
+from .pnp import PNP_RUN_DEFAULTS, PnPHyper, pnp
 from .summaries import SummaryFn, langevin_chain_summary, vi_summary
 from .tv import TV_RUN_DEFAULTS, TVHyper, tv
 from .types import Result
@@ -47,8 +52,9 @@ class Method(NamedTuple):
         lam: the keyword a generic regularization weight (the CLI's ``--lam``) sets, or None.
         lr: the keyword a generic step size (the CLI's ``--lr``) sets, or None.
         summary: one line for help texts.
-        any_size: the trained prior models patches, so the method reconstructs images of any size (patchnr);
-            otherwise a trained prior fixes the image shape.
+        any_size: the trained prior is fully convolutional (patches, a diffusion U-Net), so the method
+            reconstructs images of any size (patchnr, the diffusion methods); otherwise a trained prior fixes the
+            image shape.
         summarize: its posterior summary (:class:`~genprior_jax.solvers.summaries.SummaryFn`), or None for a
             point estimate (``result.x``); a method with one can return posterior samples (:attr:`posterior`).
         run_defaults: the run options (:class:`~genprior_jax.solvers.options.RunOptions` fields) the wrapper sets
@@ -112,6 +118,14 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("dip", dip, DIPHyper, False, summary="Deep Image Prior (untrained generator): lam weighs TV(x)"),
     Method("patchnr", patchnr, PatchHyper, True, linear_only=True, any_size=True,
            summary="patch-flow prior: min_x 1/2 ||A x - y||^2 + lam mean -log p(patches), any image size"),
+    Method("dps", dps, DPSHyper, True, lam=None, lr="step_size", any_size=True, summarize=sample_summary,
+           summary="diffusion posterior sampling (Chung et al. 2023): guidance through the denoiser, any operator"),
+    Method("diffpir", diffpir, DiffPIRHyper, True, linear_only=True, lr=None, any_size=True,
+           summarize=sample_summary, summary="DiffPIR (Zhu et al. 2023): diffusion steps with a proximal data step"),
+    Method("ald", ald, ALDHyper, True, lam=None, lr="step_size", any_size=True, summarize=sample_summary,
+           summary="annealed Langevin with the diffusion prior's score (Jalal et al. 2021)"),
+    Method("pnp", pnp, PnPHyper, True, linear_only=True, lr=None, any_size=True, run_defaults=PNP_RUN_DEFAULTS,
+           summary="plug-and-play ADMM with the diffusion denoiser (fixed-point residual certified)"),
 )}
 
 BAYES = tuple(k for k, m in METHODS.items() if m.model_error)  # methods with a likelihood (kept for old imports)

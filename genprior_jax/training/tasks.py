@@ -9,6 +9,9 @@ returns the :class:`~genprior_jax.training.trainer.TrainTask`:
 - ``vae``: loss ``-ELBO`` in nats per image (one reparametrized draw), Adam;
 - ``flow``: bits/dim of uniformly dequantized 8-bit images, Adam with linear warm-up and cosine decay to 1 %,
   global-norm clipping at 50 (``genprior-jax train flow``'s recipe); ``loss_unit = "bits/dim"``;
+- ``diffusion``: EDM denoising score matching (:func:`~genprior_jax.priors.diffusion.edm_loss`, per pixel), Adam
+  with a 200-step linear warm-up and global-norm clipping at 1, an EMA of the weights (0.999; the checkpoint ships
+  it, the validation loss is the EMA's), random ``crop`` crops for photos;
 - ``dcgan``: the non-saturating GAN step of :func:`~genprior_jax.training.dcgan.dcgan_train_step` (Adam
   ``beta1 = 0.5``, generator EMA 0.999); validation loss ``softplus(-D(x))`` on held-out images (it tracks the
   discriminator's over-fitting; it does not rank generators, so the latest checkpoint is kept).
@@ -25,6 +28,7 @@ import optax
 
 from ..datasets import ImageDataset, load_dataset
 from ..priors import dcgan as dcgan_mod
+from ..priors import diffusion as diffusion_mod
 from ..priors import flow as flow_mod
 from ..priors import vae as vae_mod
 from .flow import dequantize
@@ -32,8 +36,8 @@ from .trainer import TrainTask, train
 
 __all__ = ["MODELS", "make_task", "parse_overrides", "train_prior"]
 
-MODELS = ("vae", "flow", "dcgan")
-DEFAULT_LEARNING_RATE = {"vae": 1e-3, "flow": 1e-3, "dcgan": 2e-4}
+MODELS = ("vae", "flow", "dcgan", "diffusion")
+DEFAULT_LEARNING_RATE = {"vae": 1e-3, "flow": 1e-3, "dcgan": 2e-4, "diffusion": 1e-3}
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
@@ -59,6 +63,9 @@ def _config(model: str, image_shape: tuple[int, ...], overrides: dict[str, Any])
     elif model == "flow":
         base = flow_mod.config_for(image_shape, overrides.get("kind", "glow"))
         known = set(base) | {"scale_floor", "split_prior", "logit_alpha"}
+    elif model == "diffusion":
+        base = diffusion_mod.config_for(image_shape)
+        known = set(base)
     else:
         base = dcgan_mod.config_for(image_shape)
         known = set(base)
@@ -76,6 +83,8 @@ def _config(model: str, image_shape: tuple[int, ...], overrides: dict[str, Any])
         return vae_mod.check_config(config)
     if model == "flow":
         return flow_mod.check_config(config)
+    if model == "diffusion":
+        return diffusion_mod.check_config(config)
     return dcgan_mod.check_config(config)
 
 
@@ -102,6 +111,8 @@ def make_task(model: str, image_shape: tuple[int, ...], overrides: dict[str, Any
         return _vae_task(config, lr, hyper)
     if model == "flow":
         return _flow_task(config, lr, num_steps, warmup_steps, hyper)
+    if model == "diffusion":
+        return _diffusion_task(config, lr, warmup_steps, hyper)
     return _dcgan_task(config, lr, hyper)
 
 
@@ -148,6 +159,49 @@ def _flow_task(config: dict[str, Any], lr: float, num_steps: int, warmup_steps: 
     return TrainTask("flow", config, init, _adam_step(lambda p, k, x: jnp.mean(per_image(p, k, x)), opt),
                      lambda s, k, x: per_image(s["params"], k, x), lambda s: s["params"], sample, "bits/dim", True,
                      {**hyper, "warmup_steps": warmup, "schedule": "warmup-cosine"})
+
+
+def random_crops(key: jax.Array, x: jax.Array, crop: tuple[int, int]) -> jax.Array:
+    """One random ``crop`` window of each image of a batch ``x`` ``(B, H, W, C)``: ``(B, h, w, C)``."""
+    h, w = crop
+    kh, kw = jax.random.split(key)
+    top = jax.random.randint(kh, (x.shape[0],), 0, x.shape[1] - h + 1)
+    left = jax.random.randint(kw, (x.shape[0],), 0, x.shape[2] - w + 1)
+    return jax.vmap(lambda im, t, l: jax.lax.dynamic_slice(im, (t, l, 0), (h, w, im.shape[-1])))(x, top, left)
+
+
+def _diffusion_task(config: dict[str, Any], lr: float, warmup_steps: int, hyper: dict[str, Any]) -> TrainTask:
+    ema_decay = 0.999
+    schedule = optax.linear_schedule(0.0, lr, max(1, warmup_steps))
+    opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule))
+    crop = config.get("crop")
+    prior_fn = diffusion_mod.diffusion_prior
+
+    def init(key: jax.Array, x: jax.Array) -> Any:
+        params = diffusion_mod.init_diffusion(key, config)
+        return {"params": params, "ema": params, "opt_state": opt.init(params)}
+
+    def step(state: Any, key: jax.Array, x: jax.Array) -> tuple[Any, dict[str, jax.Array]]:
+        k_crop, k_loss = jax.random.split(key)
+        if crop is not None:
+            x = random_crops(k_crop, x, crop)
+        value, grads = jax.value_and_grad(lambda p: jnp.mean(diffusion_mod.edm_loss(p, k_loss, x, config)))(
+            state["params"])
+        updates, opt_state = opt.update(grads, state["opt_state"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        ema = jax.tree_util.tree_map(lambda e, p: ema_decay * e + (1 - ema_decay) * p, state["ema"], params)
+        return {"params": params, "ema": ema, "opt_state": opt_state}, {"loss": value}
+
+    def evaluate(state: Any, key: jax.Array, x: jax.Array) -> jax.Array:
+        return diffusion_mod.edm_loss(state["ema"], key, x, config)
+
+    def sample(params: Any, key: jax.Array, n: int) -> jax.Array:
+        prior = prior_fn(params, config)
+        z = jax.random.normal(key, (n, *prior.latent_shape))
+        return prior.generate(params, z)
+
+    return TrainTask("diffusion", config, init, step, evaluate, lambda s: s["ema"], sample, "EDM loss/pixel", True,
+                     {**hyper, "ema": ema_decay, "warmup_steps": warmup_steps, "clip": 1.0})
 
 
 def _dcgan_task(config: dict[str, Any], lr: float, hyper: dict[str, Any]) -> TrainTask:
