@@ -46,6 +46,19 @@ def _toy_generate(weights, z):
 # a Gaussian density on 2x2 patches (patchnr) and a one-layer DIP generator: the tiniest of each kind
 PATCH_PRIOR = Prior("gauss-patch", (4,), (2, 2, 1), _patch_generate, {"mu": jnp.float32(0.5)},
                     log_prob=_patch_log_prob)
+def _gauss_denoise(params, x, sigma):
+    return params["mu"] + params["var"] / (params["var"] + sigma**2) * (x - params["mu"])
+
+
+def _gauss_generate(params, z):
+    return params["mu"] + jnp.sqrt(params["var"]) * z
+
+
+# a Gaussian image prior with its exact denoiser: the diffusion methods' tiniest prior
+DIFFUSION_PRIOR = Prior("gauss-diffusion", LINEAR_SHAPE, LINEAR_SHAPE, _gauss_generate,
+                        {"mu": jnp.full(LINEAR_SHAPE, 0.5), "var": jnp.full(LINEAR_SHAPE, 0.04)},
+                        denoise=_gauss_denoise)
+DIFFUSION = ("dps", "diffpir", "ald", "pnp")
 TOY = UntrainedGenerator("toy-4x4", (2,), LINEAR_SHAPE, _toy_init, _toy_generate)
 # hyper-parameters whose literal 0 switches a part of the model off (a static choice, documented): changing them
 # from 0 is allowed to compile another program; their non-zero values are traced like the rest
@@ -63,11 +76,14 @@ def _tiny(name) -> dict[str, Any]:
     """Keywords that make method ``name`` tiny: few steps, one restart, the tiny generator / patch prior."""
     d = defaults(name)
     kw = {"num_steps": 4, **({"num_restarts": 1} if "num_restarts" in d else {})}
-    kw.update({"dip": {"generator": TOY}, "patchnr": {"tv_steps": 2}, "lasso-wavelet": {"levels": 1}}.get(name, {}))
+    kw.update({"dip": {"generator": TOY}, "patchnr": {"tv_steps": 2}, "lasso-wavelet": {"levels": 1},
+               "pnp": {"anneal_steps": 2}}.get(name, {}))
     return kw
 
 
 def _prior(name, linear_prior):
+    if name in DIFFUSION:
+        return DIFFUSION_PRIOR
     return PATCH_PRIOR if name == "patchnr" else linear_prior
 
 
@@ -202,7 +218,7 @@ def test_posterior_summaries_come_through_the_entry(monkeypatch, linear_prior, p
     op, y = problem
     assert METHODS["vi"].summarize is vi_summary and METHODS["langevin"].summarize is langevin_chain_summary
     assert all(METHODS[k].summarize is None for k in ("map", "csgm", "tv", "lasso-dct", "dip", "patchnr"))
-    assert [k for k, m in METHODS.items() if m.posterior] == ["vi", "langevin"]
+    assert [k for k, m in METHODS.items() if m.posterior] == ["vi", "langevin", "dps", "diffpir", "ald"]
     x = jnp.full((2, *LINEAR_SHAPE), 0.25)
     seen = {}
 

@@ -4,7 +4,7 @@ the sampler of Song & Ermon 2019).
 Levels ``sigma_1 > ... > sigma_L`` geometric from ``sigma_max`` to ``sigma_min`` (``L = num_steps //
 steps_per_level``), ``steps_per_level`` unadjusted Langevin moves at each::
 
-    x <- x + a_l [ s(x, sigma_l) - grad_x E_l(x) ] + sqrt(2 a_l) xi,
+    x <- x + a_l [ lam s(x, sigma_l) - grad_x E_l(x) ] + sqrt(2 a_l) xi,
     a_l = step_size * min(sigma_l^2, (s_y^2 + sigma_l^2) / ||A||^2),
 
 with the prior score ``s = (D(x, sigma_l) - x) / sigma_l^2`` and, for Gaussian noise of std ``s_y``, the annealed
@@ -14,7 +14,7 @@ works. The ``min`` is a safeguard (not in Jalal et al., whose operators have ``|
 ``step_size`` times the inverse curvature of the data term too (``||A||^2`` by power iteration, linear operators
 with Gaussian noise only), so a compressed-sensing matrix with ``||A||^2 ~ (1 + sqrt(n / m))^2`` does not make the
 chain diverge. At the last level the chain targets ``p_{sigma_min}(x) p(y | x)``, the posterior up to the ``sigma_min``
-smoothing of the prior and the step's ``O(a)`` bias. NFE per sample = ``num_steps``. ``step_size`` (Song & Ermon's
+smoothing of the prior and the step's ``O(a)`` bias (``lam`` weighs the prior's score: 1 is the posterior). NFE per sample = ``num_steps``. ``step_size`` (Song & Ermon's
 ``eps / sigma_L^2``), ``sigma_max`` and ``sigma_min`` are traced.
 """
 
@@ -43,6 +43,7 @@ Array = jax.Array
 class ALDHyper(NamedTuple):
     noise: Any = GaussianNoise(0.1)  # the noise model of the likelihood
     step_size: Array | float = 0.2  # a_l / sigma_l^2 (Song & Ermon's eps = 2e-5 at sigma_L = 0.01)
+    lam: Array | float = 1.0  # the prior score's weight (1: the posterior)
     sigma_max: Array | float = 10.0
     sigma_min: Array | float = 0.01
 
@@ -100,7 +101,7 @@ def _ald_solver(static: PriorStatic, num_samples: int, num_steps: int, steps_per
             a = jnp.where(state.lip > 0, jnp.minimum(a, hyper.step_size * (jnp.asarray(lik.sigma) ** 2 + s**2)
                                                      / jnp.maximum(state.lip, 1e-30)), a)
         key, k_noise = jax.random.split(state.key)
-        drift = score - jax.vmap(jax.grad(energy))(state.x)
+        drift = hyper.lam * score - jax.vmap(jax.grad(energy))(state.x)
         x_next = state.x + a * drift + jnp.sqrt(2.0 * a) * jax.random.normal(k_noise, state.x.shape)
         return SampleState(x_next, x0, key, state.i + 1, state.lip), SampleInfo(mean_data_term(problem, hyper.noise, x0))
 
@@ -114,7 +115,7 @@ def _ald_solver(static: PriorStatic, num_samples: int, num_steps: int, steps_per
 
 
 def ald(prior: Prior, key: Array, y: Array, op: Any, *, noise: Any = ALD_HYPER.noise,
-        step_size: float | Array = ALD_HYPER.step_size, sigma_max: float | Array = ALD_HYPER.sigma_max,
+        step_size: float | Array = ALD_HYPER.step_size, lam: float | Array = ALD_HYPER.lam, sigma_max: float | Array = ALD_HYPER.sigma_max,
         sigma_min: float | Array = ALD_HYPER.sigma_min, num_steps: int = 200, steps_per_level: int = 2,
         num_samples: int = 4, options: RunOptions | None = None, **run_options: Any) -> Result:
     """Annealed Langevin posterior sampling (module docstring): ``num_samples`` chains per measurement,
@@ -122,8 +123,8 @@ def ald(prior: Prior, key: Array, y: Array, op: Any, *, noise: Any = ALD_HYPER.n
     if tol_of(resolve_options(options, run_options, "ald")) is not None:
         raise ValueError("ald: a sampler has no objective to settle; expected tol=None (it runs num_steps)")
     noise = check_diffusion(prior, op, noise, "ald", linear=False, gaussian=False)
-    hyper = ALDHyper(noise, step_size, sigma_max, sigma_min)
-    check_hyper(hyper, "ald", positive=("step_size", "sigma_max", "sigma_min"))
+    hyper = ALDHyper(noise, step_size, lam, sigma_max, sigma_min)
+    check_hyper(hyper, "ald", positive=("step_size", "lam", "sigma_max", "sigma_min"))
     solver = ald_solver(prior, int(num_samples), int(num_steps), int(steps_per_level))
     return run(solver, key, y, op, hyper, prior.params, num_steps=int(num_steps), num_restarts=1, options=options,
                **run_options)

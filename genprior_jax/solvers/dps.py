@@ -3,7 +3,7 @@
 Each of the ``num_steps`` steps (one network evaluation and its vector-Jacobian product: NFE = ``num_steps``) goes
 from level ``sigma_i`` to ``sigma_{i+1}`` (:mod:`.diffusion_common`)::
 
-    x0 = D(x, sigma_i)                                                      (Tweedie's estimate of the image)
+    x0 = x + lam (D(x, sigma_i) - x)                                        (Tweedie's estimate; lam = 1)
     x' = ddim_step(x, x0, sigma_i, sigma_{i+1}, eta)                        (eta = 1: the ancestral step)
     x' = x' - step_size * grad_x ||y - A(x0(x))||                          (the guidance, through the network)
 
@@ -11,6 +11,7 @@ with ``||y - A(x0)|| = sqrt(misfit)`` of the noise model's likelihood (Gaussian:
 code; one-bit: the square root of the logistic loss), so any differentiable operator works: phase retrieval and
 one-bit measurements included. ``step_size`` is DPS's ``zeta'`` (their code's ``scale``), in image units; it does
 not depend on the noise level (DPS is not a calibrated posterior: ``noise`` only names the likelihood's kind).
+``lam`` weighs the prior's score ``(D - x) / sigma^2`` (1: DPS as published; the vocabulary's prior weight).
 ``num_samples`` samples per measurement run side by side; ``result.x`` is their mean, the registry's summary gives
 the per-pixel std and the samples.
 """
@@ -37,6 +38,7 @@ Array = jax.Array
 class DPSHyper(NamedTuple):
     noise: Any = GaussianNoise(0.1)  # the likelihood's kind (its misfit gives the guidance's residual norm)
     step_size: Array | float = 1.0  # zeta': the guidance step on grad ||y - A(x0)||
+    lam: Array | float = 1.0  # the prior score's weight (1: DPS)
     eta: Array | float = 1.0  # 1: ancestral steps; 0: DDIM (deterministic between guidance steps)
     sigma_max: Array | float = 40.0  # the schedule (image units)
     sigma_min: Array | float = 0.002
@@ -69,7 +71,7 @@ def _dps_solver(static: PriorStatic, num_samples: int, num_steps: int) -> Solver
         sig = levels(num_steps, hyper)
         s, s_next = sig[state.i], sig[state.i + 1]
         def residual_norm(x: Array) -> tuple[Array, Array]:
-            x0 = den(params, x[None], s)[0]
+            x0 = x + hyper.lam * (den(params, x[None], s)[0] - x)
             return jnp.sqrt(2.0 * data_term(problem, hyper.noise, x0) + 1e-12), x0
 
         key, k_step = jax.random.split(state.key)
@@ -90,7 +92,7 @@ def _dps_solver(static: PriorStatic, num_samples: int, num_steps: int) -> Solver
 
 
 def dps(prior: Prior, key: Array, y: Array, op: Any, *, noise: Any = DPS_HYPER.noise,
-        step_size: float | Array = DPS_HYPER.step_size, eta: float | Array = DPS_HYPER.eta,
+        step_size: float | Array = DPS_HYPER.step_size, lam: float | Array = DPS_HYPER.lam, eta: float | Array = DPS_HYPER.eta,
         sigma_max: float | Array = DPS_HYPER.sigma_max, sigma_min: float | Array = DPS_HYPER.sigma_min,
         num_steps: int = 100, num_samples: int = 4, options: RunOptions | None = None, **run_options: Any) -> Result:
     """DPS posterior sampling (module docstring) of ``num_samples`` images per measurement; ``result.x`` is their
@@ -99,8 +101,8 @@ def dps(prior: Prior, key: Array, y: Array, op: Any, *, noise: Any = DPS_HYPER.n
     if tol_of(resolve_options(options, run_options, "dps")) is not None:
         raise ValueError("dps: a sampler has no objective to settle; expected tol=None (it runs num_steps)")
     noise = check_diffusion(prior, op, noise, "dps", linear=False, gaussian=False)
-    hyper = DPSHyper(noise, step_size, eta, sigma_max, sigma_min)
-    check_hyper(hyper, "dps", positive=("step_size", "sigma_max", "sigma_min"))
+    hyper = DPSHyper(noise, step_size, lam, eta, sigma_max, sigma_min)
+    check_hyper(hyper, "dps", positive=("step_size", "lam", "sigma_max", "sigma_min"))
     solver = dps_solver(prior, int(num_samples), int(num_steps))
     return run(solver, key, y, op, hyper, prior.params, num_steps=int(num_steps), num_restarts=1, options=options,
                **run_options)
