@@ -12,6 +12,8 @@ import re
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 ORDER = [
+    "diffusion_mnist",
+    "diffusion_peers",
     "ambient_mnist",
     "ambient_mnist_seeds",
     "ambient_length",

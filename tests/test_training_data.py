@@ -161,6 +161,24 @@ def test_cli_trains_each_kind_on_a_folder_and_reconstructs(model, config, method
     assert "generates images of shape (32, 32, 3)" in capsys.readouterr().err
 
 
+def test_cli_trains_a_diffusion_prior_on_crops_and_reconstructs_at_another_size(rgb_folder, tmp_path, capsys):
+    """``train diffusion``: random 16x16 crops of 32x32 colour images (a one-level U-Net: XLA:CPU compiles every
+    convolution slowly); the fully convolutional denoiser then serves 16x16 images (PnP)."""
+    out = str(tmp_path / "diffusion")
+    assert main(["train", "diffusion", "--data", str(rgb_folder), "--size", "32x32", "--steps", "2", "--batch-size",
+                 "6", "--eval-every", "2", "--out", out, "--config-set", "channels=(8,)", "--config-set",
+                 "crop=(16,16)", "--config-set", "sample_steps=2", "--config-set", "emb=8"]) == 0
+    assert "2 steps on 18 images (32, 32, 3)" in capsys.readouterr().out
+    _, record = load_checkpoint(out)
+    assert record["kind"] == "diffusion" and tuple(record["config"]["crop"]) == (16, 16)
+    rec = str(tmp_path / "rec")
+    assert main(["reconstruct", "--method", "pnp", "--prior", out, "--images", str(rgb_folder), "--size", "16x16",
+                 "--operator", "mask:missing=0.5", "--steps", "2", "--tol", "none", "--out", rec,
+                 "--no-progress"]) == 0
+    with open(os.path.join(rec, "metrics.json")) as fh:
+        assert json.load(fh)["n_ok"] == 10
+
+
 def test_bad_training_input_is_named(toy_data, tmp_path, capsys):
     from genprior_jax.datasets import load_dataset
     from genprior_jax.priors.dcgan import config_for as dcgan_config_for
@@ -171,7 +189,7 @@ def test_bad_training_input_is_named(toy_data, tmp_path, capsys):
     with pytest.raises(ValueError, match=r"--config-set: expected key=value, got 'hidden'"):
         parse_overrides(["hidden"])
     assert parse_overrides(["channels=(8, 16)", "kind=realnvp"]) == {"channels": (8, 16), "kind": "realnvp"}
-    with pytest.raises(ValueError, match=r"unknown model 'gan'; expected one of \('vae', 'flow', 'dcgan'\)"):
+    with pytest.raises(ValueError, match=r"unknown model 'gan'; expected one of \('vae', 'flow', 'dcgan', 'diffusion'\)"):
         make_task("gan", (32, 32, 3))
     with pytest.raises(ValueError, match=r"expected square images .* got \(32, 48\)"):
         dcgan_config_for((32, 48, 1))

@@ -41,7 +41,6 @@ class SampleState(NamedTuple):
     x0: Array  # (num_samples, *in_shape): the last denoised estimate D(x_i, sigma_i) (data-corrected where a method does)
     key: Array
     i: Array  # int32: steps done
-    lip: Array | float = 0.0  # ||A||^2 where a method needs it (ALD's step safeguard), else 0
 
 
 def check_diffusion(prior: Prior, op: Any, noise: Any, who: str, *, linear: bool, gaussian: bool) -> Any:

@@ -106,10 +106,13 @@ def _pnp_solver(static: PriorStatic, anneal_steps: int) -> Solver:
 
 def pnp(prior: Prior, key: Array, y: Array, op: Any, *, noise: Any = PNP_HYPER.noise,
         lam: float | Array = PNP_HYPER.lam, sigma_max: float | Array = PNP_HYPER.sigma_max,
-        sigma_min: float | Array = PNP_HYPER.sigma_min, num_steps: int = 100, anneal_steps: int = 20,
+        sigma_min: float | Array = PNP_HYPER.sigma_min, num_steps: int = 100, anneal_steps: int | None = None,
         options: RunOptions | None = None, **run_options: Any) -> Result:
     """PnP-ADMM (module docstring): deterministic; stops at ``tol`` (fixed-point residual, default 1e-4) or
-    ``num_steps``. NFE = steps taken (``result.steps``). Needs a linear operator and ``GaussianNoise(sigma > 0)``."""
+    ``num_steps``. NFE = steps taken (``result.steps``). Needs a linear operator and ``GaussianNoise(sigma > 0)``.
+    ``anneal_steps`` defaults to ``min(20, num_steps // 2)`` (at least 1)."""
+    if anneal_steps is None:
+        anneal_steps = max(1, min(20, int(num_steps) // 2))
     noise = check_diffusion(prior, op, noise, "pnp", linear=True, gaussian=True)
     hyper = PnPHyper(noise, lam, sigma_max, sigma_min)
     check_hyper(hyper, "pnp", positive=("lam", "sigma_max", "sigma_min"))

@@ -62,6 +62,7 @@ class Method(NamedTuple):
             wrapper applies).
         derived: ``derived(kw) -> {keyword: value}``: the defaults that follow from other keywords ``kw`` (the
             method's keywords with their defaults), e.g. Langevin's ``burn_in`` and ``thin`` from ``num_steps``.
+        default_prior: the prior the CLI loads when ``--prior`` is not given (methods that need one).
         model_error: it models an image-space model error (``model_error=tau`` or ``"auto"``, :mod:`.model_error`):
             the methods with a likelihood of known noise level, whose key is split into a solve and a sampling key.
     """
@@ -80,6 +81,7 @@ class Method(NamedTuple):
     run_defaults: Mapping[str, Any] = {}
     derived: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
     model_error: bool = False
+    default_prior: str = "vae-mnist"
 
     @property
     def posterior(self) -> bool:
@@ -116,15 +118,19 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("tv", tv, TVHyper, False, linear_only=True, lr=None, run_defaults=TV_RUN_DEFAULTS,
            summary="total variation (Chambolle-Pock PDHG)"),
     Method("dip", dip, DIPHyper, False, summary="Deep Image Prior (untrained generator): lam weighs TV(x)"),
-    Method("patchnr", patchnr, PatchHyper, True, linear_only=True, any_size=True,
+    Method("patchnr", patchnr, PatchHyper, True, linear_only=True, any_size=True, default_prior="patch-flow",
            summary="patch-flow prior: min_x 1/2 ||A x - y||^2 + lam mean -log p(patches), any image size"),
     Method("dps", dps, DPSHyper, True, lr="step_size", any_size=True, summarize=sample_summary,
+           default_prior="diffusion-mnist",
            summary="diffusion posterior sampling (Chung et al. 2023): guidance through the denoiser, any operator"),
     Method("diffpir", diffpir, DiffPIRHyper, True, linear_only=True, lr=None, any_size=True,
-           summarize=sample_summary, summary="DiffPIR (Zhu et al. 2023): diffusion steps with a proximal data step"),
+           summarize=sample_summary, default_prior="diffusion-mnist",
+           summary="DiffPIR (Zhu et al. 2023): diffusion steps with a proximal data step"),
     Method("ald", ald, ALDHyper, True, lr="step_size", any_size=True, summarize=sample_summary,
+           default_prior="diffusion-mnist",
            summary="annealed Langevin with the diffusion prior's score (Jalal et al. 2021)"),
     Method("pnp", pnp, PnPHyper, True, linear_only=True, lr=None, any_size=True, run_defaults=PNP_RUN_DEFAULTS,
+           default_prior="diffusion-mnist",
            summary="plug-and-play ADMM with the diffusion denoiser (fixed-point residual certified)"),
 )}
 
