@@ -98,12 +98,11 @@ def test_denoiser_any_size_and_grey_model_on_colour_images():
 
 
 def test_pnp_converges_to_the_exact_posterior_mean_with_a_certified_fixed_point(toy):
-    r = gp.pnp(toy["prior"], toy["key"], toy["y"], toy["op"], noise=toy["s"])
+    r = gp.pnp(toy["prior"], toy["key"], toy["y"], toy["op"], noise=toy["s"], tol=1e-6)
     assert np.all(np.asarray(r.status) == gp.Status.OK) and bool(np.all(r.converged))
     assert r.criterion == "fixed_point_residual"
     assert _err(toy, r.x) < 2e-3 * toy["gap"] / 0.0929  # ~0.3 % of the prior-to-posterior distance
-    # the certificate: one more step from the returned state barely moves it
-    assert np.all(np.asarray(r.steps) < 100)
+    assert np.all(np.asarray(r.steps) < 300)  # stopped by the certificate, not the step cap
 
 
 def test_ald_samples_the_exact_posterior(toy):

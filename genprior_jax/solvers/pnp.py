@@ -16,9 +16,13 @@ optimality conditions of the problem above (ADMM's fixed points are its minimize
 
     r = sqrt(||x - z||^2 + ||z - z_prev||^2) / max(||z||, 1e-12)          (inf while sigma is still annealing),
 
-and with ``tol`` (default ``1e-4``) each problem stops when ``r <= tol`` (criterion ``"fixed_point_residual"``,
+and with ``tol`` (default ``1e-3``) each problem stops when ``r <= tol`` (criterion ``"fixed_point_residual"``,
 :mod:`.loop`). ``result.objective`` is the data term ``1/2 ||A z - y||^2`` at the estimate ``z``; ``lam``,
-``sigma_max``, ``sigma_min`` are traced.
+``sigma_max``, ``sigma_min`` and ``relax`` are traced.
+
+A learned denoiser is not exactly a proximal map, so a fixed point need not exist: with ``diffusion-mnist`` on
+compressed sensing the residual settles near 5e-4 at m = 100 (converged at the default ``tol = 1e-3``) and
+oscillates near 1e-2 at m = 25 (not converged: ``Status.MAX_STEPS``, reported, the estimate kept).
 """
 
 from __future__ import annotations
@@ -39,14 +43,15 @@ from .runner import Problem, Result, Solver, run
 
 Array = jax.Array
 
-PNP_RUN_DEFAULTS = {"tol": 1e-4}
+PNP_RUN_DEFAULTS = {"tol": 1e-3}
 
 
 class PnPHyper(NamedTuple):
     noise: Any = GaussianNoise(0.1)  # the Gaussian noise of the measurements (weighs the data step)
     lam: Array | float = 1.0  # the prior's weight (1 with an exact denoiser: the MAP / posterior mean)
-    sigma_max: Array | float = 1.0  # the denoiser's first level (image units)
-    sigma_min: Array | float = 0.05  # the level it stays at
+    sigma_max: Array | float = 5.0  # the denoiser's first level (image units)
+    sigma_min: Array | float = 0.2  # the level it stays at (tuned on validation digits, MNIST CS m = 25 and 100)
+    relax: Array | float = 1.0  # ADMM's relaxation alpha in (0, 2): x <- alpha x + (1 - alpha) z (same fixed points)
 
 
 PNP_HYPER = PnPHyper()
@@ -88,8 +93,9 @@ def _pnp_solver(static: PriorStatic, anneal_steps: int) -> Solver:
         s_next = pnp_sigma(state.i + 1, anneal_steps, hyper)
         c = hyper.lam * jnp.asarray(hyper.noise.sigma) ** 2 / s**2
         x = data_prox(problem.op, problem.y, state.z - state.u, c)
-        z = den(params, (x + state.u)[None], s)[0]
-        u = (state.u + x - z) * (s_next / s) ** 2
+        xr = hyper.relax * x + (1.0 - hyper.relax) * state.z
+        z = den(params, (xr + state.u)[None], s)[0]
+        u = (state.u + xr - z) * (s_next / s) ** 2
         norm = jnp.maximum(jnp.linalg.norm(z), 1e-12)
         r = jnp.sqrt(jnp.sum((x - z) ** 2) + jnp.sum((z - state.z) ** 2)) / norm
         r = jnp.where(state.i + 1 >= anneal_steps, r, jnp.inf)
@@ -106,16 +112,18 @@ def _pnp_solver(static: PriorStatic, anneal_steps: int) -> Solver:
 
 def pnp(prior: Prior, key: Array, y: Array, op: Any, *, noise: Any = PNP_HYPER.noise,
         lam: float | Array = PNP_HYPER.lam, sigma_max: float | Array = PNP_HYPER.sigma_max,
-        sigma_min: float | Array = PNP_HYPER.sigma_min, num_steps: int = 100, anneal_steps: int | None = None,
+        sigma_min: float | Array = PNP_HYPER.sigma_min, relax: float | Array = PNP_HYPER.relax, num_steps: int = 300, anneal_steps: int | None = None,
         options: RunOptions | None = None, **run_options: Any) -> Result:
-    """PnP-ADMM (module docstring): deterministic; stops at ``tol`` (fixed-point residual, default 1e-4) or
+    """PnP-ADMM (module docstring): deterministic; stops at ``tol`` (fixed-point residual, default 1e-3) or
     ``num_steps``. NFE = steps taken (``result.steps``). Needs a linear operator and ``GaussianNoise(sigma > 0)``.
-    ``anneal_steps`` defaults to ``min(20, num_steps // 2)`` (at least 1)."""
+    ``anneal_steps`` defaults to ``min(100, num_steps // 2)`` (at least 1)."""
     if anneal_steps is None:
-        anneal_steps = max(1, min(20, int(num_steps) // 2))
+        anneal_steps = max(1, min(100, int(num_steps) // 2))
     noise = check_diffusion(prior, op, noise, "pnp", linear=True, gaussian=True)
-    hyper = PnPHyper(noise, lam, sigma_max, sigma_min)
-    check_hyper(hyper, "pnp", positive=("lam", "sigma_max", "sigma_min"))
+    hyper = PnPHyper(noise, lam, sigma_max, sigma_min, relax)
+    check_hyper(hyper, "pnp", positive=("lam", "sigma_max", "sigma_min", "relax"))
+    if isinstance(relax, (int, float)) and not 0 < relax < 2:
+        raise ValueError(f"pnp: expected 0 < relax < 2 (ADMM's relaxation), got {relax}")
     if int(num_steps) < int(anneal_steps):
         raise ValueError(f"pnp: expected num_steps >= anneal_steps, got {num_steps} < {anneal_steps}")
     run_options = default_tol(options, run_options, PNP_RUN_DEFAULTS["tol"])
