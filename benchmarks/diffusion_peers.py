@@ -78,8 +78,7 @@ from peers import _ensure_torchvision  # noqa: E402
 import genprior_jax as gp  # noqa: E402
 from genprior_jax.data import load_mnist  # noqa: E402
 from genprior_jax.operators import Blur, GaussianCS  # noqa: E402
-from genprior_jax.priors.diffusion import (SIGMA_DATA, check_config, config_for, diffusion_prior,  # noqa: E402
-                                           init_diffusion)
+from genprior_jax.priors.diffusion import SIGMA_DATA, check_config, config_for, diffusion_prior, init_diffusion  # noqa: E402
 
 # libgomp's default (active, spinning) wait makes torch's 2 OpenMP threads 5-50x slower when another job shares the
 # 2 cores (measured here: a 64x64 U-Net forward 0.2-1.9 s against 0.04 s); passive waiting removes that artefact.
@@ -417,7 +416,7 @@ def network_micro(prior: Any, den: EDMDenoiser, shape: tuple[int, ...], repeats:
     fns = {"ours_forward_ms": lambda: fwd_j(xj).block_until_ready(), "deepinv_forward_ms": fwd_t,
            "ours_forward_grad_ms": lambda: grad_j(xj).block_until_ready(), "deepinv_forward_grad_ms": grad_t}
     out: dict[str, Any] = {"batch": int(shape[0])}
-    for name, fn in fns.items():
+    for fn in fns.values():
         fn()
     best = {name: np.inf for name in fns}
     for _ in range(repeats):  # alternated
@@ -446,7 +445,8 @@ def report(payload: dict[str, Any]) -> str:
     lines = ["# Diffusion solvers: ours vs deepinv (seconds per NFE and per image)", "",
              machine_line(m) + f"; deepinv {m['deepinv']}, {m['torchvision']}", "",
              f"`nproc` {m['nproc']}; `uptime` before: {m['uptime_before']}; after: {m['uptime_after']}; "
-             f"torch threads {m['torch_threads']}, OMP_WAIT_POLICY={m['omp_wait_policy']}. Another job shares these cores, so the numbers are the fastest of "
+             f"torch threads {m['torch_threads']}, OMP_WAIT_POLICY={m['omp_wait_policy']}. Another job shares these "
+             f"cores, so the numbers are the fastest of "
              f"{payload['repeats']} runs, ours and deepinv's alternated run by run.", "",
              f"Command: `{payload['command']}`", ""]
     lines += ["| case | method | images | NFE (ours / deepinv counted) | ours s/run | deepinv s/run | ours s/image | "
@@ -464,7 +464,8 @@ def report(payload: dict[str, Any]) -> str:
         n = case["network"]
         lines.append(f"- {case['name']}: image {case['image_shape']}, U-Net channels {tuple(n['channels'])}, "
                      f"{n['num_blocks']} block(s) per level, emb {n['emb']}: {n['params_ours']:,} parameters (ours, "
-                     f"flax) / {n['params_torch']:,} (PyTorch port); denoisers agree to {n['max_abs_diff_denoiser']:.1e} "
+                     f"flax) / {n['params_torch']:,} (PyTorch port); denoisers agree to "
+                     f"{n['max_abs_diff_denoiser']:.1e} "
                      f"(max abs); operator: {case['operator']} (agree to {case['op_check']:.1e}); "
                      f"deepinv DiffPIR CG: {case['deepinv_cg']['per_data_step']:.1f} A^T A products per data step "
                      f"(ours: 20 CG iterations, fixed)")
@@ -474,10 +475,11 @@ def report(payload: dict[str, Any]) -> str:
               "|---|---|---|---|---|---|"]
     for case in payload["cases"]:
         for n in case["network_micro"]:
-            lines.append(f"| {case['name']} | {n['batch']} | {n['ours_forward_ms']:.1f} | {n['deepinv_forward_ms']:.1f} "
+            lines.append(f"| {case['name']} | {n['batch']} | {n['ours_forward_ms']:.1f} "
+                         f"| {n['deepinv_forward_ms']:.1f} "
                          f"| {n['ours_forward_grad_ms']:.1f} | {n['deepinv_forward_grad_ms']:.1f} |")
-    lines += ["", "Solver step against the network alone (ms per NFE per image; the network's forward + grad at the same "
-              "batch, per image):", ""]
+    lines += ["", "Solver step against the network alone (ms per NFE per image; the network's forward + grad at the "
+              "same batch, per image):", ""]
     for case in payload["cases"]:
         micro = {n["batch"]: n for n in case["network_micro"]}
         for r in case["results"]:
@@ -492,7 +494,8 @@ def report(payload: dict[str, Any]) -> str:
                          f"{1e3 * r['deepinv']['per_nfe_per_image_s']:.1f} (network {d:.1f}: "
                          f"x{1e3 * r['deepinv']['per_nfe_per_image_s'] / d:.1f})")
     lines += ["", DPS_LOOP_NOTE]
-    lines += ["", f"deepinv's DiffPIR rebuilds its schedule on each call: {payload['deepinv_diffpir_schedule_s']:.3f} s "
+    lines += ["", "deepinv's DiffPIR rebuilds its schedule on each call: "
+              f"{payload['deepinv_diffpir_schedule_s']:.3f} s "
               "per call (fixed, not per NFE; inside its timings).", ""]
     lines += ["", "Not equal between the two:", ""] + [f"- {s}" for s in payload["differences"]] + [""]
     return "\n".join(lines)

@@ -45,8 +45,8 @@ class ALDHyper(NamedTuple):
     noise: Any = GaussianNoise(0.1)  # the noise model of the likelihood
     step_size: Array | float = 0.2  # a_l / sigma_l^2 (Song & Ermon's eps = 2e-5 at sigma_L = 0.01)
     lam: Array | float = 1.0  # the prior score's weight (1: the posterior)
-    sigma_max: Array | float = 10.0
-    sigma_min: Array | float = 0.01
+    sigma_max: Array | float = 5.0
+    sigma_min: Array | float = 0.05  # the last level (tuned on 8 validation digits, CS m = 100)
 
 
 ALD_HYPER = ALDHyper()
