@@ -13,6 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 ORDER = [
     "diffusion_mnist",
+    "diffusion_posterior",
     "diffusion_peers",
     "ambient_mnist",
     "ambient_mnist_seeds",

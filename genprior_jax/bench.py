@@ -45,6 +45,7 @@ SUITE: dict[str, Benchmark] = {
     "faces": Benchmark("faces.py", ("--quick",), ("--train",)),
     "fetch_faces": Benchmark("fetch_faces.py", None),  # the ORL faces (data for training on faces), from a wheel
     "diffusion_mnist": Benchmark("diffusion_mnist.py", ("--quick",)),
+    "diffusion_posterior": Benchmark("diffusion_posterior.py", ("--quick",)),
     "diffusion_peers": Benchmark("diffusion_peers.py", None),  # needs deepinv's environment (see its docstring)
     "real_images": Benchmark("real_images.py", ("--quick",)),
     "ambient_mnist": Benchmark("ambient_mnist.py", ("--quick",)),
