@@ -32,7 +32,8 @@ from .untrained import (
 )
 from .vae import elbo, init_vae, vae_functions, vae_prior
 
-__all__ = ["UNet", "diffusion_prior", "init_diffusion", "DCGAN_CONFIGS", "Prior", "available_priors", "dcgan_functions", "dcgan_modules", "dcgan_prior", "elbo",
+__all__ = ["UNet", "diffusion_prior", "init_diffusion",
+           "DCGAN_CONFIGS", "Prior", "available_priors", "dcgan_functions", "dcgan_modules", "dcgan_prior", "elbo",
            "init_dcgan", "init_vae", "load_prior", "vae_functions", "vae_prior", "CONV_IMPLS", "GENERATORS",
            "DeepDecoderSize", "UntrainedGenerator", "WeightPrior", "default_deep_decoder", "fit_weight_prior",
            "layer_means", "untrained_generator",

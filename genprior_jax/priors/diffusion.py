@@ -91,6 +91,59 @@ def config_for(image_shape: tuple[int, ...]) -> dict[str, Any]:
     return check_config({"image_shape": (h, w, c), "channels": (32, 64, 96, 128), "crop": crop})
 
 
+_DN = ("NHWC", "HWIO", "NHWC")
+
+
+def _conv(x: Array, k: Array, strides: tuple[int, int]) -> Array:
+    return jax.lax.conv_general_dilated(x, k, strides, "SAME", dimension_numbers=_DN)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv2d(x: Array, k: Array, strides: tuple[int, int] = (1, 1)) -> Array:
+    """A 'SAME' convolution (NHWC, HWIO) whose gradient with respect to ``x`` (stride 1, odd kernel) is computed as
+    the convolution with the flipped, transposed kernel, materialized behind an optimization barrier.
+
+    Why: inside a ``lax.scan`` / ``while_loop`` (a DPS step in the runner) XLA:CPU otherwise folds the transpose into
+    the backward convolution's dimension numbers (``b01f_01oi``), a layout its fast convolution path does not take:
+    measured here, 10 DPS-style gradient steps of the MNIST U-Net on 4 images took 2.96 s with ``flax.linen.Conv`` and
+    0.45 s with this (outputs equal, gradients to 2e-7), and compiled in half the time. Values are those of
+    ``flax.linen.Conv``."""
+    return _conv(x, k, strides)
+
+
+def _conv_fwd(x: Array, k: Array, strides: tuple[int, int]) -> tuple[Array, tuple[Array, Array]]:
+    return _conv(x, k, strides), (x, k)
+
+
+def _conv_bwd(strides: tuple[int, int], res: tuple[Array, Array], g: Array) -> tuple[Array, Array]:
+    x, k = res
+    _, vjp = jax.vjp(lambda xx, kk: _conv(xx, kk, strides), x, k)
+    dx, dk = vjp(g)
+    if strides == (1, 1) and k.shape[0] % 2 and k.shape[1] % 2:
+        flipped = jax.lax.optimization_barrier(jnp.flip(k, (0, 1)).transpose(0, 1, 3, 2))
+        dx = _conv(g, flipped, (1, 1))
+    return dx, dk
+
+
+conv2d.defvjp(_conv_fwd, _conv_bwd)
+
+
+class Conv(nn.Module):
+    """``flax.linen.Conv`` ('SAME', with bias) on :func:`conv2d`; the same parameters (``kernel`` HWIO, ``bias``), and
+    the same auto-names (``Conv_0``, ...), so checkpoints of either load in the other."""
+
+    features: int
+    kernel_size: tuple[int, int]
+    strides: tuple[int, int] = (1, 1)
+    kernel_init: Callable[..., Array] = nn.linear.default_kernel_init
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        k = self.param("kernel", self.kernel_init, (*self.kernel_size, x.shape[-1], self.features))
+        b = self.param("bias", nn.initializers.zeros, (self.features,))
+        return cast(Array, conv2d(x, k, tuple(self.strides))) + b
+
+
 def _groups(ch: int) -> int:
     return math.gcd(ch, 8)
 
@@ -100,10 +153,10 @@ class _ResBlock(nn.Module):
 
     @nn.compact
     def __call__(self, h: Array, emb: Array) -> Array:
-        skip = h if h.shape[-1] == self.features else nn.Conv(self.features, (1, 1))(h)
-        h = nn.Conv(self.features, (3, 3))(nn.silu(nn.GroupNorm(_groups(h.shape[-1]))(h)))
+        skip = h if h.shape[-1] == self.features else Conv(self.features, (1, 1))(h)
+        h = Conv(self.features, (3, 3))(nn.silu(nn.GroupNorm(_groups(h.shape[-1]))(h)))
         h = h + nn.Dense(self.features)(emb)[:, None, None, :]
-        h = nn.Conv(self.features, (3, 3))(nn.silu(nn.GroupNorm(_groups(self.features))(h)))
+        h = Conv(self.features, (3, 3))(nn.silu(nn.GroupNorm(_groups(self.features))(h)))
         return (skip + h) / math.sqrt(2.0)
 
 
@@ -124,14 +177,14 @@ class UNet(nn.Module):
         e = jnp.concatenate([jnp.sin(e), jnp.cos(e)], axis=-1)
         e = nn.Dense(self.emb)(nn.silu(nn.Dense(self.emb)(e)))
         e = nn.silu(e)
-        h = nn.Conv(self.channels[0], (3, 3))(u)
+        h = Conv(self.channels[0], (3, 3))(u)
         skips = [h]
         for i, ch in enumerate(self.channels):
             for _ in range(self.num_blocks):
                 h = _ResBlock(ch)(h, e)
                 skips.append(h)
             if i < len(self.channels) - 1:
-                h = nn.Conv(ch, (3, 3), strides=(2, 2))(h)
+                h = Conv(ch, (3, 3), strides=(2, 2))(h)
                 skips.append(h)
         h = _ResBlock(self.channels[-1])(h, e)
         for i, ch in reversed(list(enumerate(self.channels))):
@@ -140,9 +193,9 @@ class UNet(nn.Module):
             if i > 0:
                 b, hh, ww, c = h.shape
                 h = jax.image.resize(h, (b, 2 * hh, 2 * ww, c), "nearest")
-                h = nn.Conv(ch, (3, 3))(h)
+                h = Conv(ch, (3, 3))(h)
         h = nn.silu(nn.GroupNorm(_groups(h.shape[-1]))(h))
-        return cast(Array, nn.Conv(self.out_channels, (3, 3), kernel_init=nn.initializers.zeros)(h))
+        return cast(Array, Conv(self.out_channels, (3, 3), kernel_init=nn.initializers.zeros)(h))
 
 
 @functools.cache

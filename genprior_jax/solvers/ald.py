@@ -112,7 +112,8 @@ def _ald_solver(static: PriorStatic, num_samples: int, num_steps: int, steps_per
 
 
 def ald(prior: Prior, key: Array, y: Array, op: Any, *, noise: Any = ALD_HYPER.noise,
-        step_size: float | Array = ALD_HYPER.step_size, lam: float | Array = ALD_HYPER.lam, sigma_max: float | Array = ALD_HYPER.sigma_max,
+        step_size: float | Array = ALD_HYPER.step_size, lam: float | Array = ALD_HYPER.lam,
+        sigma_max: float | Array = ALD_HYPER.sigma_max,
         sigma_min: float | Array = ALD_HYPER.sigma_min, num_steps: int = 200, steps_per_level: int = 2,
         num_samples: int = 4, options: RunOptions | None = None, **run_options: Any) -> Result:
     """Annealed Langevin posterior sampling (module docstring): ``num_samples`` chains per measurement,

@@ -5,8 +5,8 @@ Each of the ``num_steps`` steps (one network evaluation, no gradient through it:
 level ``sigma_i`` to ``sigma_{i+1}`` (:mod:`.diffusion_common`)::
 
     x0    = D(x, sigma_i)                                                     (the prior step)
-    x0^   = argmin_u 1/(2 s^2) ||A u - y||^2 + lam / (2 sigma_i^2) ||u - x0||^2   (the data step, s = noise sigma;
-          = argmin_u 1/2 ||A u - y||^2 + (lam s^2 / sigma_i^2) / 2 ||u - x0||^2     DiffPIR's rho_t = lam s^2 / sigma_t^2)
+    x0^   = argmin_u 1/(2 s^2) ||A u - y||^2 + lam / (2 sigma_i^2) ||u - x0||^2    (the data step, s = noise std)
+          = argmin_u 1/2 ||A u - y||^2 + (lam s^2 / sigma_i^2) / 2 ||u - x0||^2      (DiffPIR's rho_t)
     eps^  = (x - x0^) / sigma_i
     x'    = x0^ + sigma_{i+1} (sqrt(1 - eta) eps^ + sqrt(eta) xi)               (DiffPIR's zeta is ``eta``)
 

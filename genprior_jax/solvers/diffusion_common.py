@@ -38,7 +38,7 @@ CG_ITERS = 20  # conjugate-gradient iterations of the data step (static)
 
 class SampleState(NamedTuple):
     x: Array  # (num_samples, *in_shape): the iterates x_i (after the last step: the samples)
-    x0: Array  # (num_samples, *in_shape): the last denoised estimate D(x_i, sigma_i) (data-corrected where a method does)
+    x0: Array  # (num_samples, *in_shape): the last denoised estimate D(x_i, sigma_i) (DiffPIR: data-corrected)
     key: Array
     i: Array  # int32: steps done
 
@@ -84,10 +84,11 @@ def start(key: Array, num_samples: int, shape: tuple[int, ...], sigma: Array) ->
     return SampleState(x, jnp.full_like(x, 0.5), k_run, jnp.int32(0))
 
 
-def ddim_step(key: Array, x: Array, x0: Array, sigma: Array, sigma_next: Array, eta: Array) -> Array:
+def ddim_step(key: Array, x: Array, x0: Array, sigma: Array, sigma_next: Array, eta: Array | float) -> Array:
     """One VE step from level ``sigma`` to ``sigma_next`` given the estimate ``x0`` of the clean image::
 
-        x' = x0 + sqrt(sigma_next^2 - c^2) (x - x0) / sigma + c xi,   c = eta sigma_next sqrt(1 - sigma_next^2 / sigma^2)
+        x' = x0 + sqrt(sigma_next^2 - c^2) (x - x0) / sigma + c xi,
+        c  = eta sigma_next sqrt(1 - sigma_next^2 / sigma^2)
 
     (``eta = 0``: DDIM, deterministic; ``eta = 1``: the ancestral (DDPM) step, the exact ``q(x' | x, x0)``)."""
     c = eta * sigma_next * jnp.sqrt(jnp.clip(1.0 - sigma_next**2 / sigma**2, 0.0, 1.0))

@@ -27,8 +27,16 @@ import jax.numpy as jnp
 from ..operators.noise import GaussianNoise
 from ..priors.base import Prior, PriorStatic, prior_static
 from .checks import check_hyper
-from .diffusion_common import (SampleState, check_diffusion, data_term, ddim_step, levels, mean_data_term,
-                               stack_denoiser, start)
+from .diffusion_common import (
+    SampleState,
+    check_diffusion,
+    data_term,
+    ddim_step,
+    levels,
+    mean_data_term,
+    stack_denoiser,
+    start,
+)
 from .options import RunOptions, resolve_options, tol_of
 from .runner import Problem, Result, Solver, run
 
@@ -92,7 +100,8 @@ def _dps_solver(static: PriorStatic, num_samples: int, num_steps: int) -> Solver
 
 
 def dps(prior: Prior, key: Array, y: Array, op: Any, *, noise: Any = DPS_HYPER.noise,
-        step_size: float | Array = DPS_HYPER.step_size, lam: float | Array = DPS_HYPER.lam, eta: float | Array = DPS_HYPER.eta,
+        step_size: float | Array = DPS_HYPER.step_size, lam: float | Array = DPS_HYPER.lam,
+        eta: float | Array = DPS_HYPER.eta,
         sigma_max: float | Array = DPS_HYPER.sigma_max, sigma_min: float | Array = DPS_HYPER.sigma_min,
         num_steps: int = 50, num_samples: int = 4, options: RunOptions | None = None, **run_options: Any) -> Result:
     """DPS posterior sampling (module docstring) of ``num_samples`` images per measurement; ``result.x`` is their

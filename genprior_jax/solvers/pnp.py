@@ -112,7 +112,8 @@ def _pnp_solver(static: PriorStatic, anneal_steps: int) -> Solver:
 
 def pnp(prior: Prior, key: Array, y: Array, op: Any, *, noise: Any = PNP_HYPER.noise,
         lam: float | Array = PNP_HYPER.lam, sigma_max: float | Array = PNP_HYPER.sigma_max,
-        sigma_min: float | Array = PNP_HYPER.sigma_min, relax: float | Array = PNP_HYPER.relax, num_steps: int = 300, anneal_steps: int | None = None,
+        sigma_min: float | Array = PNP_HYPER.sigma_min, relax: float | Array = PNP_HYPER.relax, num_steps: int = 300,
+        anneal_steps: int | None = None,
         options: RunOptions | None = None, **run_options: Any) -> Result:
     """PnP-ADMM (module docstring): deterministic; stops at ``tol`` (fixed-point residual, default 1e-3) or
     ``num_steps``. NFE = steps taken (``result.steps``). Needs a linear operator and ``GaussianNoise(sigma > 0)``.

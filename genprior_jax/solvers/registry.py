@@ -21,10 +21,10 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+from .ald import ALDHyper, ald
 from .analysis import AnalysisHyper, analysis
 from .bayes import BayesHyper, map_estimate, variational
 from .csgm import ASIM_RUN_DEFAULTS, CSGMHyper, asim, csgm
-from .ald import ALDHyper, ald
 from .diffpir import DiffPIRHyper, diffpir
 from .diffusion_common import sample_summary
 from .dip import DIPHyper, dip
