@@ -102,7 +102,8 @@ PUBLIC_API = {
         "check_adjoint", "csgm", "dip", "enable_compilation_cache", "langevin", "lasso", "load_checkpoint",
         "load_dataset", "load_mnist", "load_prior", "load_tfds",
         "map_estimate", "measure", "metrics", "mse", "noise_std_for_norm", "operators", "patchnr", "priors", "psnr",
-        "reconstruct", "run", "save_checkpoint", "solvers", "ssim", "train_prior", "transforms", "tv", "variational"
+        "reconstruct", "run", "save_checkpoint", "solvers", "ssim", "train_prior", "transforms", "tv", "variational",
+        "ald", "diffpir", "dps", "pnp",
     },
     "genprior_jax.solvers": {
         "AnalysisHyper", "BayesHyper", "CSGMHyper", "DIPHyper", "LangevinHyper", "LassoHyper", "METHODS",
@@ -111,7 +112,9 @@ PUBLIC_API = {
         "csgm", "csgm_solver", "defaults", "dip", "dip_solver", "estimate_memory", "estimate_model_error", "get_method",
         "langevin", "langevin_solver", "langevin_summary", "lasso", "lasso_solver", "learn_weight_prior",
         "map_estimate", "map_solver", "patch_nll", "patch_prior_solver", "patchnr", "reconstruct", "run", "sample_q",
-        "solve", "tv", "tv_solver", "variational", "vi_solver"
+        "solve", "tv", "tv_solver", "variational", "vi_solver",
+        "ALDHyper", "DPSHyper", "DiffPIRHyper", "PnPHyper", "ald", "ald_solver", "diffpir", "diffpir_solver", "dps",
+        "dps_solver", "pnp", "pnp_solver",
     },
     "genprior_jax.operators": {
         "Adjoint", "BlockPixels", "Blur", "BoxMask", "Composed", "Downsample", "EXAMPLES", "FunctionMeasurement",
@@ -127,7 +130,7 @@ PUBLIC_API = {
         "WeightPrior", "available_priors", "batch_log_prob", "bits_per_dim", "dcgan_functions", "dcgan_modules",
         "dcgan_prior", "default_deep_decoder", "elbo", "fit_weight_prior", "flow_functions", "flow_prior", "init_dcgan",
         "init_flow", "init_vae", "latent_part_shapes", "layer_means", "load_prior", "untrained_generator",
-        "vae_functions", "vae_prior", "weight_penalty"
+        "vae_functions", "vae_prior", "weight_penalty", "UNet", "diffusion_prior", "init_diffusion"
     },
     "genprior_jax.transforms": {
         "BASES", "DCTBasis", "Gradient", "WAVELETS", "WaveletBasis", "check_wavelet", "dct2", "detail_weights", "dwt2",

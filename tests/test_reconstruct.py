@@ -30,10 +30,10 @@ OP_SMOKE = ({("lasso-dct", o) for o in LINEAR} | {("csgm", o) for o in set(OPS) 
 
 
 def _prior_for(method):
-    """The CLI's default prior for ``method``: the patch flow for patchnr, the VAE for the other prior methods."""
+    """The CLI's default prior for ``method`` (its registry entry's ``default_prior``)."""
     if not METHODS[method].needs_prior:
         return None
-    return load_prior("patch-flow" if METHODS[method].any_size else "vae-mnist")
+    return load_prior(METHODS[method].default_prior)
 
 
 def _flags(method, steps=4):
