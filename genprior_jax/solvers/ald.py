@@ -33,9 +33,18 @@ from ..operators.base import LinearOperator
 from ..operators.noise import GaussianNoise
 from ..priors.base import Prior, PriorStatic, prior_static
 from .checks import check_hyper
-from .diffusion_common import SampleState, check_diffusion, data_prox, mean_data_term, stack_denoiser, start
-from .dps import SampleInfo
-from .options import RunOptions, resolve_options, tol_of
+from .diffusion_common import (
+    SampleInfo,
+    SampleState,
+    check_diffusion,
+    data_prox,
+    mean_data_term,
+    refuse_tolerance,
+    sampler_readouts,
+    stack_denoiser,
+    start,
+)
+from .options import RunOptions
 from .runner import Problem, Result, Solver, run
 
 Array = jax.Array
@@ -102,13 +111,7 @@ def _ald_solver(static: PriorStatic, num_samples: int, num_steps: int, steps_per
             x_next = x_half - a * jax.vmap(jax.grad(energy))(state.x)
         return SampleState(x_next, x0, key, state.i + 1), SampleInfo(mean_data_term(problem, hyper.noise, x0))
 
-    def objective(state: SampleState, problem: Problem, hyper: ALDHyper, params: Any) -> Array:
-        return mean_data_term(problem, hyper.noise, state.x)
-
-    def estimate(state: SampleState, problem: Problem, hyper: ALDHyper, params: Any) -> Array:
-        return jnp.mean(state.x, axis=0)
-
-    return Solver(init, step, objective, estimate)
+    return Solver(init, step, *sampler_readouts())
 
 
 def ald(prior: Prior, key: Array, y: Array, op: Any, *, noise: Any = ALD_HYPER.noise,
@@ -118,8 +121,7 @@ def ald(prior: Prior, key: Array, y: Array, op: Any, *, noise: Any = ALD_HYPER.n
         num_samples: int = 4, options: RunOptions | None = None, **run_options: Any) -> Result:
     """Annealed Langevin posterior sampling (module docstring): ``num_samples`` chains per measurement,
     ``result.x`` their mean, ``result.state.x`` the samples."""
-    if tol_of(resolve_options(options, run_options, "ald")) is not None:
-        raise ValueError("ald: a sampler has no objective to settle; expected tol=None (it runs num_steps)")
+    refuse_tolerance(options, run_options, "ald")
     noise = check_diffusion(prior, op, noise, "ald", linear=False, gaussian=False)
     hyper = ALDHyper(noise, step_size, lam, sigma_max, sigma_min)
     check_hyper(hyper, "ald", positive=("step_size", "lam", "sigma_max", "sigma_min"))

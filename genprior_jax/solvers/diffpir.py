@@ -26,9 +26,19 @@ import jax.numpy as jnp
 from ..operators.noise import GaussianNoise
 from ..priors.base import Prior, PriorStatic, prior_static
 from .checks import check_hyper
-from .diffusion_common import SampleState, check_diffusion, data_prox, levels, mean_data_term, stack_denoiser, start
-from .dps import SampleInfo
-from .options import RunOptions, resolve_options, tol_of
+from .diffusion_common import (
+    SampleInfo,
+    SampleState,
+    check_diffusion,
+    data_prox,
+    levels,
+    mean_data_term,
+    refuse_tolerance,
+    sampler_readouts,
+    stack_denoiser,
+    start,
+)
+from .options import RunOptions
 from .runner import Problem, Result, Solver, run
 
 Array = jax.Array
@@ -72,13 +82,7 @@ def _diffpir_solver(static: PriorStatic, num_samples: int, num_steps: int) -> So
         x_next = x0 + s_next * (jnp.sqrt(1.0 - hyper.eta) * eps + jnp.sqrt(hyper.eta) * fresh)
         return SampleState(x_next, x0, key, state.i + 1), SampleInfo(mean_data_term(problem, hyper.noise, x0))
 
-    def objective(state: SampleState, problem: Problem, hyper: DiffPIRHyper, params: Any) -> Array:
-        return mean_data_term(problem, hyper.noise, state.x)
-
-    def estimate(state: SampleState, problem: Problem, hyper: DiffPIRHyper, params: Any) -> Array:
-        return jnp.mean(state.x, axis=0)
-
-    return Solver(init, step, objective, estimate)
+    return Solver(init, step, *sampler_readouts())
 
 
 def diffpir(prior: Prior, key: Array, y: Array, op: Any, *, noise: Any = DIFFPIR_HYPER.noise,
@@ -88,8 +92,7 @@ def diffpir(prior: Prior, key: Array, y: Array, op: Any, *, noise: Any = DIFFPIR
             **run_options: Any) -> Result:
     """DiffPIR (module docstring): ``num_samples`` samples per measurement, ``result.x`` their mean; NFE per sample
     = ``num_steps``. Needs a linear operator and ``GaussianNoise(sigma)``, ``sigma > 0``."""
-    if tol_of(resolve_options(options, run_options, "diffpir")) is not None:
-        raise ValueError("diffpir: a sampler has no objective to settle; expected tol=None (it runs num_steps)")
+    refuse_tolerance(options, run_options, "diffpir")
     noise = check_diffusion(prior, op, noise, "diffpir", linear=True, gaussian=True)
     hyper = DiffPIRHyper(noise, lam, eta, sigma_max, sigma_min)
     check_hyper(hyper, "diffpir", positive=("lam", "sigma_max", "sigma_min"))

@@ -27,8 +27,9 @@ from ..operators.base import LinearOperator
 from ..operators.noise import GaussianNoise, check_noise
 from ..priors.base import Prior, PriorStatic
 from ..priors.diffusion import denoiser_for, karras_sigmas
+from .options import RunOptions, resolve_options, tol_of
 from .summaries import Summary
-from .types import Problem, Result
+from .types import Problem, ReadoutFn, Result
 
 Array = jax.Array
 StackDenoiser = Callable[[Any, Array, Array], Array]
@@ -41,6 +42,28 @@ class SampleState(NamedTuple):
     x0: Array  # (num_samples, *in_shape): the last denoised estimate D(x_i, sigma_i) (DiffPIR: data-corrected)
     key: Array
     i: Array  # int32: steps done
+
+
+class SampleInfo(NamedTuple):
+    loss: Array  # mean over the samples of 1/2 ||A x0 - y||^2 at the step's denoised estimate
+
+
+def sampler_readouts() -> tuple[ReadoutFn, ReadoutFn]:
+    """The samplers' ``(objective, estimate)``: the data term averaged over the samples, and their mean."""
+
+    def objective(state: SampleState, problem: Problem, hyper: Any, params: Any) -> Array:
+        return mean_data_term(problem, hyper.noise, state.x)
+
+    def estimate(state: SampleState, problem: Problem, hyper: Any, params: Any) -> Array:
+        return jnp.mean(state.x, axis=0)
+
+    return objective, estimate
+
+
+def refuse_tolerance(options: RunOptions | None, run_options: dict[str, Any], who: str) -> None:
+    """``ValueError`` if a tolerance was asked of a sampler (it has no objective to settle: it runs num_steps)."""
+    if tol_of(resolve_options(options, run_options, who)) is not None:
+        raise ValueError(f"{who}: a sampler has no objective to settle; expected tol=None (it runs num_steps)")
 
 
 def check_diffusion(prior: Prior, op: Any, noise: Any, who: str, *, linear: bool, gaussian: bool) -> Any:

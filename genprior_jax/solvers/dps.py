@@ -28,16 +28,18 @@ from ..operators.noise import GaussianNoise
 from ..priors.base import Prior, PriorStatic, prior_static
 from .checks import check_hyper
 from .diffusion_common import (
+    SampleInfo,
     SampleState,
     check_diffusion,
     data_term,
     ddim_step,
     levels,
-    mean_data_term,
+    refuse_tolerance,
+    sampler_readouts,
     stack_denoiser,
     start,
 )
-from .options import RunOptions, resolve_options, tol_of
+from .options import RunOptions
 from .runner import Problem, Result, Solver, run
 
 Array = jax.Array
@@ -53,10 +55,6 @@ class DPSHyper(NamedTuple):
 
 
 DPS_HYPER = DPSHyper()
-
-
-class SampleInfo(NamedTuple):
-    loss: Array  # mean over the samples of 1/2 ||A x0 - y||^2 at this step's denoised estimate
 
 
 def dps_solver(prior: Prior | PriorStatic, num_samples: int = 4, num_steps: int = 50) -> Solver:
@@ -90,13 +88,7 @@ def _dps_solver(static: PriorStatic, num_samples: int, num_steps: int) -> Solver
         info = SampleInfo(0.5 * jnp.mean(norms**2))
         return SampleState(x_next, x0, key, state.i + 1), info
 
-    def objective(state: SampleState, problem: Problem, hyper: DPSHyper, params: Any) -> Array:
-        return mean_data_term(problem, hyper.noise, state.x)
-
-    def estimate(state: SampleState, problem: Problem, hyper: DPSHyper, params: Any) -> Array:
-        return jnp.mean(state.x, axis=0)
-
-    return Solver(init, step, objective, estimate)
+    return Solver(init, step, *sampler_readouts())
 
 
 def dps(prior: Prior, key: Array, y: Array, op: Any, *, noise: Any = DPS_HYPER.noise,
@@ -107,8 +99,7 @@ def dps(prior: Prior, key: Array, y: Array, op: Any, *, noise: Any = DPS_HYPER.n
     """DPS posterior sampling (module docstring) of ``num_samples`` images per measurement; ``result.x`` is their
     mean, ``result.state.x`` the samples ``(B, num_samples, *in_shape)``. NFE per sample = ``num_steps``.
     ``step_size``, ``eta``, ``sigma_max``, ``sigma_min`` are traced (a sweep does not recompile)."""
-    if tol_of(resolve_options(options, run_options, "dps")) is not None:
-        raise ValueError("dps: a sampler has no objective to settle; expected tol=None (it runs num_steps)")
+    refuse_tolerance(options, run_options, "dps")
     noise = check_diffusion(prior, op, noise, "dps", linear=False, gaussian=False)
     hyper = DPSHyper(noise, step_size, lam, eta, sigma_max, sigma_min)
     check_hyper(hyper, "dps", positive=("step_size", "lam", "sigma_max", "sigma_min"))
