@@ -70,8 +70,10 @@ TUNE_IMAGE = "camera"
 EVAL_IMAGES = ("coins", "moon", "astronaut", "coffee", "chelsea")
 CT_IMAGE = "shepp_logan_phantom"
 METHODS = ("tv", "lasso-wavelet", "dip", "deep-decoder", "patchnr")
+DIFFUSION = ("pnp", "diffpir", "dps")  # the diffusion prior's methods (--diffusion-prior; not in the default run)
 LABEL = {"baseline": "baseline", "tv": "TV", "lasso-wavelet": "Lasso-wavelet", "dip": "DIP",
-         "deep-decoder": "Deep Decoder", "patchnr": "Patch flow"}
+         "deep-decoder": "Deep Decoder", "patchnr": "Patch flow", "pnp": "PnP-ADMM (diffusion)",
+         "diffpir": "DiffPIR (diffusion)", "dps": "DPS (diffusion)"}
 
 # lam grids per method, for the image-domain tasks and for CT (the sinogram's scale is ~100x an image's)
 GRIDS = {
@@ -84,6 +86,11 @@ GRIDS = {
     "dip": {"image": (0.0, 0.005), "ct": (0.05, 0.5)},
     "deep-decoder": {"image": (0.0, 0.005), "ct": (0.05, 0.5)},
     "patchnr": {"image": (1e-5, 3e-5, 1e-4), "ct": (1e-4, 1e-3, 1e-2)},
+    # the diffusion methods: PnP's tuned value is its final denoiser level sigma_min (lam = 1, the posterior
+    # weighting); DiffPIR's and DPS's the method's lam (DiffPIR: Zhu et al.'s lambda; DPS: the prior score's weight)
+    "pnp": {"image": (0.01, 0.02, 0.04), "ct": (0.01, 0.02, 0.04)},
+    "diffpir": {"image": (1.0, 7.0, 30.0), "ct": (1.0, 7.0, 30.0)},
+    "dps": {"image": (0.5, 1.0), "ct": (0.5, 1.0)},
 }
 QUICK_GRIDS = {
     "tv": {"image": (3e-3, 3e-2), "ct": (0.3, 3.0)},
@@ -91,6 +98,9 @@ QUICK_GRIDS = {
     "dip": {"image": (0.005,), "ct": (0.05,)},
     "deep-decoder": {"image": (0.005,), "ct": (0.05,)},
     "patchnr": {"image": (3e-5,), "ct": (1e-3,)},
+    "pnp": {"image": (0.02,), "ct": (0.02,)},
+    "diffpir": {"image": (7.0,), "ct": (7.0,)},
+    "dps": {"image": (1.0,), "ct": (1.0,)},
 }
 
 
@@ -150,6 +160,13 @@ def solve(method: str, key: jax.Array, y: jax.Array, op: Any, lam: float, args: 
                              learning_rate=args.patch_lr, stride=args.patch_stride, options=opts,
                              tv_lam=args.tv_lam_now, tv_steps=args.patch_tv_steps,
                              schedule=args.patch_schedule)
+    elif method == "pnp":
+        rec = gp.reconstruct(args.diffusion_prior_obj, key, y, op, method="pnp", sigma_min=lam,
+                             noise=gp.GaussianNoise(args.noise), num_steps=args.diffusion_steps,
+                             anneal_steps=args.diffusion_steps // 2, options=gp.RunOptions(tol=1e-3))
+    elif method in ("diffpir", "dps"):
+        rec = gp.reconstruct(args.diffusion_prior_obj, key, y, op, method=method, lam=lam,
+                             noise=gp.GaussianNoise(args.noise), num_steps=args.diffusion_steps, num_samples=1)
     else:
         raise ValueError(f"unknown method {method!r}")
     x = np.asarray(jax.block_until_ready(rec.x))
@@ -247,7 +264,11 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--images", nargs="+", default=list(EVAL_IMAGES), help="evaluation images (skimage.data names)")
     ap.add_argument("--tasks", nargs="+", default=None, help="subset of the task names (default: all)")
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS + DIFFUSION)
+    ap.add_argument("--diffusion-prior", default="diffusion-photo",
+                    help="pnp / diffpir / dps: diffusion prior name or checkpoint path")
+    ap.add_argument("--diffusion-steps", type=int, default=100,
+                    help="pnp / diffpir / dps: NFE per image (PnP anneals sigma over the first half)")
     ap.add_argument("--noise", type=float, default=0.01)
     ap.add_argument("--steps", type=int, default=1500, help="step cap of TV and Lasso")
     ap.add_argument("--dip-steps", type=int, default=2000, help="step cap of DIP and the Deep Decoder")
@@ -270,6 +291,8 @@ def main() -> None:
     args = ap.parse_args()
     grids, prefix = GRIDS, args.prefix
     args.patch_prior_obj = gp.load_prior(args.patch_prior) if "patchnr" in args.methods else None
+    args.diffusion_prior_obj = (gp.load_prior(args.diffusion_prior) if set(DIFFUSION) & set(args.methods)
+                                else None)
     if args.quick:
         args.size, args.images, args.steps, args.dip_steps = 128, ["coins", "astronaut"], 60, 30
         args.patch_steps = 30
@@ -316,7 +339,8 @@ def write_results(results: dict[str, Any], total: float, args: argparse.Namespac
     command = "python benchmarks/real_images.py " + " ".join(sys.argv[1:])
     commands = [*args.earlier_commands, command]
     plain_args = {k: v for k, v in vars(args).items()
-                  if k not in ("patch_prior_obj", "tv_lam_now", "earlier_commands")}
+                  if k not in ("patch_prior_obj", "diffusion_prior_obj", "tv_lam_now",
+                                "earlier_commands")}
     write_json(f"{prefix}.json", {"machine": info, "command": command, "commands": commands, "args": plain_args,
                                   "tune_image": args.tune_image,
                                   "grids": {m: {k: list(v) for k, v in g.items()} for m, g in grids.items()},

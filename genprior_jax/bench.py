@@ -47,6 +47,7 @@ SUITE: dict[str, Benchmark] = {
     "diffusion_mnist": Benchmark("diffusion_mnist.py", ("--quick",)),
     "diffusion_posterior": Benchmark("diffusion_posterior.py", ("--quick",)),
     "diffusion_peers": Benchmark("diffusion_peers.py", None),  # needs deepinv's environment (see its docstring)
+    "photo_training_set": Benchmark("photo_training_set.py", None),  # diffusion-photo's training images (data)
     "real_images": Benchmark("real_images.py", ("--quick",)),
     "ambient_mnist": Benchmark("ambient_mnist.py", ("--quick",)),
     "ambient_length": Benchmark("ambient_length.py", ("--quick",)),

@@ -165,6 +165,7 @@ def test_shipped_checkpoint(shipped):
     assert float(jnp.mean(jnp.std(x, axis=0))) > 0.15
 
 
+@pytest.mark.optimized
 def test_csgm_with_shipped_prior_lowers_the_error(shipped):
     x = jnp.asarray(gp.load_mnist("test", n=4).images)
     m = 200

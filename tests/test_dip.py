@@ -367,6 +367,7 @@ def test_learned_regularization_pulls_layer_means_to_the_prior(key):
 
 
 @pytest.mark.slow
+@pytest.mark.optimized
 def test_dip_cs_recovers_mnist_digits():
     x = gp.load_mnist("test", n=4).images
     k_op, k_noise, k_solve = jax.random.split(jax.random.key(1), 3)

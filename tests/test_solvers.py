@@ -185,6 +185,7 @@ def test_lasso_identity_is_soft_threshold(key):
 
 
 @pytest.mark.slow
+@pytest.mark.optimized
 def test_vae_prior_beats_lasso_at_m100(key):
     """The paper's headline on real data: at m = 100 the VAE prior's per-pixel error is several times lower."""
     prior = gp.load_prior("vae-mnist")

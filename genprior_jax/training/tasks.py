@@ -196,8 +196,10 @@ def _diffusion_task(config: dict[str, Any], lr: float, warmup_steps: int, hyper:
         return diffusion_mod.edm_loss(state["ema"], key, x, config)
 
     def sample(params: Any, key: jax.Array, n: int) -> jax.Array:
+        # photos trained on crops: the sample grid shows crops too (a full-size grid costs minutes on a CPU)
         prior = prior_fn(params, config)
-        z = jax.random.normal(key, (n, *prior.latent_shape))
+        shape = prior.latent_shape if crop is None else (*crop, prior.latent_shape[-1])
+        z = jax.random.normal(key, (n, *shape))
         return prior.generate(params, z)
 
     return TrainTask("diffusion", config, init, step, evaluate, lambda s: s["ema"], sample, "EDM loss/pixel", True,
