@@ -347,6 +347,7 @@ def write_results(results: dict[str, Any], total: float, args: argparse.Namespac
                                   "results": results, "total_seconds": total, "tasks_not_run": pending})
     lines = [f"# Natural images ({args.size}x{args.size}, scikit-image): "
              + ("patch-flow prior vs " if "patchnr" in args.methods else "")
+             + (f"diffusion prior ({args.diffusion_prior}) vs " if set(DIFFUSION) & set(args.methods) else "")
              + "classical baselines" + (" and untrained generators" if {"dip", "deep-decoder"} & set(args.methods)
                                        else ""),
              "", ("Command" if len(commands) == 1 else "Commands (merged, `--merge`)") + ": "
@@ -359,9 +360,15 @@ def write_results(results: dict[str, Any], total: float, args: argparse.Namespac
              f"{args.patch_lr} ({args.patch_schedule} schedule), stride {args.patch_stride}, cap {args.patch_steps} "
              "steps, same tolerance, started from "
              f"{args.patch_tv_steps} PDHG steps of TV at TV's tuned lam. "
+             + (f"Diffusion methods ({args.diffusion_prior}, a grey U-Net, colour images channel by channel): "
+                f"{args.diffusion_steps} NFE per image; PnP-ADMM anneals sigma from 5 over the first "
+                f"{args.diffusion_steps // 2} steps to the tuned sigma_min (the 'lam' column), lam = 1, stops at "
+                "a fixed-point residual of 1e-3; DiffPIR / DPS one sample, the 'lam' column is theirs. "
+                if set(DIFFUSION) & set(args.methods) else "") +
              "Time: median wall seconds per image (one image per call). Total "
              f"{total:.0f} s. Objective: TV 1/2||Ax-y||^2 + lam TV(x); Lasso 1/2||Ax-y||^2 + lam||c||_1; "
-             "DIP / Deep Decoder the best iterate's ||Ax-y||^2; patch flow 1/2||Ax-y||^2 + lam R(x)."
+             "DIP / Deep Decoder the best iterate's ||Ax-y||^2; patch flow 1/2||Ax-y||^2 + lam R(x); diffusion "
+             "methods 1/2||Ax-y||^2 at the estimate."
              + (f" **Not run (the run was stopped before them): {', '.join(pending)}.**" if pending else ""), ""]
     for task, r in results.items():
         lines += [f"## {task} (`{r['spec']}`)", "",

@@ -337,20 +337,12 @@ def _cmd_posterior(args: argparse.Namespace) -> int:
     return 0
 
 
-def _size_arg(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    h, sep, w = text.lower().partition("x")
-    if not sep or not h.isdigit() or not w.isdigit() or int(h) < 1 or int(w) < 1:
-        raise ValueError(f"--size: expected HxW with positive integers, e.g. 256x256, got {text!r}")
-    return int(h), int(w)
-
-
 def _cmd_reconstruct(args: argparse.Namespace) -> int:
     import jax
     import numpy as np
 
     from .data import load_image_files
+    from .datasets import parse_size
     from .operators import make_operator
     from .priors import load_prior
     from .reconstruction import reconstruct_images, write_outputs
@@ -367,7 +359,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     if method.needs_prior:
         args.prior = args.prior or method.default_prior
         prior = load_prior(args.prior)
-    files = load_image_files(args.images, _size_arg(args.size), args.gray)
+    files = load_image_files(args.images, parse_size(args.size), args.gray)
     if prior is not None and not method.any_size:  # a trained prior has one image shape: never resize silently
         wrong = [(n, img.shape) for n, img in files if tuple(img.shape) != tuple(prior.image_shape)]
         if wrong:

@@ -119,18 +119,29 @@ def load_tfds(name: str = "mnist", split: str = "test", n: int | None = None, da
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".pnm", ".pbm")
 
 
+def image_files(root: str) -> list[str]:
+    """Every image file below the directory ``root``, recursively (names ending in :data:`IMAGE_SUFFIXES`, hidden
+    files skipped), sorted by folder then name; ``ValueError`` for a folder without images."""
+    files = []
+    for dirpath, dirnames, names in os.walk(root):
+        dirnames.sort()
+        files += [os.path.join(dirpath, n) for n in sorted(names)
+                  if n.lower().endswith(IMAGE_SUFFIXES) and not n.startswith(".")]
+    if not files:
+        raise ValueError(f"data {root!r}: no image files ({'/'.join(IMAGE_SUFFIXES)}) in the folder or below it")
+    return files
+
+
 def _image_paths(spec: str) -> list[tuple[str, str]]:
-    """``[(name, path)]`` of ``spec``: one image file (named by its file name) or a directory's image files (those
-    ending in :data:`IMAGE_SUFFIXES`, sorted by name); ``ValueError`` for a missing path or an image-less folder."""
+    """``[(name, path)]`` of ``spec``: one image file (named by its file name) or every image file below a directory
+    (:func:`image_files`; named by the path under it, ``/`` written ``_``); ``ValueError`` for a missing path or an
+    image-less folder."""
     if os.path.isfile(spec):
         return [(os.path.basename(spec), spec)]
     if not os.path.isdir(spec):
         raise ValueError(f"images: expected 'mnist-<split>[:N]', an image file or a directory of images, got {spec!r} "
                          "(no such file or directory)")
-    files = sorted(f for f in os.listdir(spec) if f.lower().endswith(IMAGE_SUFFIXES))
-    if not files:
-        raise ValueError(f"images: no {'/'.join(IMAGE_SUFFIXES)} files in {spec!r}")
-    return [(f, os.path.join(spec, f)) for f in files]
+    return [(os.path.relpath(f, spec).replace(os.sep, "_"), f) for f in image_files(spec)]
 
 
 def _mnist_spec(spec: str) -> np.ndarray:
@@ -206,7 +217,7 @@ def load_image_files(spec: str, size: tuple[int, int] | None = None,
     """``[(name, image (H, W, C))]`` for ``genprior-jax reconstruct --images``, each image at its native size
     (:func:`read_image`) unless ``size = (H, W)`` centre-crops and resizes them all (:func:`crop_resize`) and
     ``gray`` makes them grey.
-    ``spec``: an image file, a directory of image files (sorted by name) or ``mnist-<split>[:N]`` (named
+    ``spec``: an image file, a directory of image files (recursively, sorted) or ``mnist-<split>[:N]`` (named
     ``mnist-test-0000``...)."""
     if spec.startswith("mnist-"):
         digits = _mnist_spec(spec)

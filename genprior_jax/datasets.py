@@ -26,7 +26,7 @@ from typing import Any, NamedTuple, cast
 
 import numpy as np
 
-from .data import IMAGE_SUFFIXES, SPLITS, crop_resize, load_mnist, read_image, to_gray
+from .data import SPLITS, crop_resize, image_files, load_mnist, read_image, to_gray
 
 __all__ = ["ImageDataset", "load_dataset", "parse_size"]
 
@@ -56,19 +56,8 @@ def parse_size(text: str | Sequence[int] | None) -> tuple[int, int] | None:
     return size
 
 
-def _folder_files(root: str) -> list[str]:
-    files = []
-    for dirpath, dirnames, names in os.walk(root):
-        dirnames.sort()
-        files += [os.path.join(dirpath, n) for n in sorted(names)
-                  if n.lower().endswith(IMAGE_SUFFIXES) and not n.startswith(".")]
-    if not files:
-        raise ValueError(f"data {root!r}: no image files ({'/'.join(IMAGE_SUFFIXES)}) in the folder or below it")
-    return files
-
-
 def _read_folder(root: str, gray: bool) -> tuple[list[np.ndarray], list[str]]:
-    files = _folder_files(root)
+    files = image_files(root)
     images = [read_image(f, gray) for f in files]  # read_image names an unreadable file in its ValueError
     channels: dict[int, str] = {}
     for f, img in zip(files, images, strict=True):

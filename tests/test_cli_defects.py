@@ -52,6 +52,20 @@ def test_load_images_reads_every_format_as_the_cli_does(tmp_path, kind, suffix):
 def test_images_spec_messages(tmp_path):
     with pytest.raises(ValueError, match=r"an image file or a directory of images, .*no such file or directory"):
         data.load_image_files(str(tmp_path / "missing.png"))
+    with pytest.raises(ValueError, match="no image files"):
+        data.load_image_files(str(tmp_path))
+
+
+def test_images_folder_is_read_recursively_like_training_data(tmp_path):
+    from PIL import Image
+
+    for sub, value in (("", 10), ("a", 20), ("a/b", 30)):
+        (tmp_path / sub).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((5, 4), value, np.uint8)).save(tmp_path / sub / "img.png")
+    (tmp_path / "a" / "notes.txt").write_text("not an image")
+    files = data.load_image_files(str(tmp_path))
+    assert [name for name, _ in files] == ["img.png", "a_img.png", "a_b_img.png"]
+    assert [round(float(img.mean()) * 255) for _, img in files] == [10, 20, 30]
 
 
 @pytest.mark.parametrize("count", [pytest.param("-2", id="negative"), pytest.param("0", id="zero"),
