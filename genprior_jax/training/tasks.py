@@ -10,8 +10,8 @@ returns the :class:`~genprior_jax.training.trainer.TrainTask`:
 - ``flow``: bits/dim of uniformly dequantized 8-bit images, Adam with linear warm-up and cosine decay to 1 %,
   global-norm clipping at 50 (``genprior-jax train flow``'s recipe); ``loss_unit = "bits/dim"``;
 - ``diffusion``: EDM denoising score matching (:func:`~genprior_jax.priors.diffusion.edm_loss`, per pixel), Adam
-  with a 200-step linear warm-up and global-norm clipping at 1, an EMA of the weights (0.999; the checkpoint ships
-  it, the validation loss is the EMA's), random ``crop`` crops for photos;
+  with a 200-step linear warm-up and global-norm clipping at 1, an EMA of the weights (decay 0.999, warmed up as
+  ``min(0.999, (1 + t) / (10 + t))`` after ``t`` updates; the checkpoint ships it, the validation loss is the EMA's), random ``crop`` crops for photos;
 - ``dcgan``: the non-saturating GAN step of :func:`~genprior_jax.training.dcgan.dcgan_train_step` (Adam
   ``beta1 = 0.5``, generator EMA 0.999); validation loss ``softplus(-D(x))`` on held-out images (it tracks the
   discriminator's over-fitting; it does not rank generators, so the latest checkpoint is kept).
@@ -189,7 +189,12 @@ def _diffusion_task(config: dict[str, Any], lr: float, warmup_steps: int, hyper:
             state["params"])
         updates, opt_state = opt.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
-        ema = jax.tree_util.tree_map(lambda e, p: ema_decay * e + (1 - ema_decay) * p, state["ema"], params)
+        # EMA with warm-up (decay min(0.999, (1 + t) / (10 + t)) after t updates): a constant 0.999 keeps e^(-t/1000)
+        # of the untrained network for t steps (measured on photos at step 500: validation loss 0.66 for that EMA,
+        # 0.21 for the raw weights); the warm-up forgets it within a few hundred steps
+        t = state["opt_state"][1][0].count.astype(jnp.float32)  # Adam's update count: the steps done before this one
+        decay = jnp.minimum(ema_decay, (1.0 + t) / (10.0 + t))
+        ema = jax.tree_util.tree_map(lambda e, p: decay * e + (1 - decay) * p, state["ema"], params)
         return {"params": params, "ema": ema, "opt_state": opt_state}, {"loss": value}
 
     def evaluate(state: Any, key: jax.Array, x: jax.Array) -> jax.Array:
@@ -203,7 +208,8 @@ def _diffusion_task(config: dict[str, Any], lr: float, warmup_steps: int, hyper:
         return prior.generate(params, z)
 
     return TrainTask("diffusion", config, init, step, evaluate, lambda s: s["ema"], sample, "EDM loss/pixel", True,
-                     {**hyper, "ema": ema_decay, "warmup_steps": warmup_steps, "clip": 1.0})
+                     {**hyper, "ema": ema_decay, "ema_warmup": "min(ema, (1 + t) / (10 + t))",
+                      "warmup_steps": warmup_steps, "clip": 1.0})
 
 
 def _dcgan_task(config: dict[str, Any], lr: float, hyper: dict[str, Any]) -> TrainTask:
