@@ -155,7 +155,7 @@ def test_cli_trains_each_kind_on_a_folder_and_reconstructs(model, config, method
                  "--no-progress"]) == 0
     with open(os.path.join(rec, "metrics.json")) as fh:
         metrics = json.load(fh)
-    assert metrics["n"] == 10 and metrics["n_ok"] == 10  # --images reads one folder level
+    assert metrics["n"] == 20 and metrics["n_ok"] == 20  # --images reads the sub-folder too, like --data
     assert main(["reconstruct", "--method", method, "--prior", out, "--images", str(rgb_folder), "--size", "16x16",
                  "--out", str(tmp_path / "rec16"), "--steps", "2"]) == 2
     assert "generates images of shape (32, 32, 3)" in capsys.readouterr().err
@@ -176,7 +176,7 @@ def test_cli_trains_a_diffusion_prior_on_crops_and_reconstructs_at_another_size(
                  "--operator", "mask:missing=0.5", "--steps", "2", "--tol", "none", "--out", rec,
                  "--no-progress"]) == 0
     with open(os.path.join(rec, "metrics.json")) as fh:
-        assert json.load(fh)["n_ok"] == 10
+        assert json.load(fh)["n_ok"] == 20  # --images reads the sub-folder too, like --data
 
 
 def test_bad_training_input_is_named(toy_data, tmp_path, capsys):
