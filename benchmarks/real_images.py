@@ -77,7 +77,8 @@ LABEL = {"baseline": "baseline", "tv": "TV", "lasso-wavelet": "Lasso-wavelet", "
 
 # lam grids per method, for the image-domain tasks and for CT (the sinogram's scale is ~100x an image's)
 GRIDS = {
-    "tv": {"image": (3e-4, 1e-3, 3e-3, 1e-2, 3e-2), "ct": (0.001, 0.003, 0.01, 0.03, 0.1)},
+    # 1e-4 added on 2026-12-07 (deblurring had chosen the grid's edge, 3e-4)
+    "tv": {"image": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2), "ct": (0.001, 0.003, 0.01, 0.03, 0.1)},
     # Lasso's lam on the data term 1/2 ||A S c - y||^2 (issue 28): the earlier runs' grids (1e-3 .. 3e-2) and
     # (0.01 .. 1.0) against ||A S c - y||^2, halved (the same solutions)
     "lasso-wavelet": {"image": (5e-4, 1.5e-3, 5e-3, 1.5e-2), "ct": (0.005, 0.05, 0.5)},
