@@ -467,7 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
                             f"{td['dcgan']['config_name']} (default); patch-flow: {td['patch-flow']['config_name']} "
                             "(default)")
     train.add_argument("--digits", default=None, help="flow: train on these classes only, e.g. 0,1,2,3,4")
-    train.add_argument("--resume", action="store_true", help="flow, dcgan: continue from <out>.state")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from <out>.state (flow, dcgan, diffusion and every model trained with --data)")
     train.add_argument("--overwrite", action="store_true",
                        help="replace a checkpoint already in --out (without it, an existing checkpoint is refused)")
     train.add_argument("--lr-decay", choices=["cosine", "constant"], default=None,
