@@ -15,6 +15,7 @@ ORDER = [
     "diffusion_mnist",
     "diffusion_posterior",
     "diffusion_peers",
+    "diffusion_photos",
     "ambient_mnist",
     "ambient_mnist_seeds",
     "ambient_length",

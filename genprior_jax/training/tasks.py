@@ -11,7 +11,8 @@ returns the :class:`~genprior_jax.training.trainer.TrainTask`:
   global-norm clipping at 50 (``genprior-jax train flow``'s recipe); ``loss_unit = "bits/dim"``;
 - ``diffusion``: EDM denoising score matching (:func:`~genprior_jax.priors.diffusion.edm_loss`, per pixel), Adam
   with a 200-step linear warm-up and global-norm clipping at 1, an EMA of the weights (decay 0.999, warmed up as
-  ``min(0.999, (1 + t) / (10 + t))`` after ``t`` updates; the checkpoint ships it, the validation loss is the EMA's), random ``crop`` crops for photos;
+  ``min(0.999, (1 + t) / (10 + t))`` after ``t`` updates; the checkpoint ships it, the validation loss is the
+  EMA's), random ``crop`` crops for photos;
 - ``dcgan``: the non-saturating GAN step of :func:`~genprior_jax.training.dcgan.dcgan_train_step` (Adam
   ``beta1 = 0.5``, generator EMA 0.999); validation loss ``softplus(-D(x))`` on held-out images (it tracks the
   discriminator's over-fitting; it does not rank generators, so the latest checkpoint is kept).
