@@ -387,7 +387,9 @@ def test_bm3d_denoise():
     assert den.shape == y.shape and den.dtype == np.float32
     gain = np.asarray(gp.psnr(x, den)) - np.asarray(gp.psnr(x, y))
     assert np.all(gain > 3.0), gain
-    np.testing.assert_allclose(bm3d_denoise(y[0], 0.1), den[0], atol=1e-6)
+    # the bm3d package is not bitwise reproducible across calls under load (a full CI run measured 3.9e-5 between
+    # the batched and the single call on 2.5 % of the pixels; alone they agree to 1e-6)
+    np.testing.assert_allclose(bm3d_denoise(y[0], 0.1), den[0], atol=2e-4)
 
 
 @pytest.mark.parametrize("images, sigma, match", [
