@@ -89,7 +89,7 @@ GRIDS = {
     "patchnr": {"image": (1e-5, 3e-5, 1e-4), "ct": (1e-4, 1e-3, 1e-2)},
     # the diffusion methods: PnP's tuned value is its final denoiser level sigma_min (lam = 1, the posterior
     # weighting); DiffPIR's and DPS's the method's lam (DiffPIR: Zhu et al.'s lambda; DPS: the prior score's weight)
-    "pnp": {"image": (0.02, 0.04, 0.08), "ct": (0.02, 0.04, 0.08)},
+    "pnp": {"image": (0.02, 0.04, 0.08, 0.16), "ct": (0.02, 0.04, 0.08)},  # 0.16: sr-x2 chose the edge 0.08
     "diffpir": {"image": (0.3, 1.0, 7.0), "ct": (0.3, 1.0, 7.0)},
     "dps": {"image": (0.5, 1.0), "ct": (0.5, 1.0)},
 }
