@@ -31,43 +31,23 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from genprior_jax.data import crop_resize, to_gray  # noqa: E402
+from genprior_jax.data import crop_resize, read_image, skimage_image, to_gray  # noqa: E402
 
 SKIMAGE = ("camera", "brick", "grass", "gravel", "clock", "cell", "page", "text", "rocket", "hubble_deep_field",
            "immunohistochemistry", "retina")
 PYWT = ("aero", "ascent")
 MATPLOTLIB = ("grace_hopper.jpg",)
-EVALUATION = ("coins", "moon", "astronaut", "coffee", "chelsea", "cat")
-
-
-def _float(img: np.ndarray) -> np.ndarray:
-    img = np.asarray(img)
-    if img.dtype == np.uint8:
-        img = img.astype(np.float32) / 255.0
-    elif img.dtype == np.uint16:
-        img = img.astype(np.float32) / 65535.0
-    else:
-        img = img.astype(np.float32)
-        img = (img - img.min()) / max(float(img.max() - img.min()), 1e-8)
-    if img.ndim == 2:
-        img = img[..., None]
-    if img.shape[-1] == 4:
-        img = img[..., :3]
-    return img
 
 
 def photos() -> list[tuple[str, np.ndarray]]:
-    """``[(name, image (H, W, C) float32 in [0, 1])]`` of every training photo, native size."""
+    """``[(name, image (H, W, C) float32 in [0, 1])]`` of every training photo, native size (8-bit pixels / 255)."""
     import matplotlib
     import pywt.data
-    import skimage.data
-    from PIL import Image
 
-    out = [(f"skimage-{n}", _float(getattr(skimage.data, n)())) for n in SKIMAGE]
-    out += [(f"pywt-{n}", _float(getattr(pywt.data, n)())) for n in PYWT]
-    for n in MATPLOTLIB:
-        with Image.open(os.path.join(matplotlib.get_data_path(), "sample_data", n)) as im:
-            out.append((f"matplotlib-{n.split('.')[0]}", _float(np.asarray(im))))
+    out = [(f"skimage-{n}", skimage_image(n)) for n in SKIMAGE]
+    out += [(f"pywt-{n}", np.asarray(getattr(pywt.data, n)(), np.float32)[..., None] / 255.0) for n in PYWT]
+    out += [(f"matplotlib-{n.split('.')[0]}", read_image(os.path.join(matplotlib.get_data_path(), "sample_data", n)))
+            for n in MATPLOTLIB]
     return out
 
 
