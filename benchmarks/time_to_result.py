@@ -18,10 +18,12 @@ Per case, two fresh Python processes (nothing compiled before) share an empty pe
    ``cached xla`` (backend compile time left; loading a program is not a compile).
 
 Cases: ``digits``: 8 held-out MNIST digits, Gaussian CS with m = 200, noise std 0.01, the shipped prior of the
-method (Glow for asim / analysis, the VAE for csgm / map / vi / langevin, none for the others; the patch flow for
-patchnr); ``photo``: scikit-image's camera man at 256x256 (grey), Gaussian blur (std 2), noise std 0.01, for tv,
-lasso-wavelet, dip and patchnr. ``--steps N`` passes ``num_steps=N`` (the step count does not change what is
-compiled: the steps are a loop; ``repeat / steps`` still gives the time per step).
+method (Glow for asim / analysis, the VAE for csgm / map / vi / langevin, diffusion-mnist for dps / diffpir / ald /
+pnp, none for the others; the patch flow for patchnr); ``photo``: scikit-image's camera man at 256x256 (grey),
+Gaussian blur (std 2), noise std 0.01, for tv, lasso-wavelet, dip, deep-decoder
+(``dip`` with ``generator="deep-decoder", optimizer="adam"``), patchnr and pnp (diffusion-photo); ``rgb512``: the astronaut at 512x512 RGB, same
+blur and noise, for patchnr (its memory bound). ``--steps N`` passes ``num_steps=N`` (the step count does not change
+what is compiled: the steps are a loop; ``repeat / steps`` still gives the time per step).
 Writes benchmarks/results/time_to_result[_LABEL].{md,json}.
 """
 
@@ -43,13 +45,20 @@ from _common import machine_info, machine_line, write_json, write_text  # noqa: 
 EVENTS = {"trace": "/jax/core/compile/jaxpr_trace_duration", "lower": "/jax/core/compile/jaxpr_to_mlir_module_duration",
           "xla": "/jax/core/compile/backend_compile_duration"}
 PRIORS = {"asim": "glow-mnist", "analysis": "glow-mnist", "csgm": "vae-mnist", "map": "vae-mnist", "vi": "vae-mnist",
-          "langevin": "vae-mnist", "patchnr": "patch-flow"}
-PHOTO_METHODS = ("tv", "lasso-wavelet", "dip", "patchnr")
+          "langevin": "vae-mnist", "patchnr": "patch-flow", "dps": "diffusion-mnist", "diffpir": "diffusion-mnist",
+          "ald": "diffusion-mnist", "pnp": "diffusion-mnist"}
+PHOTO_PRIORS = {"pnp": "diffusion-photo"}
+# pseudo-methods: a registry method with other defaults
+VARIANTS = {"deep-decoder": ("dip", {"generator": "deep-decoder", "optimizer": "adam"})}
+PHOTO_METHODS = ("tv", "lasso-wavelet", "dip", "deep-decoder", "patchnr", "pnp")
+RGB512_METHODS = ("patchnr",)
+CASES = ("digits", "photo", "rgb512")
 
 
 def cases(methods: list[str]) -> list[tuple[str, str]]:
-    out = [(m, "digits") for m in methods]
-    return out + [(m, "photo") for m in methods if m in PHOTO_METHODS]
+    out = [(m, "digits") for m in methods if m not in VARIANTS]
+    out += [(m, "photo") for m in methods if m in PHOTO_METHODS]
+    return out + [(m, "rgb512") for m in methods if m in RGB512_METHODS]
 
 
 def _problem(case: str) -> tuple[Any, Any, Any]:
@@ -63,12 +72,17 @@ def _problem(case: str) -> tuple[Any, Any, Any]:
     if case == "digits":
         x = gp.load_mnist("test", n=8).images
         op = GaussianCS(k_op, (28, 28, 1), m=200)
-    else:
+    elif case == "photo":
         from skimage import data, transform
 
         camera = transform.resize(data.camera().astype(np.float64) / 255.0, (256, 256), anti_aliasing=True)
         x = np.asarray(camera, np.float32)[None, :, :, None]
         op = Blur.gaussian((256, 256, 1), 2.0)
+    else:
+        from genprior_jax.data import skimage_image
+
+        x = skimage_image("astronaut", 512)[None]
+        op = Blur.gaussian((512, 512, 3), 2.0)
     return x, op, gp.measure(k_noise, op, x, gp.GaussianNoise(0.01))
 
 
@@ -90,14 +104,16 @@ def measure_one(method: str, case: str, steps: int | None = None) -> dict[str, A
 
     jax.monitoring.register_event_duration_secs_listener(listen)
     x, op, y = _problem(case)
-    prior = gp.load_prior(PRIORS[method]) if method in PRIORS else None
+    name = (PHOTO_PRIORS if case != "digits" else {}).get(method, PRIORS.get(method))
+    prior = gp.load_prior(name) if name else None
+    solver, extra = VARIANTS.get(method, (method, {}))
     key = jax.random.key(1)
     jax.block_until_ready(y)
     totals.update(dict.fromkeys(EVENTS, 0.0))  # the call's own compiles only (not the data's preparation)
     times, rec = [], None
     for _ in range(2):
         t = time.perf_counter()
-        rec = gp.reconstruct(prior, key, y, op, method=method, **({"num_steps": steps} if steps else {}))
+        rec = gp.reconstruct(prior, key, y, op, method=solver, **extra, **({"num_steps": steps} if steps else {}))
         jax.block_until_ready(rec.x)
         times.append(time.perf_counter() - t)
         if _ == 0:
@@ -124,13 +140,14 @@ def main() -> None:
     from genprior_jax.solvers import METHODS
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--methods", nargs="+", default=[m for m in METHODS if m != "lasso-pixel"])
+    ap.add_argument("--methods", nargs="+", default=[*(m for m in METHODS if m != "lasso-pixel"), *VARIANTS])
     ap.add_argument("--label", default="", help="results file suffix (e.g. before / after)")
     ap.add_argument("--one", default=None, help="measure one method in this process (JSON on stdout)")
-    ap.add_argument("--case", default="digits", choices=["digits", "photo"])
+    ap.add_argument("--case", default="digits", choices=CASES)
     ap.add_argument("--steps", type=int, default=None, help="num_steps for every method (default: its own)")
     args = ap.parse_args()
-    unknown = sorted(set(args.methods) - set(METHODS)) + ([args.one] if args.one and args.one not in METHODS else [])
+    known = {*METHODS, *VARIANTS}
+    unknown = sorted(set(args.methods) - known) + ([args.one] if args.one and args.one not in known else [])
     if args.steps is not None and args.steps < 1:
         ap.error(f"--steps: expected a positive integer, got {args.steps}")
     if unknown:

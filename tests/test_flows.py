@@ -342,9 +342,12 @@ def test_scanned_flow_equals_the_unrolled_module(kind, extra, key):
         x_ref, ldg_ref = module.apply({"params": params}, z_ref, method=MultiScaleFlow.inverse)
         return (z_ref, ld_ref, x_ref, ldg_ref), (*flow_forward(config, params, x - 0.5),
                                                   *flow_inverse(config, params, z_ref)), \
-            flow_forward(config, params, x - 0.5, unroll=True)
+            flow_forward(config, params, x - 0.5, unroll=True), \
+            (*flow_forward(config, params, x - 0.5, dense=True), *flow_inverse(config, params, z_ref, dense=True))
 
-    (z_ref, ld_ref, x_ref, ldg_ref), (z, ld, x_back, ldg), (z_u, ld_u) = both(params, x)
+    (z_ref, ld_ref, x_ref, ldg_ref), (z, ld, x_back, ldg), (z_u, ld_u), dense = both(params, x)
+    for got, want in zip(dense, (z_ref, ld_ref, x_ref, ldg_ref), strict=True):  # couplings as dense matrices
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(z_u, z_ref, rtol=1e-5, atol=1e-5)  # training's unrolled layout
     np.testing.assert_allclose(ld_u, ld_ref, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(z, z_ref, rtol=1e-5, atol=1e-5)
@@ -352,3 +355,26 @@ def test_scanned_flow_equals_the_unrolled_module(kind, extra, key):
     np.testing.assert_allclose(x_back, x_ref, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(ldg, ldg_ref, rtol=1e-5, atol=1e-4)
     assert float(jnp.max(jnp.abs(ld))) > 1e-2  # perturbed params: the log-det is not trivially zero
+
+
+@pytest.mark.parametrize("hw,kernel", [((3, 3), (3, 3)), ((2, 3), (3, 3)), ((4, 4), (3, 3)), ((3, 3), (5, 1)),
+                                       ((3, 3), (1, 1))])
+def test_conv_matrix_is_the_same_convolution(hw, kernel, key):
+    """``conv_matrix`` (a patch flow's couplings on CPU) is flax's stride-1 SAME convolution as a matrix."""
+    import flax.linen as nn
+
+    from genprior_jax.priors.small_conv import conv_matrix
+
+    x = jax.random.normal(key, (2, *hw, 3))
+    conv = nn.Conv(5, kernel, padding="SAME", use_bias=False)
+    params = conv.init(key, x)
+    want = conv.apply(params, x)
+    got = (x.reshape(2, -1) @ conv_matrix(params["params"]["kernel"], *hw)).reshape(want.shape)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_conv_matrix_refuses_an_even_kernel():
+    from genprior_jax.priors.small_conv import conv_matrix
+
+    with pytest.raises(ValueError, match="odd kernel size, got \\(2, 3\\)"):
+        conv_matrix(jnp.zeros((2, 3, 1, 1)), 3, 3)

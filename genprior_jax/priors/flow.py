@@ -235,12 +235,12 @@ def _functions(key: tuple[Any, ...]) -> dict[str, Callable[..., Any]]:
     # primitives; inside a solver's trace they inline. The checks stay outside, where the input may be concrete.
     @jax.jit
     def generate_one(params: Params, z: Array) -> tuple[Array, Array]:
-        x, ld = flow_inverse(config, params, z[None])
+        x, ld = flow_inverse(config, params, z[None], dense=True)
         return x[0] + 0.5, ld[0]
 
     @jax.jit
     def encode_one(params: Params, x: Array) -> tuple[Array, Array]:
-        z, ld = flow_forward(config, params, x[None] - 0.5)
+        z, ld = flow_forward(config, params, x[None] - 0.5, dense=True)
         return z[0], ld[0]
 
     def forward_and_log_det(params: Params, z: Array) -> tuple[Array, Array]:

@@ -82,10 +82,11 @@ class InvConv1x1(nn.Module):
         hw = x.shape[1] * x.shape[2]
         logdet = hw * jnp.sum(w0["log_s"]) * jnp.ones(x.shape[0], x.dtype)
         if reverse:
-            # x = y W^{-1} = y U^{-1} L^{-1} P^T, by two triangular solves on the flattened pixels
-            flat = jax.scipy.linalg.solve_triangular(upper.T, x.reshape(-1, c).T, lower=True)
-            flat = jax.scipy.linalg.solve_triangular(lower.T, flat, lower=False, unit_diagonal=True).T @ p.T
-            return flat.reshape(x.shape), -logdet
+            # x = y W^{-1}, W^{-1} = U^{-1} L^{-1} P^T by two triangular solves on the c x c identity, then one
+            # matrix product per pixel (XLA:CPU's triangular solve over many right-hand sides is slow)
+            w_inv = jax.scipy.linalg.solve_triangular(
+                upper, jax.scipy.linalg.solve_triangular(lower, p.T, lower=True, unit_diagonal=True), lower=False)
+            return (x.reshape(-1, c) @ w_inv).reshape(x.shape), -logdet
         return (x.reshape(-1, c) @ w).reshape(x.shape), logdet
 
 
