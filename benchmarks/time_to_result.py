@@ -20,10 +20,10 @@ Per case, two fresh Python processes (nothing compiled before) share an empty pe
 Cases: ``digits``: 8 held-out MNIST digits, Gaussian CS with m = 200, noise std 0.01, the shipped prior of the
 method (Glow for asim / analysis, the VAE for csgm / map / vi / langevin, diffusion-mnist for dps / diffpir / ald /
 pnp, none for the others; the patch flow for patchnr); ``photo``: scikit-image's camera man at 256x256 (grey),
-Gaussian blur (std 2), noise std 0.01, for tv, lasso-wavelet, dip, deep-decoder
-(``dip`` with ``generator="deep-decoder", optimizer="adam"``), patchnr and pnp (diffusion-photo); ``rgb512``: the astronaut at 512x512 RGB, same
-blur and noise, for patchnr (its memory bound). ``--steps N`` passes ``num_steps=N`` (the step count does not change
-what is compiled: the steps are a loop; ``repeat / steps`` still gives the time per step).
+Gaussian blur (std 2), noise std 0.01, for tv, lasso-wavelet, dip, deep-decoder (``dip`` with
+``generator="deep-decoder", optimizer="adam"``), patchnr and pnp (diffusion-photo); ``rgb512``: the astronaut at
+512x512 RGB, same blur and noise, for patchnr (its memory bound). ``--steps N`` passes ``num_steps=N`` (the step
+count does not change what is compiled: the steps are a loop; ``repeat / steps`` still gives the time per step).
 Writes benchmarks/results/time_to_result[_LABEL].{md,json}.
 """
 

@@ -287,6 +287,41 @@ def test_unbatched_measurement_with_mesh_and_chunks():
     assert one.x.shape == SHAPE and one.restart_objectives.shape == (10,) and int(one.status) == Status.OK
 
 
+@pytest.mark.parametrize("vmap_size", [1, 7, "auto"])
+def test_vmap_size_equals_all_at_once(reference, vmap_size, monkeypatch):
+    """``vmap_size``: the (problem, restart) pairs in groups one after another (``lax.map``) give the one-vmap
+    result, NaN problems included; with a tolerance each pair stops on its own; the progress bar counts every
+    group's steps."""
+    from genprior_jax.solvers import progress
+
+    params, op, y, ref = reference
+    res = solve(params, op, y, True, history=True, vmap_size=vmap_size)
+    assert _max_diff(res, ref) < 1e-5 and _same_nans(res, ref)
+    np.testing.assert_array_equal(res.status, ref.status)
+    np.testing.assert_allclose(res.history, ref.history, rtol=1e-5, atol=1e-5)
+    totals = []
+    real = progress.StepBar.__exit__
+
+    def record(self, *exc):
+        totals.append((self.bar.n, self.bar.total))
+        real(self, *exc)
+
+    monkeypatch.setattr(progress.StepBar, "__exit__", record)
+    tol_ref = solve(params, op, y, True, tol=1e-3)
+    tol_res = solve(params, op, y, True, tol=1e-3, vmap_size=vmap_size, progress=True)
+    assert _max_diff(tol_res, tol_ref) < 1e-5
+    np.testing.assert_array_equal(tol_res.steps, tol_ref.steps)
+    groups = {1: 200, 7: 29, "auto": 200}[vmap_size]  # 20 problems x 10 restarts in groups of vmap_size
+    assert totals == [(30 * groups, 30 * groups)]
+
+
+@pytest.mark.parametrize("vmap_size", [0, -2, 2.5, "all", True])
+def test_bad_vmap_size_raises(vmap_size):
+    params, op, y = make_problems(4, False)
+    with pytest.raises(ValueError, match="vmap_size: expected None, a positive int or 'auto'"):
+        solve(params, op, y, False, vmap_size=vmap_size)
+
+
 @pytest.mark.parametrize("batch_size", [0, -3, 2.5, "4", True, [4]])
 def test_bad_batch_size_raises(batch_size):
     params, op, y = make_problems(4, False)

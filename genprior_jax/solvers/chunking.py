@@ -21,7 +21,7 @@ from jax.sharding import Mesh, NamedSharding
 
 from ..operators.base import LinearOperator, Operator
 from ..operators.validation import check_key
-from .options import RunOptions, batch_size_of, tol_of
+from .options import RunOptions, batch_size_of, tol_of, vmap_size_of
 from .progress import StepBar
 from .restarts import solve_chunk
 from .sharding import batch_sharding, pad_indices, replicated, resolve_mesh, round_up
@@ -192,8 +192,15 @@ def setup(solver: Solver, key: Array, y: Any, op: LinearOperator, hyper: Any, pa
                   op_batched=bool(op_batched), unroll=int(unroll),
                   sharding=None if plan.mesh is None else batch_sharding(plan.mesh),
                   tolerance=tol_value is not None, check_every=int(options.check_every),
-                  progress=bool(options.progress))
+                  progress=bool(options.progress), vmap_size=vmap_size_of(options))
     return plan, added, batched, shared, static
+
+
+def sequential_groups(plan: Plan, static: dict[str, Any]) -> int:
+    """How many groups of pairs one compiled chunk runs one after another (``vmap_size``; 1: all at once)."""
+    size = static["vmap_size"]
+    pairs = plan.chunk * static["num_restarts"]
+    return 1 if size is None or size >= pairs else -(-pairs // size)
 
 
 def call_chunk(plan: Plan, c: int, batched: Any, shared: Any, static: dict[str, Any]) -> Any:

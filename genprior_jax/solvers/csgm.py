@@ -143,6 +143,8 @@ def csgm(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array = CS
     hyper = CSGMHyper(lam, learning_rate, init_std)
     check_hyper(hyper, "csgm", positive=("learning_rate",))
     solver = csgm_solver(prior, optimizer, schedule, int(num_steps), penalty, init)
+    if optimizer == "lbfgs":  # a line search under vmap runs every pair's slowest branch: one pair at a time on CPU
+        run_options = with_run_defaults(options, run_options, {"vmap_size": "auto"})
     return run(solver, key, y, op, hyper, prior.params, num_steps=num_steps,
                num_restarts=num_restarts, options=options, **run_options)
 
@@ -150,7 +152,8 @@ def csgm(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array = CS
 # change of the objective over 10 L-BFGS iterations, relative (absolute below 1): 5e-5 on 1/2 ||A G(z) - y||^2 stops
 # where the former 1e-4 on ||A G(z) - y||^2 did (asim's objectives end far below 1, where the test is absolute)
 ASIM_TOL = 5e-5
-ASIM_RUN_DEFAULTS: Mapping[str, Any] = MappingProxyType({"tol": ASIM_TOL})  # run options asim sets when unset
+# run options asim sets when unset: its tolerance, and one digit at a time on CPU (L-BFGS under vmap: RunOptions)
+ASIM_RUN_DEFAULTS: Mapping[str, Any] = MappingProxyType({"tol": ASIM_TOL, "vmap_size": "auto"})
 
 
 @deprecated_rescaled_kwargs({"gamma": ("lam", 0.5)}, "asim")

@@ -110,10 +110,10 @@ def gap_of(info: Any) -> Array:
 
 def iterate(step: Any, state: Any, *, num_steps: int, unroll: int = 1, history: bool = False,
             tol: Array | None = None, check_every: int = 10, progress: bool = False,
-            criterion: str = OBJECTIVE_CHANGE) -> LoopOutput:
+            criterion: str = OBJECTIVE_CHANGE, progress_offset: Array | int = 0) -> LoopOutput:
     """Run ``step(state) -> (state, info)`` (module docstring); ``tol`` traced (None: no check, static);
-    ``progress``: host callbacks that move the step-level bar (:mod:`.progress`); ``criterion`` (static): one of
-    :data:`CRITERIA`, how ``tol`` is tested."""
+    ``progress``: host callbacks that move the step-level bar (:mod:`.progress`), reporting ``progress_offset``
+    plus the steps done; ``criterion`` (static): one of :data:`CRITERIA`, how ``tol`` is tested."""
     if criterion not in CRITERIA:
         raise ValueError(f"criterion: expected one of {CRITERIA}, got {criterion!r}")
     def body(s: Any, _: None) -> tuple[Any, Any]:
@@ -126,7 +126,7 @@ def iterate(step: Any, state: Any, *, num_steps: int, unroll: int = 1, history: 
 
             def counted(s: Any, i: Array) -> tuple[Any, Any]:
                 s, out = body(s, None)
-                progress_mod.maybe_tick(i, every, num_steps)
+                progress_mod.maybe_tick(i, every, num_steps, progress_offset)
                 return s, out
 
             state, hist = jax.lax.scan(counted, state, jnp.arange(num_steps), unroll=unroll)
@@ -185,7 +185,7 @@ def iterate(step: Any, state: Any, *, num_steps: int, unroll: int = 1, history: 
                                               <= tol * jnp.maximum(jnp.maximum(jnp.abs(f), jnp.abs(c.prev)), 1.0))
         k = c.k + 1
         if progress:
-            progress_mod.tick(k * block)
+            progress_mod.tick(progress_offset + k * block)
         code = jnp.where(~jnp.isfinite(f), NONFINITE,
                          jnp.where(settled, CONVERGED, jnp.where(k >= n_blocks, CAPPED, -1))).astype(jnp.int32)
         new_buf = c.buf

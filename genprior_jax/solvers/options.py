@@ -59,6 +59,14 @@ class RunOptions(NamedTuple):
             it, and :attr:`Result.status` tells converged, capped and non-finite apart (:mod:`.loop`). The value
             is traced (changing it does not recompile); whether it is ``None`` is static.
         check_every: steps between two convergence checks (static).
+        vmap_size: ``DEFAULT`` (unset: the method's default, ``"auto"`` for ``asim`` and L-BFGS solves, else
+            ``None``), ``None`` (one ``vmap`` over every (problem, restart) pair of a chunk), a positive int ``k``
+            (``k`` pairs at a time under ``vmap``, the groups one after another in the same compiled program by
+            ``lax.map``), or ``"auto"``: ``1`` on CPU, ``None`` on accelerators. A step with a data-dependent inner
+            loop (L-BFGS's line search) runs under ``vmap`` every branch of its ``cond`` s and the slowest pair's
+            iterations; one pair at a time it runs its own, and each pair stops at its own convergence (asim on
+            glow-mnist, 8 digits on CPU: ~4x faster per step). Results equal the all-at-once solve to round-off.
+            Ignored (``None``) with a ``mesh``.
     """
 
     op_batched: bool = False
@@ -69,6 +77,7 @@ class RunOptions(NamedTuple):
     progress: bool = False
     tol: float | None | Default = DEFAULT
     check_every: int = 10
+    vmap_size: int | str | None | Default = DEFAULT
 
 
 def resolve_options(options: RunOptions | None, overrides: dict[str, Any], who: str = "run") -> RunOptions:
@@ -97,6 +106,23 @@ def with_run_defaults(options: RunOptions | None, overrides: dict[str, Any],
 def tol_of(options: RunOptions) -> float | None:
     """The tolerance ``options`` asks for: ``None`` (fixed step count) where it is unset (:data:`DEFAULT`)."""
     return None if isinstance(options.tol, Default) else options.tol
+
+
+def vmap_size_of(options: RunOptions) -> int | None:
+    """The number of pairs per ``vmap`` ``options`` asks for (``None``: all; ``"auto"``: 1 on CPU, else all);
+    ``ValueError`` for anything else than ``None``, a positive int or ``"auto"``."""
+    import jax
+
+    size = options.vmap_size
+    if isinstance(size, Default) or size is None or options.mesh is not None:
+        return None
+    if isinstance(size, str):
+        if size != "auto":
+            raise ValueError(f"vmap_size: expected None, a positive int or 'auto', got {size!r}")
+        return 1 if jax.default_backend() == "cpu" else None
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"vmap_size: expected None, a positive int or 'auto', got {size!r}")
+    return size
 
 
 def batch_size_of(options: RunOptions) -> int | str | None:

@@ -28,10 +28,11 @@ def tick(done: Array) -> None:
     jax.debug.callback(_host_tick, done, ordered=False)
 
 
-def maybe_tick(i: Array, every: int, last: int) -> None:
-    """Tick after step ``i`` (0-based) when ``i + 1`` is a multiple of ``every`` or the last step."""
+def maybe_tick(i: Array, every: int, last: int, offset: Array | int = 0) -> None:
+    """Tick ``offset + i + 1`` after step ``i`` (0-based) when ``i + 1`` is a multiple of ``every`` or the last
+    step."""
     done = i + 1
-    jax.lax.cond((done % every == 0) | (done == last), lambda: tick(done), lambda: None)
+    jax.lax.cond((done % every == 0) | (done == last), lambda: tick(offset + done), lambda: None)
 
 
 def _host_tick(done: Any) -> None:

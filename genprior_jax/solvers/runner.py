@@ -39,7 +39,7 @@ from typing import Any, cast
 import jax
 
 from ..operators.base import LinearOperator
-from .chunking import AUTO_CHUNK_BYTES, auto_batch_size, prepare_measurements, run_chunks, setup
+from .chunking import AUTO_CHUNK_BYTES, auto_batch_size, prepare_measurements, run_chunks, sequential_groups, setup
 from .memory import estimate_memory
 from .options import RunOptions, resolve_options
 from .progress import StepBar
@@ -79,7 +79,8 @@ def run(solver: Solver, key: Array, y: Array, op: LinearOperator, hyper: Any, pa
     chunks, the last one shifted back to end at the last problem (its overlap with the one before is solved
     twice, identically), so memory is that of one chunk plus the results; one compilation serves all chunks.
     ``progress`` shows a tqdm bar over the steps (a host callback every ~1 % of the steps of each chunk).
-    ``tol`` stops each pair when its objective settles (:mod:`.loop`).
+    ``tol`` stops each pair when its objective settles (:mod:`.loop`). ``vmap_size`` runs the pairs of a chunk
+    in groups, one after another (CPU with L-BFGS: see :class:`RunOptions`).
 
     Returns:
         :class:`Result` with leading axis ``B`` (dropped again if ``y`` was unbatched).
@@ -87,10 +88,11 @@ def run(solver: Solver, key: Array, y: Array, op: LinearOperator, hyper: Any, pa
     options = resolve_options(options, overrides, "run")
     plan, added, batched, shared, static = setup(solver, key, y, op, hyper, params, num_steps, num_restarts,
                                                   options)
+    steps_per_chunk = int(num_steps) * sequential_groups(plan, static)  # what the bar counts per compiled chunk
     with contextlib.ExitStack() as stack:
-        bar = (stack.enter_context(StepBar(plan.num_chunks * int(num_steps), desc=f"run ({plan.n} problems)"))
+        bar = (stack.enter_context(StepBar(plan.num_chunks * steps_per_chunk, desc=f"run ({plan.n} problems)"))
                if options.progress else None)
-        res = run_chunks(plan, batched, shared, static, bar, int(num_steps))
+        res = run_chunks(plan, batched, shared, static, bar, steps_per_chunk)
     if added:
         res = jax.tree_util.tree_map(lambda a: a[0], res)
     return cast(Result, res)
