@@ -129,7 +129,7 @@ def _check_prior(prior: Prior, image_shape: tuple[int, ...], stride: int, who: s
 
 
 def patch_prior_solver(prior: Prior | PriorStatic, stride: int = 1, init: str = "tv", tv_steps: int = 300,
-                       schedule: str = "cosine", num_steps: int = 500, optimizer: str = "adam") -> Solver:
+                       schedule: str = "cosine", num_steps: int = 200, optimizer: str = "adam") -> Solver:
     """The :class:`Solver` for ``1/2 ||A x - y||^2 + lam R(x)`` (module docstring) with the patch prior ``prior``
     (its ``log_prob`` on ``k x k x c`` patches, ``image_shape = (k, k, c)``): Adam on ``x`` with the step
     ``schedule`` over ``num_steps`` and a random grid offset per step, or L-BFGS on the fixed offset-0 grid
@@ -193,7 +193,7 @@ def _patch_prior_solver(log_prob: Any, size: int, c_prior: int, stride: int, ini
 
 def patchnr(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array = PATCH_HYPER.lam,
             learning_rate: float | Array = PATCH_HYPER.learning_rate, tv_lam: float | Array = PATCH_HYPER.tv_lam,
-            stride: int = 2, num_steps: int = 500, init: str = "tv", tv_steps: int = 300,
+            stride: int = 4, num_steps: int = 200, init: str = "tv", tv_steps: int = 300,
             schedule: str = "cosine", optimizer: str = "adam", num_restarts: int = 1, options: RunOptions | None = None,
             **run_options: Any) -> Result:
     """Reconstruct images of any size with a patch-flow prior (module docstring).
@@ -206,8 +206,12 @@ def patchnr(prior: Prior, key: Array, y: Array, op: Any, *, lam: float | Array =
         lam: weight of ``R`` (traced).
         learning_rate: Adam's step on the pixels (traced).
         tv_lam: weight of the TV start (traced; the TV objective ``1/2 ||A x - y||^2 + tv_lam TV(x)``).
-        stride: the patch grid's step (static).
-        num_steps: Adam steps, the cap when a tolerance is given (static).
+        stride: the patch grid's step (static). The grid's offset is drawn afresh at every step, so every pixel is
+            covered over the steps; a stride of 4 evaluates a quarter of the patches of stride 2 per step.
+        num_steps: Adam steps, the cap when a tolerance is given (static). The defaults (stride 4, 200 steps) match
+            the former ones (stride 2, 500 steps) with 1/10 of the flow evaluations: on 3 held-out 256x256 photos,
+            deblurring 29.79 vs 29.32 dB, 2x SR 33.18 vs 33.18 dB, 26 s vs 370 s per image on 2 CPU cores
+            (``benchmarks/results/patchnr_defaults.md``; stride 4 with 250 steps: 29.43 / 33.17 dB).
         init: ``"tv"``, ``"pinv"`` or ``"adjoint"`` (static).
         tv_steps: PDHG steps of the TV start (static).
         schedule: ``"cosine"`` (default: Adam's step decays to 0 over ``num_steps``) or ``"constant"`` (static).
