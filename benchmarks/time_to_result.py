@@ -143,7 +143,8 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=[*(m for m in METHODS if m != "lasso-pixel"), *VARIANTS])
     ap.add_argument("--label", default="", help="results file suffix (e.g. before / after)")
     ap.add_argument("--one", default=None, help="measure one method in this process (JSON on stdout)")
-    ap.add_argument("--case", default="digits", choices=CASES)
+    ap.add_argument("--case", default="digits", choices=CASES, help="with --one: the case to measure")
+    ap.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES, help="the cases to run")
     ap.add_argument("--steps", type=int, default=None, help="num_steps for every method (default: its own)")
     args = ap.parse_args()
     known = {*METHODS, *VARIANTS}
@@ -156,7 +157,7 @@ def main() -> None:
         print(json.dumps(measure_one(args.one, args.case, args.steps)))
         return
     rows = []
-    for method, case in cases(args.methods):
+    for method, case in (c for c in cases(args.methods) if c[1] in args.cases):
         with tempfile.TemporaryDirectory() as cache:
             row = _child(method, case, cache, args.steps)
             again = _child(method, case, cache, args.steps)
@@ -173,6 +174,7 @@ def main() -> None:
              "fresh processes", "",
              machine_line(info), "", "Command: `python benchmarks/time_to_result.py"
              + (f" --steps {args.steps}" if args.steps else "") + (f" --label {args.label}" if args.label else "")
+             + (f" --cases {' '.join(args.cases)}" if set(args.cases) != set(CASES) else "")
              + "` (module docstring: what each column is).", "",
              "| method | case | first (s) | trace | lower | XLA | repeat (s) | steps | ms/step | cached first (s) | "
              "cached XLA (s) | peak RSS (MB) | PSNR | converged |", "|---" * 14 + "|"]
