@@ -54,6 +54,8 @@ SUITE: dict[str, Benchmark] = {
     "ambient_floor": Benchmark("ambient_floor.py", ("--quick",)),
     "ambient_rescore": Benchmark("ambient_rescore.py", None),  # needs ambient_length.py's checkpoints
     "patch_convergence": Benchmark("patch_convergence.py", None),
+    "patchnr_defaults": Benchmark("patchnr_defaults.py", None, (
+        "--configs", "old=stride=2,num_steps=500", "s4n250=stride=4,num_steps=250", "s4n200=stride=4,num_steps=200")),
     "peers": Benchmark("peers.py", None),  # needs the peers' own environments (see its docstring)
 }
 SIZES = ("quick", "full")
