@@ -107,6 +107,22 @@ def test_patch_nll_refuses_a_bad_chunk(patch_prior, chunk):
         patch_nll(patch_prior.log_prob, patch_prior.params, jnp.zeros((8, 8, 1)), 4, 1, (0, 0), 1, chunk)
 
 
+@pytest.mark.parametrize("stride", [0, -1, 2.5, True, "4"])
+def test_patchnr_refuses_a_bad_stride(patch_prior, key, stride):
+    with pytest.raises(ValueError, match=f"patchnr: expected stride to be a positive integer, got {stride!r}"):
+        gp.patchnr(patch_prior, key, jnp.zeros((8, 8, 1)), Identity((8, 8, 1)), stride=stride)
+
+
+def test_patchnr_caps_the_stride_on_a_small_image(patch_prior, key):
+    """The default stride (4) with 4x4 patches on a 5x6 image: capped at min(H, W) - k + 1 = 2, so every random
+    grid offset holds a patch (stride 4 itself is refused by the patch grid there)."""
+    with pytest.raises(ValueError, match="patch grid of stride 4"):
+        num_patches((5, 6, 1), 4, 4)
+    y = jnp.full((5, 6, 1), 0.5)
+    res = gp.patchnr(patch_prior, key, y, Identity((5, 6, 1)), num_steps=2, tv_steps=1)
+    assert res.x.shape == (5, 6, 1) and bool(jnp.all(jnp.isfinite(res.x)))
+
+
 def test_regularizer_finite_far_from_data(patch_prior, key):
     """R and its gradient stay finite on images unlike any training patch (large, negative, noisy values)."""
     for scale in (1.0, 10.0, 100.0):

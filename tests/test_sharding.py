@@ -316,10 +316,11 @@ def test_vmap_size_equals_all_at_once(reference, vmap_size, monkeypatch):
 
 
 @pytest.mark.parametrize("vmap_size", [0, -2, 2.5, "all", True])
-def test_bad_vmap_size_raises(vmap_size):
+@pytest.mark.parametrize("mesh", [None, "auto"])
+def test_bad_vmap_size_raises(vmap_size, mesh):
     params, op, y = make_problems(4, False)
-    with pytest.raises(ValueError, match="vmap_size: expected None, a positive int or 'auto'"):
-        solve(params, op, y, False, vmap_size=vmap_size)
+    with pytest.raises(ValueError, match=f"vmap_size: expected None, a positive int or 'auto', got {vmap_size!r}"):
+        solve(params, op, y, False, vmap_size=vmap_size, mesh=mesh)
 
 
 @pytest.mark.parametrize("batch_size", [0, -3, 2.5, "4", True, [4]])

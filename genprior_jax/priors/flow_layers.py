@@ -29,7 +29,8 @@ from ..transforms.layout import squeeze, unsqueeze
 
 Array = jax.Array
 
-__all__ = ["ActNorm", "AffineCoupling", "InvConv1x1", "Reverse", "SplitPrior", "squeeze", "unsqueeze"]
+__all__ = ["ActNorm", "AffineCoupling", "InvConv1x1", "Reverse", "SplitPrior", "affine_update", "squeeze",
+           "unsqueeze"]
 
 
 class ActNorm(nn.Module):
@@ -125,13 +126,19 @@ class AffineCoupling(nn.Module):
             raise ValueError(f"AffineCoupling: expected at least 2 channels to split, got {c}")
         ca = c // 2
         xa, xb = x[..., :ca], x[..., ca:]
-        h = Conditioner(self.hidden, 2 * (c - ca))(xa)
-        shift, raw = h[..., 0::2], h[..., 1::2]
-        scale = self.scale_floor + (1.0 - self.scale_floor) * jax.nn.sigmoid(raw + 2.0)
-        logdet = jnp.sum(jnp.log(scale), axis=(1, 2, 3))
-        if reverse:
-            return jnp.concatenate([xa, xb / scale - shift], axis=-1), -logdet
-        return jnp.concatenate([xa, (xb + shift) * scale], axis=-1), logdet
+        return affine_update(xa, xb, Conditioner(self.hidden, 2 * (c - ca))(xa), self.scale_floor, reverse)
+
+
+def affine_update(xa: Array, xb: Array, h: Array, scale_floor: float, reverse: bool = False) -> tuple[Array, Array]:
+    """:class:`AffineCoupling`'s update of ``xb`` from the conditioner output ``h`` of ``xa`` (shift and raw scale
+    interleaved along the channels): ``(concat(xa, yb), log|det| (B,))``; shared with the dense couplings of
+    :mod:`.small_conv`."""
+    shift, raw = h[..., 0::2], h[..., 1::2]
+    scale = scale_floor + (1.0 - scale_floor) * jax.nn.sigmoid(raw + 2.0)
+    logdet = jnp.sum(jnp.log(scale), axis=(1, 2, 3))
+    if reverse:
+        return jnp.concatenate([xa, xb / scale - shift], axis=-1), -logdet
+    return jnp.concatenate([xa, (xb + shift) * scale], axis=-1), logdet
 
 
 class SplitPrior(nn.Module):

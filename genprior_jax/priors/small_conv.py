@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .flow_layers import affine_update
+
 Array = jax.Array
 
 __all__ = ["DENSE_CONV_MAX_PIXELS", "conditioner_dense", "conv_matrix", "coupling_dense"]
@@ -69,13 +71,6 @@ def coupling_dense(params: dict[str, Any], x: Array, scale_floor: float, reverse
                    ) -> tuple[Array, Array]:
     """:class:`~genprior_jax.priors.flow_layers.AffineCoupling` with its params (same maths, same layout), its
     conditioner by :func:`conditioner_dense`: ``(B, h, w, c)`` -> ``(output, log|det| (B,))``."""
-    c = x.shape[-1]
-    ca = c // 2
+    ca = x.shape[-1] // 2
     xa, xb = x[..., :ca], x[..., ca:]
-    h = conditioner_dense(params["Conditioner_0"], xa)
-    shift, raw = h[..., 0::2], h[..., 1::2]
-    scale = scale_floor + (1.0 - scale_floor) * jax.nn.sigmoid(raw + 2.0)
-    logdet = jnp.sum(jnp.log(scale), axis=(1, 2, 3))
-    if reverse:
-        return jnp.concatenate([xa, xb / scale - shift], axis=-1), -logdet
-    return jnp.concatenate([xa, (xb + shift) * scale], axis=-1), logdet
+    return affine_update(xa, xb, conditioner_dense(params["Conditioner_0"], xa), scale_floor, reverse)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+import jax
 from jax.sharding import Mesh
 
 
@@ -110,19 +111,15 @@ def tol_of(options: RunOptions) -> float | None:
 
 def vmap_size_of(options: RunOptions) -> int | None:
     """The number of pairs per ``vmap`` ``options`` asks for (``None``: all; ``"auto"``: 1 on CPU, else all);
-    ``ValueError`` for anything else than ``None``, a positive int or ``"auto"``."""
-    import jax
-
+    ``ValueError`` for anything else than ``None``, a positive int or ``"auto"`` (checked with a ``mesh`` too)."""
     size = options.vmap_size
-    if isinstance(size, Default) or size is None or options.mesh is not None:
+    if isinstance(size, Default) or size is None:
         return None
-    if isinstance(size, str):
-        if size != "auto":
-            raise ValueError(f"vmap_size: expected None, a positive int or 'auto', got {size!r}")
-        return 1 if jax.default_backend() == "cpu" else None
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+    if size != "auto" and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
         raise ValueError(f"vmap_size: expected None, a positive int or 'auto', got {size!r}")
-    return size
+    if options.mesh is not None or (size == "auto" and jax.default_backend() != "cpu"):
+        return None
+    return 1 if size == "auto" else int(size)
 
 
 def batch_size_of(options: RunOptions) -> int | str | None:
